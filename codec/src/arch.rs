@@ -1,0 +1,318 @@
+//! The IDF architecture, described once.
+//!
+//! This config type is used by the tch model that trains (root crate, `src/nn/idf.rs`) and by the
+//! deterministic engine that codes (`flow`). Both follow the semantics written here; the tensor
+//! names are the contract between the exported safetensors file and the engine.
+//!
+//! # The flow (integer in, integer out)
+//! Input `x`: `i32` tensor `C×H×W` (pixel values `0..=255`), `H` and `W` divisible by `2^levels`.
+//! ```text
+//! z = x
+//! for l in 0..levels:
+//!     z = squeeze(z)                         // C×H×W → 4C×H/2×W/2, see `squeeze`
+//!     for k in 0..couplings:                 // Cz = channels of z, Ca = Cz/2, Cb = Cz − Ca
+//!         a, b = z[..Ca], z[Ca..]
+//!         t    = round_half_even(translation_scale · NN_{l,k}(norm(a)))   // Cb channels
+//!         z    = reverse_channels(concat(a, b + t))
+//!     // factor-out: the first half leaves the flow, coded conditioned on the rest
+//!     out, z = z[..Cz/2], z[Cz/2..]
+//!     params_l = PriorNN_l(norm(z))           // 3·M channels per channel of `out`
+//!     emit (out, params_l)
+//! emit (z, top_params)                       // top: per-channel parameters, no network
+//! ```
+//! `norm(v) = (v − 128) · (1/128)` in f32 (exact for the integers that occur).
+//!
+//! Networks (`NN_{l,k}` and `PriorNN_l`), all convolutions 3×3, stride 1, zero padding 1, with bias:
+//! ```text
+//! h = conv_in(input)                          // in → hidden
+//! for b in 0..blocks:  h = h + conv2(relu(conv1(relu(h))))
+//! y = conv_out(relu(h))                       // hidden → out (coupling nets: zero-initialised
+//!                                             // when training starts, so the flow starts as identity)
+//! ```
+//! Tensor names (`{net}` is `level{l}.coupling{k}` or `level{l}.prior`), PyTorch layouts:
+//! `{net}.conv_in.weight [hidden, in, 3, 3]`, `{net}.conv_in.bias [hidden]`,
+//! `{net}.block{b}.conv1.*`, `{net}.block{b}.conv2.*` (`[hidden, hidden, 3, 3]`),
+//! `{net}.conv_out.weight [out, hidden, 3, 3]`, `{net}.conv_out.bias [out]`, and
+//! `top.params [Ctop, 3·M]` for the top prior.
+//!
+//! # Priors: discretized logistic mixtures on ℤ
+//! For a latent channel `c` with `M` components, the raw parameter channels are laid out
+//! component-major inside the channel: raw index `c·3M + j` for logits (`j < M`), `c·3M + M + j`
+//! for means, `c·3M + 2M + j` for log-scales. Then
+//! `mean_j = MEAN_OFFSET + MEAN_SCALE · raw_mean_j`,
+//! `log_scale_j = clamp(raw_log_scale_j + LOG_SCALE_OFFSET, LOG_SCALE_MIN, LOG_SCALE_MAX)`,
+//! `π = softmax(raw_logits)`, and
+//! `P(z) = Σ_j π_j [σ((z + ½ − mean_j)/s_j) − σ((z − ½ − mean_j)/s_j)]`, `s_j = exp(log_scale_j)`,
+//! over all integers `z` (latents are not bounded to `0..=255`).
+//! The negative log-likelihood of an image is the sum over every emitted latent; bits per
+//! dimension divide it (in bits) by `C·H·W` of the input.
+
+use serde::{Deserialize, Serialize};
+
+/// Offset added to a mixture component's mean (pixel units).
+pub const MEAN_OFFSET: f32 = 128.0;
+/// Scale of a mixture component's raw mean output.
+pub const MEAN_SCALE: f32 = 128.0;
+/// Added to the raw log-scale so that a zero output means a scale of `e^2 ≈ 7.4` pixel units.
+pub const LOG_SCALE_OFFSET: f32 = 2.0;
+/// Smallest log-scale (natural log, pixel units).
+pub const LOG_SCALE_MIN: f32 = -4.0;
+/// Largest log-scale (natural log, pixel units).
+pub const LOG_SCALE_MAX: f32 = 9.0;
+/// Network input normalisation: `(v − NORM_OFFSET) · NORM_SCALE`.
+pub const NORM_OFFSET: i32 = 128;
+/// See [`NORM_OFFSET`]; `1/128` is exact in f32.
+pub const NORM_SCALE: f32 = 1.0 / 128.0;
+
+/// Architecture of an integer discrete flow. Serialised as JSON beside the weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdfConfig {
+    /// Input channels (1 for grayscale, 3 for RGB).
+    pub in_channels: usize,
+    /// Number of levels (each starts with a squeeze and ends with a factor-out).
+    pub levels: usize,
+    /// Additive integer couplings per level.
+    pub couplings: usize,
+    /// Width of every coupling and prior network.
+    pub hidden: usize,
+    /// Residual blocks per network.
+    pub blocks: usize,
+    /// Logistic mixture components per latent.
+    pub mixtures: usize,
+    /// Network output is multiplied by this before rounding to an integer translation.
+    pub translation_scale: f32,
+}
+
+impl Default for IdfConfig {
+    fn default() -> Self {
+        IdfConfig {
+            in_channels: 1,
+            levels: 2,
+            couplings: 4,
+            hidden: 64,
+            blocks: 1,
+            mixtures: 5,
+            translation_scale: 128.0,
+        }
+    }
+}
+
+/// Shape of one tensor the model needs, with its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+/// Channel counts at one level, for input channels `C`: after the squeeze there are `4·C_l`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LevelShape {
+    /// Channels of `z` inside the level (after the squeeze).
+    pub channels: usize,
+    /// Channels of the coupling's conditioning half `a`.
+    pub coupling_in: usize,
+    /// Channels of the translated half `b`.
+    pub coupling_out: usize,
+    /// Channels factored out at the end of the level.
+    pub factored: usize,
+    /// Channels that continue to the next level (or to the top prior).
+    pub rest: usize,
+}
+
+impl IdfConfig {
+    /// Checks that the config describes a buildable model.
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |ok: bool, what: &str| if ok { Ok(()) } else { Err(what.to_string()) };
+        check(
+            (1..=4).contains(&self.in_channels),
+            "in_channels must be 1..=4",
+        )?;
+        check((1..=6).contains(&self.levels), "levels must be 1..=6")?;
+        check(
+            (1..=32).contains(&self.couplings),
+            "couplings must be 1..=32",
+        )?;
+        check((1..=1024).contains(&self.hidden), "hidden must be 1..=1024")?;
+        check(self.blocks <= 32, "blocks must be at most 32")?;
+        check((1..=32).contains(&self.mixtures), "mixtures must be 1..=32")?;
+        check(
+            self.translation_scale.is_finite() && self.translation_scale > 0.0,
+            "translation_scale must be positive",
+        )
+    }
+
+    /// The shapes of every level, first to last.
+    pub fn level_shapes(&self) -> Vec<LevelShape> {
+        let mut c = self.in_channels;
+        (0..self.levels)
+            .map(|_| {
+                let channels = 4 * c;
+                let coupling_in = channels / 2;
+                let factored = channels / 2;
+                c = channels - factored;
+                LevelShape {
+                    channels,
+                    coupling_in,
+                    coupling_out: channels - coupling_in,
+                    factored,
+                    rest: c,
+                }
+            })
+            .collect()
+    }
+
+    /// Channels of the top latent (what is left after the last factor-out).
+    pub fn top_channels(&self) -> usize {
+        self.level_shapes()
+            .last()
+            .map_or(self.in_channels, |s| s.rest)
+    }
+
+    /// Spatial divisor: image height and width must be multiples of this.
+    pub fn size_multiple(&self) -> usize {
+        1 << self.levels
+    }
+
+    /// Name prefix of coupling `k` at level `l`.
+    pub fn coupling_name(l: usize, k: usize) -> String {
+        format!("level{l}.coupling{k}")
+    }
+
+    /// Name prefix of the factor-out prior network at level `l`.
+    pub fn prior_name(l: usize) -> String {
+        format!("level{l}.prior")
+    }
+
+    /// Name of the top prior's parameter tensor.
+    pub const TOP_PARAMS: &'static str = "top.params";
+
+    /// Every tensor of the model, in a fixed order.
+    pub fn tensor_specs(&self) -> Vec<TensorSpec> {
+        let mut v = Vec::new();
+        for (l, s) in self.level_shapes().iter().enumerate() {
+            for k in 0..self.couplings {
+                self.push_net(
+                    &mut v,
+                    &Self::coupling_name(l, k),
+                    s.coupling_in,
+                    s.coupling_out,
+                );
+            }
+            self.push_net(
+                &mut v,
+                &Self::prior_name(l),
+                s.rest,
+                3 * self.mixtures * s.factored,
+            );
+        }
+        v.push(TensorSpec {
+            name: Self::TOP_PARAMS.to_string(),
+            shape: vec![self.top_channels(), 3 * self.mixtures],
+        });
+        v
+    }
+
+    fn push_net(&self, v: &mut Vec<TensorSpec>, net: &str, cin: usize, cout: usize) {
+        let h = self.hidden;
+        let mut conv = |name: String, o: usize, i: usize| {
+            v.push(TensorSpec {
+                name: format!("{name}.weight"),
+                shape: vec![o, i, 3, 3],
+            });
+            v.push(TensorSpec {
+                name: format!("{name}.bias"),
+                shape: vec![o],
+            });
+        };
+        conv(format!("{net}.conv_in"), h, cin);
+        for b in 0..self.blocks {
+            conv(format!("{net}.block{b}.conv1"), h, h);
+            conv(format!("{net}.block{b}.conv2"), h, h);
+        }
+        conv(format!("{net}.conv_out"), cout, h);
+    }
+
+    /// Total number of parameters.
+    pub fn parameter_count(&self) -> usize {
+        self.tensor_specs()
+            .iter()
+            .map(|t| t.shape.iter().product::<usize>())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_levels_for_grayscale() {
+        let c = IdfConfig::default();
+        let s = c.level_shapes();
+        assert_eq!(
+            s[0],
+            LevelShape {
+                channels: 4,
+                coupling_in: 2,
+                coupling_out: 2,
+                factored: 2,
+                rest: 2
+            }
+        );
+        assert_eq!(
+            s[1],
+            LevelShape {
+                channels: 8,
+                coupling_in: 4,
+                coupling_out: 4,
+                factored: 4,
+                rest: 4
+            }
+        );
+        assert_eq!(c.top_channels(), 4);
+        assert_eq!(c.size_multiple(), 4);
+    }
+
+    #[test]
+    fn rgb_levels() {
+        let c = IdfConfig {
+            in_channels: 3,
+            levels: 3,
+            ..IdfConfig::default()
+        };
+        let s = c.level_shapes();
+        assert_eq!(
+            s.iter().map(|s| s.channels).collect::<Vec<_>>(),
+            vec![12, 24, 48]
+        );
+        assert_eq!(c.top_channels(), 24);
+    }
+
+    #[test]
+    fn names_are_unique_and_counted() {
+        let c = IdfConfig::default();
+        let specs = c.tensor_specs();
+        let mut names: Vec<_> = specs.iter().map(|t| t.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), specs.len());
+        // one coupling net at level 0: conv_in 2→64, one block 64→64 twice, conv_out 64→2
+        let net0 = 64 * 2 * 9 + 64 + 2 * (64 * 64 * 9 + 64) + 2 * 64 * 9 + 2;
+        let first: usize = specs
+            .iter()
+            .filter(|t| t.name.starts_with("level0.coupling0."))
+            .map(|t| t.shape.iter().product::<usize>())
+            .sum();
+        assert_eq!(first, net0);
+        assert!(c.parameter_count() > 8 * net0);
+    }
+
+    #[test]
+    fn json_round_trip_rejects_unknown_fields() {
+        let c = IdfConfig::default();
+        let j = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<IdfConfig>(&j).unwrap(), c);
+        assert!(serde_json::from_str::<IdfConfig>(r#"{"levels":2,"bogus":1}"#).is_err());
+    }
+}

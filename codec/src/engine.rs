@@ -1,0 +1,696 @@
+//! A small deterministic tensor engine: CHW tensors, 3×3 convolutions and channel operations.
+//!
+//! # Determinism
+//! Every output element of a convolution is accumulated in one fixed order — bias first, then
+//! input channel `i`, kernel row `ky`, kernel column `kx`, all ascending — with separate `f32`
+//! multiplies and adds (Rust never contracts them into fused multiply-adds). The hot loop runs over
+//! many *independent* output elements, so the compiler may vectorise it with any SIMD width
+//! without changing a single bit of any result.
+//!
+//! # Layout inside networks
+//! Activations inside a [`Network`] live in a zero-padded layout ([`Padded`]): each channel plane
+//! is `(H+2)×(W+2)` plus two spare elements, so a whole 3×3 convolution of one input plane into
+//! one output plane is nine shifted, contiguous multiply-adds over `H·(W+2)` elements. The two
+//! padding columns the sweep writes as a side effect are zeroed again afterwards.
+
+use crate::{CodecError, Result};
+
+/// Tensor dimensions: channels × height × width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Shape {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl Shape {
+    /// A shape from its three dimensions.
+    pub fn new(channels: usize, height: usize, width: usize) -> Self {
+        Shape {
+            channels,
+            height,
+            width,
+        }
+    }
+
+    /// Elements of one channel plane.
+    pub fn plane(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// Elements of the whole tensor, or `None` on overflow.
+    pub fn checked_len(&self) -> Option<usize> {
+        self.channels
+            .checked_mul(self.height)?
+            .checked_mul(self.width)
+    }
+
+    /// Elements of the whole tensor (the shape must not overflow; see [`Shape::checked_len`]).
+    pub fn len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// True when the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn with_channels(&self, channels: usize) -> Self {
+        Shape { channels, ..*self }
+    }
+}
+
+/// A dense CHW tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor<T> {
+    shape: Shape,
+    data: Vec<T>,
+}
+
+/// Floating-point activations.
+pub type FloatTensor = Tensor<f32>;
+/// Integer images and latents.
+pub type IntTensor = Tensor<i32>;
+
+impl<T: Copy + Default> Tensor<T> {
+    /// A tensor of default values (zeros).
+    pub fn zeros(shape: Shape) -> Self {
+        Tensor {
+            shape,
+            data: vec![T::default(); shape.len()],
+        }
+    }
+
+    /// Wraps `data` (CHW order); its length must match `shape`.
+    pub fn from_vec(shape: Shape, data: Vec<T>) -> Result<Self> {
+        if shape.checked_len() != Some(data.len()) {
+            return Err(CodecError::InvalidImage(format!(
+                "{} values do not fill a {}×{}×{} tensor",
+                data.len(),
+                shape.channels,
+                shape.height,
+                shape.width
+            )));
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    /// The dimensions.
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// All values in CHW order.
+    pub fn data(&self) -> &[T] {
+        &self.data
+    }
+
+    /// Takes the values out (CHW order).
+    pub fn into_data(self) -> Vec<T> {
+        self.data
+    }
+
+    /// The plane of channel `c`.
+    pub fn channel(&self, c: usize) -> &[T] {
+        let p = self.shape.plane();
+        &self.data[c * p..(c + 1) * p]
+    }
+
+    /// Applies `f` to every element.
+    pub fn map<U>(&self, f: impl Fn(T) -> U) -> Tensor<U> {
+        Tensor {
+            shape: self.shape,
+            data: self.data.iter().map(|&v| f(v)).collect(),
+        }
+    }
+
+    /// Splits into channels `..at` and `at..`.
+    ///
+    /// # Panics
+    /// If `at` exceeds the channel count (a caller bug, never a property of input data).
+    pub fn split_channels(&self, at: usize) -> (Self, Self) {
+        assert!(
+            at <= self.shape.channels,
+            "split point beyond channel count"
+        );
+        let (a, b) = self.data.split_at(at * self.shape.plane());
+        (
+            Tensor {
+                shape: self.shape.with_channels(at),
+                data: a.to_vec(),
+            },
+            Tensor {
+                shape: self.shape.with_channels(self.shape.channels - at),
+                data: b.to_vec(),
+            },
+        )
+    }
+
+    /// Stacks the channels of `a` then `b`.
+    ///
+    /// # Panics
+    /// If the spatial sizes differ (a caller bug).
+    pub fn concat_channels(a: &Self, b: &Self) -> Self {
+        assert_eq!(
+            (a.shape.height, a.shape.width),
+            (b.shape.height, b.shape.width),
+            "concatenated tensors differ in size"
+        );
+        let mut data = Vec::with_capacity(a.data.len() + b.data.len());
+        data.extend_from_slice(&a.data);
+        data.extend_from_slice(&b.data);
+        Tensor {
+            shape: a.shape.with_channels(a.shape.channels + b.shape.channels),
+            data,
+        }
+    }
+
+    /// Channel `c` becomes channel `C−1−c`.
+    pub fn reverse_channels(&self) -> Self {
+        let mut data = Vec::with_capacity(self.data.len());
+        for c in (0..self.shape.channels).rev() {
+            data.extend_from_slice(self.channel(c));
+        }
+        Tensor {
+            shape: self.shape,
+            data,
+        }
+    }
+
+    /// Space-to-depth, as PyTorch's
+    /// `x.reshape(C, H/2, 2, W/2, 2).permute(0, 2, 4, 1, 3).reshape(4C, H/2, W/2)`:
+    /// output channel `c·4 + dy·2 + dx` holds input pixels `(2y+dy, 2x+dx)` of channel `c`.
+    ///
+    /// # Panics
+    /// If height or width is odd (a caller bug: image sizes are checked up front).
+    pub fn squeeze(&self) -> Self {
+        let Shape {
+            channels,
+            height,
+            width,
+        } = self.shape;
+        assert!(
+            height % 2 == 0 && width % 2 == 0,
+            "squeeze needs even height and width"
+        );
+        let (h2, w2) = (height / 2, width / 2);
+        let mut data = Vec::with_capacity(self.data.len());
+        for c in 0..channels {
+            let src = self.channel(c);
+            for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                for y in 0..h2 {
+                    let row = &src[(2 * y + dy) * width..][..width];
+                    data.extend(row.iter().skip(dx).step_by(2).copied());
+                }
+            }
+        }
+        Tensor {
+            shape: Shape::new(4 * channels, h2, w2),
+            data,
+        }
+    }
+
+    /// Depth-to-space, the exact inverse of [`Tensor::squeeze`].
+    ///
+    /// # Panics
+    /// If the channel count is not a multiple of 4 (a caller bug).
+    pub fn unsqueeze(&self) -> Self {
+        let Shape {
+            channels,
+            height,
+            width,
+        } = self.shape;
+        assert!(
+            channels % 4 == 0,
+            "unsqueeze needs a multiple of 4 channels"
+        );
+        let out_shape = Shape::new(channels / 4, 2 * height, 2 * width);
+        let mut data = vec![T::default(); self.data.len()];
+        for (sc, src) in self
+            .data
+            .chunks_exact(self.shape.plane().max(1))
+            .enumerate()
+        {
+            let (c, dy, dx) = (sc / 4, (sc % 4) / 2, sc % 2);
+            let dst = &mut data[c * out_shape.plane()..][..out_shape.plane()];
+            for y in 0..height {
+                let row = &mut dst[(2 * y + dy) * out_shape.width..][..out_shape.width];
+                for (d, &s) in row
+                    .iter_mut()
+                    .skip(dx)
+                    .step_by(2)
+                    .zip(&src[y * width..][..width])
+                {
+                    *d = s;
+                }
+            }
+        }
+        Tensor {
+            shape: out_shape,
+            data,
+        }
+    }
+}
+
+impl FloatTensor {
+    /// `max(v, 0)` elementwise.
+    pub fn relu(&self) -> Self {
+        self.map(|v| v.max(0.0))
+    }
+
+    /// Elementwise sum.
+    ///
+    /// # Panics
+    /// If the shapes differ (a caller bug).
+    pub fn add(&self, other: &Self) -> Self {
+        assert_eq!(self.shape, other.shape, "added tensors differ in shape");
+        let data = self
+            .data
+            .iter()
+            .zip(&other.data)
+            .map(|(a, b)| a + b)
+            .collect();
+        Tensor {
+            shape: self.shape,
+            data,
+        }
+    }
+}
+
+/// Activations in the zero-padded layout used inside networks (see the module docs).
+#[derive(Clone, Debug)]
+struct Padded {
+    channels: usize,
+    height: usize,
+    width: usize,
+    data: Vec<f32>,
+}
+
+impl Padded {
+    fn zeros(channels: usize, height: usize, width: usize) -> Self {
+        let plane = Self::plane_len(height, width);
+        Padded {
+            channels,
+            height,
+            width,
+            data: vec![0.0; channels * plane],
+        }
+    }
+
+    /// `(H+2)·(W+2)` plus two spare elements, which the shifted sweep of the last output row
+    /// reads (into the padding columns it then discards).
+    fn plane_len(height: usize, width: usize) -> usize {
+        (height + 2) * (width + 2) + 2
+    }
+
+    fn stride(&self) -> usize {
+        self.width + 2
+    }
+
+    fn plane(&self, c: usize) -> &[f32] {
+        let p = Self::plane_len(self.height, self.width);
+        &self.data[c * p..(c + 1) * p]
+    }
+
+    fn from_tensor(t: &FloatTensor) -> Self {
+        let Shape {
+            channels,
+            height,
+            width,
+        } = t.shape;
+        let mut out = Self::zeros(channels, height, width);
+        let (plane, stride) = (Self::plane_len(height, width), out.stride());
+        for (c, dst) in out.data.chunks_exact_mut(plane).enumerate() {
+            let src = t.channel(c);
+            for y in 0..height {
+                dst[(y + 1) * stride + 1..][..width].copy_from_slice(&src[y * width..][..width]);
+            }
+        }
+        out
+    }
+
+    fn to_tensor(&self) -> FloatTensor {
+        let (plane, stride) = (Self::plane_len(self.height, self.width), self.stride());
+        let mut data = Vec::with_capacity(self.channels * self.height * self.width);
+        for src in self.data.chunks_exact(plane) {
+            for y in 0..self.height {
+                data.extend_from_slice(&src[(y + 1) * stride + 1..][..self.width]);
+            }
+        }
+        Tensor {
+            shape: Shape::new(self.channels, self.height, self.width),
+            data,
+        }
+    }
+
+    /// `max(v, 0)` elementwise; padding stays zero.
+    fn relu(&self) -> Self {
+        Padded {
+            data: self.data.iter().map(|v| v.max(0.0)).collect(),
+            ..*self
+        }
+    }
+
+    /// `self += other`; padding stays zero.
+    fn add_assign(&mut self, other: &Padded) {
+        for (a, b) in self.data.iter_mut().zip(&other.data) {
+            *a += b;
+        }
+    }
+}
+
+/// A 3×3 convolution, stride 1, zero padding 1, with bias (PyTorch weight layout `[out, in, 3, 3]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv3x3 {
+    in_channels: usize,
+    out_channels: usize,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Conv3x3 {
+    /// Builds a convolution; `weight` has `out·in·9` values, `bias` has `out`.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+    ) -> Result<Self> {
+        if weight.len() != out_channels * in_channels * 9 || bias.len() != out_channels {
+            return Err(CodecError::InvalidModel(format!(
+                "convolution {in_channels}→{out_channels} got {} weights and {} biases",
+                weight.len(),
+                bias.len()
+            )));
+        }
+        Ok(Conv3x3 {
+            in_channels,
+            out_channels,
+            weight,
+            bias,
+        })
+    }
+
+    /// Input channels.
+    pub fn in_channels(&self) -> usize {
+        self.in_channels
+    }
+
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.out_channels
+    }
+
+    /// Weights, `[out, in, 3, 3]` row-major.
+    pub fn weight(&self) -> &[f32] {
+        &self.weight
+    }
+
+    /// Biases, `[out]`.
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+
+    /// Convolves a CHW tensor.
+    ///
+    /// # Panics
+    /// If the tensor's channel count differs from `in_channels` (a caller bug).
+    pub fn apply(&self, input: &FloatTensor) -> FloatTensor {
+        self.apply_padded(&Padded::from_tensor(input)).to_tensor()
+    }
+
+    fn apply_padded(&self, input: &Padded) -> Padded {
+        assert_eq!(
+            input.channels, self.in_channels,
+            "convolution input channels"
+        );
+        let (height, width) = (input.height, input.width);
+        let stride = input.stride();
+        let body_len = height * stride;
+        let mut out = Padded::zeros(self.out_channels, height, width);
+        let plane = Padded::plane_len(height, width);
+        for (o, dst) in out.data.chunks_exact_mut(plane).enumerate() {
+            // Output pixel (y, x) sits at padded index (y+1)·stride + x+1 = stride+1 + k with
+            // k = y·stride + x; its 3×3 neighbourhood starts at input padded index k.
+            let body = &mut dst[stride + 1..][..body_len];
+            body.fill(self.bias[o]);
+            for i in 0..self.in_channels {
+                let taps = &self.weight[(o * self.in_channels + i) * 9..][..9];
+                accumulate_taps(body, input.plane(i), taps, stride);
+            }
+            clear_padding(dst, height, width);
+        }
+        out
+    }
+}
+
+/// `body[k] += Σ_t taps[t] · src[k + offset_t]` for the nine 3×3 offsets, added one by one in
+/// `(ky, kx)` order. Independent across `k`, so it vectorises without reassociation.
+fn accumulate_taps(body: &mut [f32], src: &[f32], taps: &[f32], stride: usize) {
+    let n = body.len();
+    let [w0, w1, w2, w3, w4, w5, w6, w7, w8] = [
+        taps[0], taps[1], taps[2], taps[3], taps[4], taps[5], taps[6], taps[7], taps[8],
+    ];
+    let row = |ky: usize, kx: usize| &src[ky * stride + kx..][..n];
+    let (s0, s1, s2) = (row(0, 0), row(0, 1), row(0, 2));
+    let (s3, s4, s5) = (row(1, 0), row(1, 1), row(1, 2));
+    let (s6, s7, s8) = (row(2, 0), row(2, 1), row(2, 2));
+    for k in 0..n {
+        let mut acc = body[k];
+        acc += w0 * s0[k];
+        acc += w1 * s1[k];
+        acc += w2 * s2[k];
+        acc += w3 * s3[k];
+        acc += w4 * s4[k];
+        acc += w5 * s5[k];
+        acc += w6 * s6[k];
+        acc += w7 * s7[k];
+        acc += w8 * s8[k];
+        body[k] = acc;
+    }
+}
+
+/// Zeroes the two padding positions per row that a convolution sweep overwrote: the right pad of
+/// row `y+1` and the left pad of row `y+2` (padded coordinates).
+fn clear_padding(plane: &mut [f32], height: usize, width: usize) {
+    let stride = width + 2;
+    for y in 0..height {
+        plane[(y + 1) * stride + width + 1] = 0.0;
+        plane[(y + 2) * stride] = 0.0;
+    }
+}
+
+/// One residual block: `h + conv2(relu(conv1(relu(h))))`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResidualBlock {
+    pub conv1: Conv3x3,
+    pub conv2: Conv3x3,
+}
+
+/// A coupling or prior network:
+/// `conv_out(relu(blocks(conv_in(x))))`, see [`crate::arch`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    conv_in: Conv3x3,
+    blocks: Vec<ResidualBlock>,
+    conv_out: Conv3x3,
+}
+
+impl Network {
+    /// Assembles a network; the channel counts of consecutive convolutions must chain.
+    pub fn new(conv_in: Conv3x3, blocks: Vec<ResidualBlock>, conv_out: Conv3x3) -> Result<Self> {
+        let hidden = conv_in.out_channels;
+        let chained = blocks.iter().all(|b| {
+            (
+                b.conv1.in_channels,
+                b.conv1.out_channels,
+                b.conv2.in_channels,
+                b.conv2.out_channels,
+            ) == (hidden, hidden, hidden, hidden)
+        }) && conv_out.in_channels == hidden;
+        if !chained {
+            return Err(CodecError::InvalidModel(
+                "network layers do not chain".into(),
+            ));
+        }
+        Ok(Network {
+            conv_in,
+            blocks,
+            conv_out,
+        })
+    }
+
+    /// Input channels.
+    pub fn in_channels(&self) -> usize {
+        self.conv_in.in_channels
+    }
+
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.conv_out.out_channels
+    }
+
+    /// Runs the network on a CHW tensor.
+    ///
+    /// # Panics
+    /// If the tensor's channel count differs from [`Network::in_channels`] (a caller bug).
+    pub fn forward(&self, input: &FloatTensor) -> FloatTensor {
+        let mut h = self.conv_in.apply_padded(&Padded::from_tensor(input));
+        for block in &self.blocks {
+            let r = block
+                .conv2
+                .apply_padded(&block.conv1.apply_padded(&h.relu()).relu());
+            h.add_assign(&r);
+        }
+        self.conv_out.apply_padded(&h.relu()).to_tensor()
+    }
+
+    /// The parameter tensors in [`crate::arch::IdfConfig::tensor_specs`] order:
+    /// `conv_in` weight and bias, each block's `conv1` and `conv2`, then `conv_out`.
+    pub fn tensors(&self) -> Vec<&[f32]> {
+        let mut convs = vec![&self.conv_in];
+        for b in &self.blocks {
+            convs.push(&b.conv1);
+            convs.push(&b.conv2);
+        }
+        convs.push(&self.conv_out);
+        convs
+            .into_iter()
+            .flat_map(|c| [c.weight.as_slice(), c.bias.as_slice()])
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(shape: Shape) -> IntTensor {
+        Tensor::from_vec(shape, (0..shape.len() as i32).collect()).unwrap()
+    }
+
+    /// Straightforward reference convolution with explicit bounds checks.
+    fn reference_conv(conv: &Conv3x3, x: &FloatTensor) -> FloatTensor {
+        let Shape {
+            height: h,
+            width: w,
+            ..
+        } = x.shape();
+        let mut out = FloatTensor::zeros(Shape::new(conv.out_channels, h, w));
+        for o in 0..conv.out_channels {
+            for y in 0..h {
+                for xx in 0..w {
+                    let mut acc = conv.bias[o];
+                    for i in 0..conv.in_channels {
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let (sy, sx) =
+                                    (y as isize + ky as isize - 1, xx as isize + kx as isize - 1);
+                                let v = if sy < 0 || sx < 0 || sy >= h as isize || sx >= w as isize
+                                {
+                                    0.0
+                                } else {
+                                    x.channel(i)[sy as usize * w + sx as usize]
+                                };
+                                acc +=
+                                    conv.weight[((o * conv.in_channels + i) * 3 + ky) * 3 + kx] * v;
+                            }
+                        }
+                    }
+                    out.data[(o * h + y) * w + xx] = acc;
+                }
+            }
+        }
+        out
+    }
+
+    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn conv_matches_reference_bit_for_bit() {
+        for &(cin, cout, h, w) in &[(1, 1, 1, 1), (2, 3, 4, 5), (3, 2, 7, 1), (4, 5, 6, 9)] {
+            let conv = Conv3x3::new(
+                cin,
+                cout,
+                pseudo_random(cout * cin * 9, 1),
+                pseudo_random(cout, 2),
+            )
+            .unwrap();
+            let shape = Shape::new(cin, h, w);
+            let x = Tensor::from_vec(shape, pseudo_random(shape.len(), 3)).unwrap();
+            let got = conv.apply(&x);
+            let want = reference_conv(&conv, &x);
+            assert_eq!(got.shape(), want.shape());
+            let bits = |t: &FloatTensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "conv {cin}→{cout} on {h}×{w}");
+        }
+    }
+
+    #[test]
+    fn squeeze_matches_pytorch_layout_and_inverts() {
+        let x = ramp(Shape::new(2, 4, 6));
+        let s = x.squeeze();
+        assert_eq!(s.shape(), Shape::new(8, 2, 3));
+        // out[c*4 + dy*2 + dx][y][xx] = in[c][2y+dy][2xx+dx]
+        for c in 0..2 {
+            for dy in 0..2 {
+                for dx in 0..2 {
+                    for y in 0..2 {
+                        for xx in 0..3 {
+                            let want = x.channel(c)[(2 * y + dy) * 6 + 2 * xx + dx];
+                            assert_eq!(s.channel(c * 4 + dy * 2 + dx)[y * 3 + xx], want);
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(s.unsqueeze(), x);
+    }
+
+    #[test]
+    fn channel_ops() {
+        let x = ramp(Shape::new(3, 2, 2));
+        let (a, b) = x.split_channels(1);
+        assert_eq!(a.data(), &[0, 1, 2, 3]);
+        assert_eq!(IntTensor::concat_channels(&a, &b), x);
+        let r = x.reverse_channels();
+        assert_eq!(r.channel(0), x.channel(2));
+        assert_eq!(r.channel(2), x.channel(0));
+        assert_eq!(r.reverse_channels(), x);
+        assert!(IntTensor::from_vec(Shape::new(1, 2, 2), vec![0; 3]).is_err());
+    }
+
+    #[test]
+    fn network_matches_unpadded_composition() {
+        let conv = |cin, cout, seed| {
+            Conv3x3::new(
+                cin,
+                cout,
+                pseudo_random(cout * cin * 9, seed),
+                pseudo_random(cout, seed + 1),
+            )
+            .unwrap()
+        };
+        let block = ResidualBlock {
+            conv1: conv(4, 4, 10),
+            conv2: conv(4, 4, 20),
+        };
+        let net = Network::new(conv(2, 4, 30), vec![block.clone()], conv(4, 3, 40)).unwrap();
+        let shape = Shape::new(2, 5, 3);
+        let x = Tensor::from_vec(shape, pseudo_random(shape.len(), 50)).unwrap();
+        let h = net.conv_in.apply(&x);
+        let h = h.add(&block.conv2.apply(&block.conv1.apply(&h.relu()).relu()));
+        let want = net.conv_out.apply(&h.relu());
+        assert_eq!(net.forward(&x), want);
+    }
+}

@@ -1,0 +1,291 @@
+//! The integer discrete flow on the engine, exactly as [`crate::arch`] describes it.
+//!
+//! [`forward`] maps an integer image to latent groups (one factor-out per level, then the top) with
+//! the prior parameters each group is coded with; [`inverse`] maps the latents back. The level-wise
+//! pieces ([`inverse_level`], [`prior_params`], [`top_params`]) are public so that the decoder can
+//! run the inverse interleaved with entropy decoding: the prior of level `l` needs only the rest
+//! `z` of level `l`, which the decoder has reconstructed by then.
+//!
+//! Integer arithmetic on latents wraps (`b ± t` with `wrapping_add`/`wrapping_sub`), and a
+//! translation that is NaN or beyond the `i32` range saturates (`as i32`). Both are deterministic
+//! and keep the inverse exact for any weights and any (even garbage) latents; trained models never
+//! come near those limits.
+
+use crate::arch::{
+    IdfConfig, LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_OFFSET, MEAN_OFFSET, MEAN_SCALE,
+    NORM_OFFSET, NORM_SCALE,
+};
+use crate::engine::{FloatTensor, IntTensor, Network, Shape};
+use crate::entropy::LogisticMixture;
+use crate::model::Model;
+use crate::{CodecError, Result};
+
+/// Mixture parameters of one latent, already mapped to pixel units:
+/// `means[j] = MEAN_OFFSET + MEAN_SCALE·raw`, `log_scales[j] = clamp(raw + LOG_SCALE_OFFSET, ..)`,
+/// `logits` raw (softmax is applied by [`LogisticMixture`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MixtureParams<'a> {
+    pub logits: &'a [f32],
+    pub means: &'a [f32],
+    pub log_scales: &'a [f32],
+}
+
+/// The mixture parameters of every latent of one group, latent-major (`3·M` values per latent:
+/// logits, means, log-scales).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupParams {
+    mixtures: usize,
+    values: Vec<f32>,
+}
+
+impl GroupParams {
+    /// Number of latents described.
+    pub fn len(&self) -> usize {
+        self.values.len() / (3 * self.mixtures)
+    }
+
+    /// True when no latent is described.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The parameters of latent `i` (CHW index within the group).
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn get(&self, i: usize) -> MixtureParams<'_> {
+        let m = self.mixtures;
+        let v = &self.values[i * 3 * m..][..3 * m];
+        MixtureParams {
+            logits: &v[..m],
+            means: &v[m..2 * m],
+            log_scales: &v[2 * m..],
+        }
+    }
+
+    /// From a prior network's output (`3·M` raw channels per latent channel, see [`crate::arch`]).
+    fn from_network_output(raw: &FloatTensor, mixtures: usize) -> Self {
+        let Shape {
+            channels,
+            height,
+            width,
+        } = raw.shape();
+        let latent_channels = channels / (3 * mixtures);
+        let plane = height * width;
+        let mut values = Vec::with_capacity(latent_channels * plane * 3 * mixtures);
+        for c in 0..latent_channels {
+            for p in 0..plane {
+                let raw_at = |r: usize| raw.channel(c * 3 * mixtures + r)[p];
+                push_mixture(&mut values, mixtures, raw_at);
+            }
+        }
+        GroupParams { mixtures, values }
+    }
+
+    /// The top prior: one raw parameter row per channel, shared by all its pixels.
+    fn from_top(raw: &[f32], mixtures: usize, shape: Shape) -> Self {
+        let mut values = Vec::with_capacity(shape.len() * 3 * mixtures);
+        for row in raw.chunks_exact(3 * mixtures).take(shape.channels) {
+            for _ in 0..shape.plane() {
+                push_mixture(&mut values, mixtures, |r| row[r]);
+            }
+        }
+        GroupParams { mixtures, values }
+    }
+}
+
+/// Appends one latent's logits, means and log-scales, mapped from raw values `raw_at(0..3M)`.
+fn push_mixture(values: &mut Vec<f32>, m: usize, raw_at: impl Fn(usize) -> f32) {
+    values.extend((0..m).map(&raw_at));
+    values.extend((0..m).map(|j| MEAN_OFFSET + MEAN_SCALE * raw_at(m + j)));
+    values.extend(
+        (0..m).map(|j| (raw_at(2 * m + j) + LOG_SCALE_OFFSET).clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)),
+    );
+}
+
+/// One emitted group: its integer values and their prior.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatentGroup {
+    pub values: IntTensor,
+    pub params: GroupParams,
+}
+
+/// All latents of an image in emission order: the factor-out of level 0, 1, …, then the top.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Latents {
+    pub groups: Vec<LatentGroup>,
+}
+
+/// Checks an image shape against the config: channel count, nonzero size, and height and width
+/// multiples of [`IdfConfig::size_multiple`].
+pub fn check_image_shape(config: &IdfConfig, shape: Shape) -> Result<()> {
+    let m = config.size_multiple();
+    if shape.channels != config.in_channels {
+        return Err(CodecError::InvalidImage(format!(
+            "the model codes {}-channel images, got {} channels",
+            config.in_channels, shape.channels
+        )));
+    }
+    if shape.height == 0 || shape.width == 0 || shape.height % m != 0 || shape.width % m != 0 {
+        return Err(CodecError::InvalidImage(format!(
+            "height and width must be positive multiples of {m}, got {}×{}",
+            shape.height, shape.width
+        )));
+    }
+    if shape.checked_len().is_none() {
+        return Err(CodecError::InvalidImage("image dimensions overflow".into()));
+    }
+    Ok(())
+}
+
+/// Shapes of the latent groups of an image, in emission order.
+pub fn latent_shapes(config: &IdfConfig, image: Shape) -> Result<Vec<Shape>> {
+    check_image_shape(config, image)?;
+    let (mut h, mut w) = (image.height, image.width);
+    let mut shapes = Vec::with_capacity(config.levels + 1);
+    for s in config.level_shapes() {
+        h /= 2;
+        w /= 2;
+        shapes.push(Shape::new(s.factored, h, w));
+    }
+    shapes.push(Shape::new(config.top_channels(), h, w));
+    Ok(shapes)
+}
+
+/// Runs the flow on an integer image (`C×H×W`, usually pixels `0..=255`).
+pub fn forward(model: &Model, image: &IntTensor) -> Result<Latents> {
+    let config = model.config();
+    check_image_shape(config, image.shape())?;
+    let mut groups = Vec::with_capacity(config.levels + 1);
+    let mut z = image.clone();
+    for level in 0..config.levels {
+        let (out, rest) = forward_level(model, level, &z);
+        let params = prior_params(model, level, &rest);
+        groups.push(LatentGroup {
+            values: out,
+            params,
+        });
+        z = rest;
+    }
+    let params = top_params(model, z.shape());
+    groups.push(LatentGroup { values: z, params });
+    Ok(Latents { groups })
+}
+
+/// Maps latents back to the image (exact inverse of [`forward`]); only the values are used.
+pub fn inverse(model: &Model, latents: &Latents) -> Result<IntTensor> {
+    let config = model.config();
+    let groups = &latents.groups;
+    if groups.len() != config.levels + 1 {
+        return Err(CodecError::InvalidImage(format!(
+            "expected {} latent groups, got {}",
+            config.levels + 1,
+            groups.len()
+        )));
+    }
+    let mut z = groups[config.levels].values.clone();
+    for level in (0..config.levels).rev() {
+        z = inverse_level(model, level, &groups[level].values, &z)?;
+    }
+    Ok(z)
+}
+
+/// Negative log-likelihood of an image under the model, in bits: the sum over every latent of
+/// `−log2 P(z)` with the discretized logistic mixture of [`crate::arch`], in `f64`.
+pub fn nll_bits(model: &Model, image: &IntTensor) -> Result<f64> {
+    let latents = forward(model, image)?;
+    let mut bits = 0.0;
+    for group in &latents.groups {
+        for (i, &z) in group.values.data().iter().enumerate() {
+            bits += LogisticMixture::new(&group.params.get(i))?.nll_bits(z);
+        }
+    }
+    Ok(bits)
+}
+
+/// Level `level` forward: squeeze, couplings, factor-out. Returns `(out, rest)`.
+pub fn forward_level(model: &Model, level: usize, z: &IntTensor) -> (IntTensor, IntTensor) {
+    let config = model.config();
+    let mut z = z.squeeze();
+    for k in 0..config.couplings {
+        z = coupling_forward(model.coupling(level, k), config.translation_scale, &z);
+    }
+    z.split_channels(z.shape().channels / 2)
+}
+
+/// Level `level` inverse: from its factored-out `out` and the `rest`, back to the level's input.
+pub fn inverse_level(
+    model: &Model,
+    level: usize,
+    out: &IntTensor,
+    rest: &IntTensor,
+) -> Result<IntTensor> {
+    let config = model.config();
+    let expected = *config
+        .level_shapes()
+        .get(level)
+        .ok_or_else(|| CodecError::InvalidImage(format!("the model has no level {level}")))?;
+    let (o, r) = (out.shape(), rest.shape());
+    if o.channels != expected.factored
+        || r.channels != expected.rest
+        || (o.height, o.width) != (r.height, r.width)
+    {
+        return Err(CodecError::InvalidImage(format!(
+            "latent shapes do not fit level {level}"
+        )));
+    }
+    let mut z = IntTensor::concat_channels(out, rest);
+    for k in (0..config.couplings).rev() {
+        z = coupling_inverse(model.coupling(level, k), config.translation_scale, &z);
+    }
+    Ok(z.unsqueeze())
+}
+
+/// The prior of level `level`'s factored-out latents, computed from the `rest` that continues.
+pub fn prior_params(model: &Model, level: usize, rest: &IntTensor) -> GroupParams {
+    let raw = model.prior(level).forward(&normalize(rest));
+    GroupParams::from_network_output(&raw, model.config().mixtures)
+}
+
+/// The top prior for a top latent of the given shape.
+pub fn top_params(model: &Model, shape: Shape) -> GroupParams {
+    GroupParams::from_top(model.top_params(), model.config().mixtures, shape)
+}
+
+/// `z ↦ reverse_channels(concat(a, b + t(a)))`.
+fn coupling_forward(net: &Network, scale: f32, z: &IntTensor) -> IntTensor {
+    let (a, b) = z.split_channels(net.in_channels());
+    let t = translation(net, scale, &a);
+    let b = zip_with(&b, &t, i32::wrapping_add);
+    IntTensor::concat_channels(&a, &b).reverse_channels()
+}
+
+/// Inverse of [`coupling_forward`].
+fn coupling_inverse(net: &Network, scale: f32, z: &IntTensor) -> IntTensor {
+    let (a, b) = z.reverse_channels().split_channels(net.in_channels());
+    let t = translation(net, scale, &a);
+    let b = zip_with(&b, &t, i32::wrapping_sub);
+    IntTensor::concat_channels(&a, &b)
+}
+
+/// `round_half_even(scale · NN(norm(a)))`, saturating to `i32` (NaN → 0).
+fn translation(net: &Network, scale: f32, a: &IntTensor) -> IntTensor {
+    net.forward(&normalize(a))
+        .map(|y| (scale * y).round_ties_even() as i32)
+}
+
+/// `norm(v) = (v − 128) · (1/128)` in `f32`.
+fn normalize(z: &IntTensor) -> FloatTensor {
+    z.map(|v| (i64::from(v) - i64::from(NORM_OFFSET)) as f32 * NORM_SCALE)
+}
+
+fn zip_with(a: &IntTensor, b: &IntTensor, f: impl Fn(i32, i32) -> i32) -> IntTensor {
+    debug_assert_eq!(a.shape(), b.shape());
+    let data = a
+        .data()
+        .iter()
+        .zip(b.data())
+        .map(|(&x, &y)| f(x, y))
+        .collect();
+    IntTensor::from_vec(a.shape(), data).expect("same shape as a")
+}

@@ -1,0 +1,49 @@
+//! idfcodec-codec: the tch-free half of idfcodec.
+//!
+//! - [`arch`]: the architecture, described once (config, tensor names, flow semantics).
+//! - [`engine`]: a small deterministic CHW tensor engine (3×3 convolutions, channel ops).
+//! - [`model`]: loading and saving an exported model (one safetensors file).
+//! - [`flow`]: the integer discrete flow run on the engine, forward and inverse, and its NLL.
+//! - [`entropy`]: mixture priors → integer probability tables, and ANS coding of the latents.
+//! - [`tile`]: cutting images into tiles and padding them to the model's size multiple.
+//! - [`image`]: whole images ↔ container bytes ([`compress`], [`decompress`], archives).
+//! - [`registry`]: the models built into the codec.
+//!
+//! Everything on the coding path is bit-exact across machines: integer arithmetic, or `f32`/`f64`
+//! arithmetic in one fixed order without fused multiply-adds, with transcendentals from `libm`.
+
+pub mod arch;
+pub mod engine;
+pub mod entropy;
+pub mod flow;
+pub mod format;
+pub mod model;
+
+pub use arch::IdfConfig;
+pub use model::Model;
+
+/// Errors of the codec crate. Messages describe the problem; no dependency types leak out.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The model file or config is unusable (bad metadata, missing tensor, wrong shape, ...).
+    #[error("invalid model: {0}")]
+    InvalidModel(String),
+    /// The image (or its stated dimensions) does not fit the model.
+    #[error("invalid image: {0}")]
+    InvalidImage(String),
+    /// The model produced a prior that cannot be turned into probabilities (NaN or infinity).
+    #[error("the model produced non-finite prior parameters")]
+    NonFiniteParameters,
+    /// The coded payload is damaged or does not belong to this model and image size.
+    #[error("corrupt payload: {0}")]
+    CorruptPayload(String),
+    /// The container around a payload is malformed.
+    #[error("invalid container: {0}")]
+    InvalidContainer(String),
+    /// An internal invariant failed while coding (a bug, not bad input).
+    #[error("internal coding error: {0}")]
+    Internal(String),
+}
+
+/// Result type of the codec crate.
+pub type Result<T, E = CodecError> = std::result::Result<T, E>;

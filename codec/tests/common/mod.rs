@@ -1,0 +1,134 @@
+//! Helpers shared by the codec's integration tests.
+#![allow(dead_code)]
+
+use idfcodec_codec::engine::{IntTensor, Shape};
+use idfcodec_codec::IdfConfig;
+
+/// A tiny deterministic generator (xorshift64*), so tests need no extra crates.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as i64
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// A small config for fast debug-mode tests.
+pub fn small_config(in_channels: usize, levels: usize) -> IdfConfig {
+    IdfConfig {
+        in_channels,
+        levels,
+        couplings: 2,
+        hidden: 8,
+        blocks: 1,
+        mixtures: 3,
+        ..IdfConfig::default()
+    }
+}
+
+/// Uniformly random pixels `0..=255`.
+pub fn noise_pixels(rng: &mut Rng, shape: Shape) -> Vec<u8> {
+    (0..shape.len()).map(|_| rng.range(0, 255) as u8).collect()
+}
+
+/// A smooth pattern around mid-grey with a little noise: typical of what a (random) prior that
+/// centres on 128 with scale ≈ 7 expects, so few latents escape.
+pub fn smooth_pixels(rng: &mut Rng, shape: Shape) -> Vec<u8> {
+    let mut v = Vec::with_capacity(shape.len());
+    for c in 0..shape.channels {
+        for y in 0..shape.height {
+            for x in 0..shape.width {
+                let wave =
+                    25.0 * ((x as f64 + 3.0 * c as f64) / 5.0).sin() * (y as f64 / 7.0).cos();
+                v.push((128.0 + wave).round() as i64 + rng.range(-3, 3));
+            }
+        }
+    }
+    v.into_iter().map(|p| p.clamp(0, 255) as u8).collect()
+}
+
+pub fn to_tensor(pixels: &[u8], shape: Shape) -> IntTensor {
+    IntTensor::from_vec(shape, pixels.iter().map(|&p| i32::from(p)).collect()).unwrap()
+}
+
+/// One tensor of a hand-built safetensors file.
+#[derive(Clone, Debug)]
+pub struct RawTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub dtype: safetensors::Dtype,
+    pub bytes: Vec<u8>,
+}
+
+impl RawTensor {
+    pub fn f32(name: &str, shape: Vec<usize>, values: &[f32]) -> Self {
+        RawTensor {
+            name: name.to_string(),
+            shape,
+            dtype: safetensors::Dtype::F32,
+            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// Zero tensors for every spec of `config`, in spec order.
+pub fn zero_tensors(config: &IdfConfig) -> Vec<RawTensor> {
+    config
+        .tensor_specs()
+        .into_iter()
+        .map(|s| {
+            let n: usize = s.shape.iter().product();
+            RawTensor::f32(&s.name, s.shape, &vec![0.0; n])
+        })
+        .collect()
+}
+
+/// Sets `tensors[name][index] = value` (an `F32` tensor).
+pub fn set(tensors: &mut [RawTensor], name: &str, index: usize, value: f32) {
+    let t = tensors
+        .iter_mut()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no tensor {name}"));
+    t.bytes[4 * index..4 * index + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+/// A safetensors file with the given metadata entries and tensors.
+pub fn safetensors_file(metadata: &[(&str, String)], tensors: &[RawTensor]) -> Vec<u8> {
+    let views: Vec<_> = tensors
+        .iter()
+        .map(|t| {
+            let v =
+                safetensors::tensor::TensorView::new(t.dtype, t.shape.clone(), &t.bytes).unwrap();
+            (t.name.clone(), v)
+        })
+        .collect();
+    let meta = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    safetensors::serialize(views, &Some(meta)).unwrap()
+}
+
+/// The usual metadata for `config` with a small card.
+pub fn metadata(config: &IdfConfig) -> Vec<(&'static str, String)> {
+    vec![
+        ("idfcodec.arch", serde_json::to_string(config).unwrap()),
+        ("idfcodec.card", r#"{"note":"test"}"#.to_string()),
+    ]
+}

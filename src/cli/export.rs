@@ -1,0 +1,43 @@
+//! `idfcodec export`: a training checkpoint → `models/NAME.safetensors` + `models/NAME.md`.
+
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  idfcodec export runs/fmnist --name fashion-mnist   # writes models/fashion-mnist.{safetensors,md}"
+)]
+pub struct ExportArgs {
+    /// Run folder holding checkpoint.safetensors and checkpoint.json.
+    pub run: PathBuf,
+    /// Model name (file stem and the name shown by `idfcodec models`).
+    #[arg(long)]
+    pub name: String,
+    /// Output folder.
+    #[arg(long, default_value = "models")]
+    pub out_dir: PathBuf,
+    /// Replace existing model files.
+    #[arg(long)]
+    pub force: bool,
+    /// Test images on which the engine's NLL is compared with the float model's (0: skip).
+    #[arg(long, default_value_t = 200)]
+    pub check_images: usize,
+}
+
+#[cfg(not(feature = "train"))]
+pub fn run(_: ExportArgs) -> anyhow::Result<()> {
+    Err(super::needs_train_feature("export"))
+}
+
+#[cfg(feature = "train")]
+pub fn run(a: ExportArgs) -> anyhow::Result<()> {
+    let report = crate::export::export(&crate::export::ExportJob {
+        run: a.run,
+        name: a.name,
+        out_dir: a.out_dir,
+        force: a.force,
+        check_images: a.check_images,
+    })?;
+    println!("{report}");
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Training and evaluation data: MNIST-style IDX datasets ([`load`]) and folders of PNG/JPEG images
+//! sampled as random patches ([`folder::PatchSampler`]).
+//!
+//! Datasets live under the data dir ([`data_dir`]), one folder per dataset, as `scripts/fetch-data`
+//! writes them: `DIR/mnist/train-images-idx3-ubyte`, `DIR/fashion-mnist/t10k-labels-idx1-ubyte`, ...
+//! A gzipped copy under the same name, or under the name plus `.gz`, is read as well.
+
+mod error;
+pub mod folder;
+pub mod idx;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+pub use error::DataError;
+pub use folder::{list_images, PatchConfig, PatchSampler};
+
+/// Environment variable naming the data dir.
+pub const DATA_ENV: &str = "IDFCODEC_DATA";
+
+/// The IDX datasets this crate knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dataset {
+    /// Handwritten digits, 28×28 grayscale.
+    Mnist,
+    /// Zalando's clothing images, 28×28 grayscale.
+    FashionMnist,
+}
+
+impl Dataset {
+    /// Every dataset, in a fixed order.
+    pub const ALL: [Dataset; 2] = [Dataset::Mnist, Dataset::FashionMnist];
+
+    /// Folder name under the data dir; also the name `scripts/fetch-data` and [`FromStr`] take.
+    pub fn dir_name(&self) -> &'static str {
+        match self {
+            Dataset::Mnist => "mnist",
+            Dataset::FashionMnist => "fashion-mnist",
+        }
+    }
+}
+
+impl fmt::Display for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.dir_name())
+    }
+}
+
+/// A dataset name that is not one of [`Dataset::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown dataset '{0}' (known: mnist, fashion-mnist)")]
+pub struct UnknownDataset(pub String);
+
+impl FromStr for Dataset {
+    type Err = UnknownDataset;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Dataset::ALL
+            .into_iter()
+            .find(|d| d.dir_name() == s)
+            .ok_or_else(|| UnknownDataset(s.to_string()))
+    }
+}
+
+/// Which part of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Split {
+    /// The training images (60000 for MNIST and Fashion-MNIST).
+    Train,
+    /// The test images (10000).
+    Test,
+}
+
+impl Split {
+    /// Prefix of the IDX file names (`train`, `t10k`).
+    fn file_prefix(&self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "t10k",
+        }
+    }
+}
+
+/// A set of same-sized 8-bit images, stored one after another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSet {
+    /// Number of images.
+    pub count: usize,
+    /// Channels per image (1 for the IDX datasets).
+    pub channels: usize,
+    /// Image height in pixels.
+    pub height: usize,
+    /// Image width in pixels.
+    pub width: usize,
+    /// `count × channels × height × width` bytes, channel-major (CHW) within each image.
+    pub pixels: Vec<u8>,
+    /// One class label per image, when the dataset has them.
+    pub labels: Option<Vec<u8>>,
+}
+
+impl ImageSet {
+    /// Bytes per image: `channels × height × width`.
+    pub fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// The CHW bytes of image `i`. Panics if `i >= count`.
+    pub fn image(&self, i: usize) -> &[u8] {
+        assert!(i < self.count, "image {i} of a set of {}", self.count);
+        let n = self.image_len();
+        &self.pixels[i * n..(i + 1) * n]
+    }
+
+    /// The label of image `i`, if the set has labels.
+    pub fn label(&self, i: usize) -> Option<u8> {
+        self.labels.as_ref().and_then(|l| l.get(i).copied())
+    }
+}
+
+/// The data dir: `$IDFCODEC_DATA` if set and not empty, else `data` (relative to the current dir).
+pub fn data_dir() -> PathBuf {
+    match std::env::var_os(DATA_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from("data"),
+    }
+}
+
+/// Loads one split of an IDX dataset from `dir` (the data dir holding `mnist/`, `fashion-mnist/`, ...).
+pub fn load(dir: &Path, ds: Dataset, split: Split) -> Result<ImageSet, DataError> {
+    let images_path = find_file(dir, ds, split, "images-idx3-ubyte")?;
+    let labels_path = find_file(dir, ds, split, "labels-idx1-ubyte")?;
+    let images = idx::read(&images_path, 3)?;
+    let labels = idx::read(&labels_path, 1)?;
+    let (count, height, width) = (images.dims[0], images.dims[1], images.dims[2]);
+    if labels.data.len() != count {
+        return Err(DataError::LabelCount {
+            path: labels_path,
+            images: count,
+            labels: labels.data.len(),
+        });
+    }
+    Ok(ImageSet {
+        count,
+        channels: 1,
+        height,
+        width,
+        pixels: images.data,
+        labels: Some(labels.data),
+    })
+}
+
+/// The path of one IDX file: `DIR/<dataset>/<split>-<kind>`, else the same with `.gz`.
+fn find_file(dir: &Path, ds: Dataset, split: Split, kind: &str) -> Result<PathBuf, DataError> {
+    let plain = dir
+        .join(ds.dir_name())
+        .join(format!("{}-{kind}", split.file_prefix()));
+    let gz = plain.with_file_name(format!("{}-{kind}.gz", split.file_prefix()));
+    if plain.is_file() {
+        Ok(plain)
+    } else if gz.is_file() {
+        Ok(gz)
+    } else {
+        Err(DataError::Missing {
+            path: plain,
+            fetch: ds.dir_name(),
+        })
+    }
+}

@@ -1,0 +1,15 @@
+//! idfcodec: the command-line front end, training, metrics and datasets around the tch-free
+//! `idfcodec-codec` crate. Everything that needs libtorch is behind the `train` feature.
+
+pub mod cli;
+pub mod data;
+#[cfg(feature = "train")]
+pub mod device;
+#[cfg(feature = "train")]
+pub mod export;
+#[cfg(feature = "train")]
+pub mod metrics;
+#[cfg(feature = "train")]
+pub mod nn;
+#[cfg(feature = "train")]
+pub mod train;
