@@ -9,6 +9,10 @@ use idfcodec::train::{self, checkpoint, config::TrainConfig, LoadedData, TrainJo
 use std::path::Path;
 use tch::{Device, Tensor};
 
+/// libtorch's random generator (model initialisation) is global: tests that build models from a
+/// seed must not interleave, or two runs with the same seed start from different weights.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn tiny_config() -> TrainConfig {
     let mut c = TrainConfig::default();
     c.model.hidden = 8;
@@ -48,6 +52,7 @@ fn job(c: &TrainConfig, dir: &Path, resume: bool) -> TrainJob {
 
 #[test]
 fn twenty_steps_lower_the_test_bpd() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     tch::set_num_threads(1);
     let c = tiny_config();
     let data = small_data(&c);
@@ -74,6 +79,7 @@ fn checkpoint_tensors(dir: &Path) -> Vec<(String, Tensor)> {
 
 #[test]
 fn resume_continues_bit_identically() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     tch::set_num_threads(1);
     let mut c = tiny_config();
     c.train.steps = 8;

@@ -17,10 +17,18 @@ pub mod engine;
 pub mod entropy;
 pub mod flow;
 pub mod format;
+pub mod image;
 pub mod model;
+pub mod registry;
+pub mod tile;
 
 pub use arch::IdfConfig;
+pub use image::{
+    compress, compress_archive, decompress, decompress_archive, DecodeOptions, EncodeOptions,
+    Image, ImageCodecError, ModelLookup, ModelStorage, NamedImage, NamedModel,
+};
 pub use model::Model;
+pub use registry::Registry;
 
 /// Errors of the codec crate. Messages describe the problem; no dependency types leak out.
 #[derive(Debug, thiserror::Error)]

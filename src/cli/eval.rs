@@ -12,6 +12,9 @@ pub struct EvalArgs {
     pub limit: Option<usize>,
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Also print each latent group's share of the bpd (factor-outs and top).
+    #[arg(long)]
+    pub by_group: bool,
 }
 
 #[cfg(not(feature = "train"))]
@@ -32,6 +35,28 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         .map_or(data.test.size()[0], |l| (l as i64).min(data.test.size()[0]));
     let t = std::time::Instant::now();
     let bpd = crate::metrics::bpd::dataset_bpd(&model, &data.test.narrow(0, 0, n), 500, device);
+    if a.by_group {
+        let x = data
+            .test
+            .narrow(0, 0, n.min(1000))
+            .to_kind(tch::Kind::Float);
+        let groups = tch::no_grad(|| model.nll_by_group(&x));
+        let dims = x.size()[1..].iter().product::<i64>() as f64
+            * x.size()[0] as f64
+            * std::f64::consts::LN_2;
+        let shapes = state.config.model.level_shapes();
+        for (i, g) in groups.iter().enumerate() {
+            let what = match shapes.get(i) {
+                Some(s) => format!("level {i} factor-out ({} channels)", s.factored),
+                None => format!("top ({} channels)", state.config.model.top_channels()),
+            };
+            let share = g.sum(tch::Kind::Double).double_value(&[]) / dims;
+            println!(
+                "  {what}: {share:.4} of the bpd (first {} images)",
+                x.size()[0]
+            );
+        }
+    }
     println!(
         "{}: test bpd {bpd:.4} on {n} {} test images (step {}, {:.1} s)",
         a.run.display(),

@@ -2,9 +2,16 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod compress;
+pub mod dataset;
+pub mod decompress;
 pub mod eval;
 pub mod export;
+pub mod info;
+pub mod io;
+pub mod models;
 pub mod train;
+pub mod verify;
 
 /// Lossless image compression with integer discrete flows: smaller files than PNG, WebP and
 /// JPEG XL, decoded bit-exactly on any machine. The same binary trains and measures the models.
@@ -17,6 +24,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Compress PNG/JPEG images (8-bit grayscale) into .idf files, or many into one .idfa archive.
+    Compress(compress::CompressArgs),
+    /// Decompress an .idf file into a PNG, or an .idfa archive into a folder.
+    Decompress(decompress::DecompressArgs),
+    /// Describe .idf/.idfa files: size, pixel format, model, tiles, bytes, bits per dimension.
+    Info(info::InfoArgs),
+    /// Compress and decompress images in memory; check every pixel and report bits per dimension.
+    Verify(verify::VerifyArgs),
+    /// List the models built into this binary.
+    Models(models::ModelsArgs),
+    /// Write a dataset split (MNIST, Fashion-MNIST) as PNG files, one per image.
+    DatasetPng(dataset::DatasetPngArgs),
     /// Train an IDF on MNIST or Fashion-MNIST (needs the `train` feature and libtorch).
     Train(train::TrainArgs),
     /// Report the test bits/dim of a training checkpoint.
@@ -27,6 +46,12 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Compress(a) => compress::run(a),
+        Command::Decompress(a) => decompress::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Models(a) => models::run(a),
+        Command::DatasetPng(a) => dataset::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Export(a) => export::run(a),

@@ -163,8 +163,18 @@ impl Idf {
     /// Per-image negative log-likelihood in nats of integer pixels `x` (`N×C×H×W`, float kind
     /// holding integers `0..=255`). Exact discrete NLL: no dequantization noise.
     pub fn nll(&self, x: &Tensor) -> Tensor {
+        let groups = self.nll_by_group(x);
+        groups
+            .iter()
+            .skip(1)
+            .fold(groups[0].shallow_clone(), |acc, g| acc + g)
+    }
+
+    /// Per-image NLL in nats of each emitted latent group: the factor-out of every level, then
+    /// the top. Their sum is [`Idf::nll`].
+    pub fn nll_by_group(&self, x: &Tensor) -> Vec<Tensor> {
         let mut z = x.shallow_clone();
-        let mut total = Tensor::zeros([x.size()[0]], (Kind::Float, x.device()));
+        let mut groups = Vec::new();
         for (l, s) in self.config.level_shapes().iter().enumerate() {
             z = squeeze(&z);
             for net in &self.couplings[l] {
@@ -175,20 +185,21 @@ impl Idf {
             }
             let out = z.narrow(1, 0, s.factored as i64);
             let rest = z.narrow(1, s.factored as i64, s.rest as i64);
-            total = total
-                + mixture_nll(
-                    &out,
-                    &self.priors[l].forward(&norm(&rest)),
-                    self.config.mixtures,
-                );
+            groups.push(mixture_nll(
+                &out,
+                &self.priors[l].forward(&norm(&rest)),
+                self.config.mixtures,
+            ));
             z = rest;
         }
         let (n, c, h, w) = z.size4().expect("latents are 4-d");
+        let m = self.config.mixtures as i64;
         let raw = self
             .top
             .reshape([1, -1, 1, 1])
-            .expand([n, c * 3 * self.config.mixtures as i64, h, w], false);
-        total + mixture_nll(&z, &raw, self.config.mixtures)
+            .expand([n, c * 3 * m, h, w], false);
+        groups.push(mixture_nll(&z, &raw, self.config.mixtures));
+        groups
     }
 
     /// Mean bits per sub-pixel of a batch (the training loss).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::optim::OptimizerKind;
 
 /// Everything that defines a training run. Saved beside each checkpoint as JSON.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     pub model: IdfConfig,
@@ -72,16 +72,6 @@ impl Default for Schedule {
             eval_images: 2000,
             checkpoint_minutes: 5.0,
             clip_grad_norm: 0.0,
-        }
-    }
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            model: IdfConfig::default(),
-            data: DataConfig::default(),
-            train: Schedule::default(),
         }
     }
 }

@@ -89,7 +89,7 @@ pub fn assert_clean_failure(args: &[impl AsRef<OsStr>], out: &Output) -> String 
         describe(args, out)
     );
     assert!(!stderr.contains("panicked"), "{}", describe(args, out));
-    assert!(stderr.contains("Error"), "{}", describe(args, out));
+    assert!(stderr.starts_with("error: "), "{}", describe(args, out));
     stderr
 }
 

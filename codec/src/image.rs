@@ -1,0 +1,550 @@
+//! Whole images to and from container bytes: tiling, padding, parallel tile coding, model and
+//! checksum checks.
+//!
+//! - [`compress`] / [`decompress`]: one [`Image`] ↔ one single-image file.
+//! - [`compress_archive`] / [`decompress_archive`]: many [`NamedImage`]s ↔ one archive.
+//!
+//! Tiles ([`crate::tile`]) are coded independently on a thread pool of
+//! [`EncodeOptions::threads`]; the bytes never depend on the thread count. Decoding refuses a file
+//! whose model is not the one found by the [`ModelLookup`] before decoding anything, checks each
+//! tile's padding and ANS stream, and returns pixels only when they match the stored checksum.
+//!
+//! Only 8-bit grayscale is coded for now; the container can describe other pixel formats, and
+//! both directions refuse them with [`ImageCodecError::Unsupported`].
+
+use rayon::prelude::*;
+
+use crate::entropy::{decode_image, encode_image};
+use crate::format::{
+    crc32, Archive, ArchiveEntry, CodedImage, EntryName, FormatError, ImageFile, ImageHeader,
+    Limits, ModelRef, PixelFormat,
+};
+use crate::tile::{self, TileLayout};
+use crate::{CodecError, Model};
+
+/// A decoded image: geometry, pixel format and canonical pixel bytes.
+///
+/// The samples are the format's canonical pixel bytes ([`PixelFormat`]): row-major, samples of a
+/// pixel interleaved; for gray8 simply one byte per pixel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    width: u32,
+    height: u32,
+    pixel_format: PixelFormat,
+    samples: Vec<u8>,
+}
+
+impl Image {
+    /// An image of `width × height` pixels; `samples` must hold exactly its canonical bytes.
+    pub fn new(
+        width: u32,
+        height: u32,
+        pixel_format: PixelFormat,
+        samples: Vec<u8>,
+    ) -> Result<Self, ImageCodecError> {
+        if width == 0 || height == 0 {
+            return Err(ImageCodecError::InvalidImage(format!(
+                "an image needs at least one pixel, got {width}×{height}"
+            )));
+        }
+        let expected =
+            u64::from(width) * u64::from(height) * u64::from(pixel_format.bytes_per_pixel());
+        if samples.len() as u64 != expected {
+            return Err(ImageCodecError::InvalidImage(format!(
+                "a {width}×{height} {} image has {expected} sample bytes, got {}",
+                format_name(pixel_format),
+                samples.len()
+            )));
+        }
+        Ok(Image {
+            width,
+            height,
+            pixel_format,
+            samples,
+        })
+    }
+
+    /// An 8-bit grayscale image, one byte per pixel, row-major.
+    pub fn gray8(width: u32, height: u32, samples: Vec<u8>) -> Result<Self, ImageCodecError> {
+        Image::new(width, height, PixelFormat::Gray8, samples)
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// The pixel format.
+    pub fn pixel_format(&self) -> PixelFormat {
+        self.pixel_format
+    }
+
+    /// The canonical pixel bytes.
+    pub fn samples(&self) -> &[u8] {
+        &self.samples
+    }
+
+    /// The canonical pixel bytes, by value.
+    pub fn into_samples(self) -> Vec<u8> {
+        self.samples
+    }
+
+    /// Samples in the image (`width · height · channels`): the "dimensions" of bits per dimension.
+    pub fn dimensions(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height) * u64::from(self.pixel_format.channels())
+    }
+}
+
+/// An image with its name in an archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedImage {
+    pub name: EntryName,
+    pub image: Image,
+}
+
+/// How a file refers to its model (see [`ModelRef`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelStorage {
+    /// The model is built into the codec (registry): 4-byte reference.
+    Embedded,
+    /// The model is a file the decoder must be given: 8-byte reference.
+    External,
+}
+
+impl ModelStorage {
+    /// The reference to `model` stored this way.
+    pub fn reference(self, model: &Model) -> ModelRef {
+        match self {
+            ModelStorage::Embedded => ModelRef::embedded(model.id()),
+            ModelStorage::External => ModelRef::external(model.id()),
+        }
+    }
+}
+
+/// Encoder settings. None of them changes what a decoder needs to know beyond the file itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// Worker threads; 0 uses every core. The output does not depend on it.
+    pub threads: usize,
+    /// Tile side, a power of two from [`tile::MIN_TILE_SIDE`] to [`tile::MAX_TILE_SIDE`], at
+    /// least the model's size multiple. Images that fit in one tile are coded whole.
+    pub tile_side: u32,
+    /// How the file refers to the model.
+    pub model_storage: ModelStorage,
+}
+
+impl Default for EncodeOptions {
+    /// All cores, [`tile::DEFAULT_TILE_SIDE`], external model reference (the safe choice for a
+    /// model that is not known to be embedded).
+    fn default() -> Self {
+        EncodeOptions {
+            threads: 0,
+            tile_side: tile::DEFAULT_TILE_SIDE,
+            model_storage: ModelStorage::External,
+        }
+    }
+}
+
+/// Decoder settings: what a file may make the decoder do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Container limits (image size, tiles, entries), checked before allocating.
+    pub limits: Limits,
+    /// Largest tile, padding included, in pixels (`--max-tile-pixels`): the decoder's working
+    /// memory grows with it.
+    pub max_tile_pixels: u64,
+    /// Worker threads; 0 uses every core.
+    pub threads: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            limits: Limits::default(),
+            max_tile_pixels: tile::DEFAULT_MAX_TILE_PIXELS,
+            threads: 0,
+        }
+    }
+}
+
+/// A model with the name used in messages (registry name or file path).
+#[derive(Clone, Copy, Debug)]
+pub struct NamedModel<'a> {
+    pub name: &'a str,
+    pub model: &'a Model,
+}
+
+/// Finds the model a file refers to.
+pub trait ModelLookup {
+    /// The model `wanted` refers to, or an error saying what is missing or mismatched.
+    fn resolve(&self, wanted: ModelRef) -> Result<NamedModel<'_>, ImageCodecError>;
+}
+
+impl ModelLookup for NamedModel<'_> {
+    /// This model if it is the one wanted, else [`FormatError::ModelMismatch`] naming both.
+    fn resolve(&self, wanted: ModelRef) -> Result<NamedModel<'_>, ImageCodecError> {
+        wanted.verify(self.name, self.model.id())?;
+        Ok(*self)
+    }
+}
+
+/// Why an image could not be coded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageCodecError {
+    /// A pixel format the container describes but this version does not code.
+    #[error(
+        "{} images are not supported yet: this version of idfcodec codes 8-bit grayscale only",
+        format_name(*.0)
+    )]
+    Unsupported(PixelFormat),
+    /// The image itself is inconsistent (size and samples disagree).
+    #[error("invalid image: {0}")]
+    InvalidImage(String),
+    /// The encoder options are unusable.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+    /// The model codes another number of channels than the image has.
+    #[error(
+        "the model codes {model_channels}-channel images, but the image is {}",
+        format_name(*format)
+    )]
+    ModelDoesNotFit {
+        model_channels: usize,
+        format: PixelFormat,
+    },
+    /// No model available matches the file's model reference.
+    #[error("{}", model_not_found(*.0))]
+    ModelNotFound(ModelRef),
+    /// An embedded model failed to load (a broken build).
+    #[error("the embedded model '{name}' cannot be loaded: {reason}")]
+    EmbeddedModel { name: String, reason: String },
+    /// A tile larger than [`DecodeOptions::max_tile_pixels`].
+    #[error(
+        "the file's tiles are coded at {width}×{height} pixels, above the limit of {limit} \
+         pixels per tile (raise it with --max-tile-pixels if you trust the file)"
+    )]
+    TileTooLarge {
+        width: usize,
+        height: usize,
+        limit: u64,
+    },
+    /// The container is malformed, or the decoded pixels fail its checks.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// Coding one tile failed (for decoding: the payload is corrupt).
+    #[error("{error} (tile {} of {count})", .index + 1)]
+    Tile {
+        /// Zero-based, raster order (shown one-based).
+        index: u64,
+        count: u64,
+        error: CodecError,
+    },
+    /// Something about one archive entry.
+    #[error("archive entry '{name}': {error}")]
+    Entry {
+        name: String,
+        error: Box<ImageCodecError>,
+    },
+    /// The worker threads could not be started.
+    #[error("cannot start {threads} worker threads: {reason}")]
+    ThreadPool { threads: usize, reason: String },
+}
+
+/// The message of [`ImageCodecError::ModelNotFound`].
+fn model_not_found(wanted: ModelRef) -> String {
+    match wanted {
+        ModelRef::Embedded { .. } => format!(
+            "this file needs {wanted}, which this build of idfcodec does not include \
+             (the file may come from another build; if it was coded with a model file, \
+             give that file with --model PATH)"
+        ),
+        ModelRef::External { .. } => {
+            format!("this file was coded with {wanted}: give that model file with --model PATH")
+        }
+    }
+}
+
+/// A human name of a pixel format, for messages ("8-bit grayscale", "16-bit RGBA", ...).
+pub fn format_name(format: PixelFormat) -> &'static str {
+    use PixelFormat::*;
+    match format {
+        Gray8 => "8-bit grayscale",
+        Gray1 => "1-bit grayscale",
+        Gray2 => "2-bit grayscale",
+        Gray4 => "4-bit grayscale",
+        Gray16 => "16-bit grayscale",
+        GrayAlpha8 => "8-bit grayscale+alpha",
+        GrayAlpha16 => "16-bit grayscale+alpha",
+        Rgb8 => "8-bit RGB",
+        Rgb16 => "16-bit RGB",
+        Rgba8 => "8-bit RGBA",
+        Rgba16 => "16-bit RGBA",
+    }
+}
+
+/// Codes `image` with `model` into a single-image file.
+pub fn compress(
+    image: &Image,
+    model: &Model,
+    options: &EncodeOptions,
+) -> Result<Vec<u8>, ImageCodecError> {
+    let coded = on_threads(options.threads, || encode_coded(image, model, options))?;
+    let file = ImageFile {
+        model: options.model_storage.reference(model),
+        image: coded,
+    };
+    Ok(file.to_bytes()?)
+}
+
+/// Decodes a single-image file, with the model `models` finds for it.
+pub fn decompress(
+    bytes: &[u8],
+    models: &dyn ModelLookup,
+    options: &DecodeOptions,
+) -> Result<Image, ImageCodecError> {
+    let file = ImageFile::read(bytes, &options.limits)?;
+    let named = checked_model(models, file.model)?;
+    on_threads(options.threads, || {
+        decode_coded(&file.image, named, options)
+    })
+}
+
+/// Codes `images` with `model` into an archive (names must be distinct).
+pub fn compress_archive(
+    images: &[NamedImage],
+    model: &Model,
+    options: &EncodeOptions,
+) -> Result<Vec<u8>, ImageCodecError> {
+    let entries = on_threads(options.threads, || {
+        images
+            .par_iter()
+            .map(|named| {
+                let image = encode_coded(&named.image, model, options)
+                    .map_err(|e| entry_error(&named.name, e))?;
+                Ok(ArchiveEntry {
+                    name: named.name.clone(),
+                    image,
+                })
+            })
+            .collect::<Result<Vec<_>, ImageCodecError>>()
+    })?;
+    let archive = Archive {
+        model: options.model_storage.reference(model),
+        entries,
+    };
+    Ok(archive.to_bytes()?)
+}
+
+/// Decodes every entry of an archive, in archive order.
+pub fn decompress_archive(
+    bytes: &[u8],
+    models: &dyn ModelLookup,
+    options: &DecodeOptions,
+) -> Result<Vec<NamedImage>, ImageCodecError> {
+    let archive = Archive::read(bytes, &options.limits)?;
+    let named = checked_model(models, archive.model)?;
+    on_threads(options.threads, || {
+        archive
+            .entries
+            .par_iter()
+            .map(|entry| {
+                let image = decode_coded(&entry.image, named, options)
+                    .map_err(|e| entry_error(&entry.name, e))?;
+                Ok(NamedImage {
+                    name: entry.name.clone(),
+                    image,
+                })
+            })
+            .collect()
+    })
+}
+
+fn entry_error(name: &EntryName, error: ImageCodecError) -> ImageCodecError {
+    ImageCodecError::Entry {
+        name: name.to_string(),
+        error: Box::new(error),
+    }
+}
+
+/// Finds the model and checks its id against the reference once more.
+fn checked_model(
+    models: &dyn ModelLookup,
+    wanted: ModelRef,
+) -> Result<NamedModel<'_>, ImageCodecError> {
+    let named = models.resolve(wanted)?;
+    wanted.verify(named.name, named.model.id())?;
+    Ok(named)
+}
+
+/// Most worker threads a caller may ask for.
+pub const MAX_THREADS: usize = 1024;
+
+/// Runs `work` on a pool of `threads` workers (0: every core).
+fn on_threads<R: Send>(
+    threads: usize,
+    work: impl FnOnce() -> Result<R, ImageCodecError> + Send,
+) -> Result<R, ImageCodecError> {
+    if threads > MAX_THREADS {
+        return Err(ImageCodecError::InvalidOptions(format!(
+            "{threads} threads asked for, at most {MAX_THREADS} are allowed"
+        )));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| ImageCodecError::ThreadPool {
+            threads,
+            reason: e.to_string(),
+        })?;
+    pool.install(work)
+}
+
+/// Refuses pixel formats this version does not code, and models of the wrong channel count.
+fn check_codable(format: PixelFormat, model: &Model) -> Result<(), ImageCodecError> {
+    if format != PixelFormat::Gray8 {
+        return Err(ImageCodecError::Unsupported(format));
+    }
+    let model_channels = model.config().in_channels;
+    if model_channels != usize::from(format.channels()) {
+        return Err(ImageCodecError::ModelDoesNotFit {
+            model_channels,
+            format,
+        });
+    }
+    Ok(())
+}
+
+/// Checks the tile side against the format and the model.
+fn check_tile_side(side: u32, model: &Model) -> Result<(), ImageCodecError> {
+    tile::check_tile_side(side).map_err(ImageCodecError::InvalidOptions)?;
+    let multiple = model.config().size_multiple();
+    if (side as usize) < multiple {
+        return Err(ImageCodecError::InvalidOptions(format!(
+            "tile side {side} is smaller than the model's size multiple {multiple}"
+        )));
+    }
+    Ok(())
+}
+
+/// The layout of every tile of `header`'s image for `model`, in raster order.
+fn layouts(header: &ImageHeader, model: &Model) -> Vec<TileLayout> {
+    let grid = header.grid();
+    let multiple = model.config().size_multiple();
+    (0..grid.count())
+        .filter_map(|i| grid.rect(i))
+        .map(|rect| TileLayout::new(rect, multiple))
+        .collect()
+}
+
+/// Tiles, pads and codes one image (in parallel over tiles, on the current pool).
+fn encode_coded(
+    image: &Image,
+    model: &Model,
+    options: &EncodeOptions,
+) -> Result<CodedImage, ImageCodecError> {
+    check_codable(image.pixel_format, model)?;
+    check_tile_side(options.tile_side, model)?;
+    let header = ImageHeader {
+        width: image.width,
+        height: image.height,
+        pixel_format: image.pixel_format,
+        tiling: tile::choose_tiling(image.width, image.height, options.tile_side),
+        pixel_crc: crc32(&image.samples),
+    };
+    let layouts = layouts(&header, model);
+    let count = layouts.len() as u64;
+    let tiles = layouts
+        .par_iter()
+        .enumerate()
+        .map(|(index, layout)| {
+            let padded = layout.extract(&image.samples, image.width);
+            encode_image(model, &padded, 1, layout.padded_height, layout.padded_width).map_err(
+                |error| ImageCodecError::Tile {
+                    index: index as u64,
+                    count,
+                    error,
+                },
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CodedImage { header, tiles })
+}
+
+/// Decodes one coded image (in parallel over tiles, on the current pool) and checks it.
+fn decode_coded<T: AsRef<[u8]> + Sync>(
+    coded: &CodedImage<T>,
+    named: NamedModel<'_>,
+    options: &DecodeOptions,
+) -> Result<Image, ImageCodecError> {
+    let header = coded.header;
+    check_codable(header.pixel_format, named.model)?;
+    check_tile_area(&header, named.model, options.max_tile_pixels)?;
+    let layouts = layouts(&header, named.model);
+    let count = layouts.len() as u64;
+    let tiles = layouts
+        .par_iter()
+        .zip(coded.tiles.par_iter())
+        .enumerate()
+        .map(|(index, (layout, payload))| {
+            decode_tile(named.model, layout, payload.as_ref()).map_err(|error| {
+                ImageCodecError::Tile {
+                    index: index as u64,
+                    count,
+                    error,
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut samples = zeroed(header.pixel_bytes())?;
+    for (layout, padded) in layouts.iter().zip(&tiles) {
+        layout.place(padded, &mut samples, header.width);
+    }
+    header.verify_pixels(&samples)?;
+    Image::new(header.width, header.height, header.pixel_format, samples)
+}
+
+/// `len` zero bytes, or an error if the memory cannot be had (rather than an abort).
+fn zeroed(len: u64) -> Result<Vec<u8>, ImageCodecError> {
+    let too_large =
+        || ImageCodecError::InvalidImage(format!("not enough memory for {len} bytes of pixels"));
+    let len = usize::try_from(len).map_err(|_| too_large())?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| too_large())?;
+    v.resize(len, 0);
+    Ok(v)
+}
+
+/// Refuses tiles above `limit` pixels (padded) before any decoding. The first tile is the
+/// largest: only tiles at the right and bottom edges are clipped.
+fn check_tile_area(header: &ImageHeader, model: &Model, limit: u64) -> Result<(), ImageCodecError> {
+    let grid = header.grid();
+    let first = grid
+        .rect(0)
+        .ok_or_else(|| ImageCodecError::InvalidImage("the image has no tiles".to_string()))?;
+    let layout = TileLayout::new(first, model.config().size_multiple());
+    if layout.padded_pixels() > limit {
+        return Err(ImageCodecError::TileTooLarge {
+            width: layout.padded_width,
+            height: layout.padded_height,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes one padded tile and checks that its padding is the edge replication.
+fn decode_tile(model: &Model, layout: &TileLayout, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let padded = decode_image(model, payload, 1, layout.padded_height, layout.padded_width)?;
+    if !layout.padding_is_replicated(&padded) {
+        return Err(CodecError::CorruptPayload(
+            "the decoded padding does not repeat the tile's edge".into(),
+        ));
+    }
+    Ok(padded)
+}

@@ -1,0 +1,332 @@
+//! Whole images to container bytes and back: sizes, tiling, threads, model checks, unsupported
+//! formats, damaged files and archives.
+
+mod common;
+
+use common::{small_config, smooth_pixels, Rng};
+use idfcodec_codec::engine::Shape;
+use idfcodec_codec::entropy::encode_image;
+use idfcodec_codec::format::{
+    self, CodedImage, EntryName, FormatError, ImageFile, ImageHeader, Limits, ModelRef,
+    PixelFormat, Tiling,
+};
+use idfcodec_codec::registry::{EmbeddedSpec, Registry};
+use idfcodec_codec::{
+    compress, compress_archive, decompress, decompress_archive, CodecError, DecodeOptions,
+    EncodeOptions, Image, ImageCodecError, Model, ModelStorage, NamedImage, NamedModel,
+};
+
+fn model(seed: u64) -> Model {
+    Model::new_random(small_config(1, 2), seed).unwrap()
+}
+
+fn named(model: &Model) -> NamedModel<'_> {
+    NamedModel {
+        name: "test",
+        model,
+    }
+}
+
+fn gray(width: u32, height: u32, seed: u64) -> Image {
+    let shape = Shape::new(1, height as usize, width as usize);
+    Image::gray8(width, height, smooth_pixels(&mut Rng::new(seed), shape)).unwrap()
+}
+
+fn options(tile_side: u32, threads: usize) -> EncodeOptions {
+    EncodeOptions {
+        threads,
+        tile_side,
+        model_storage: ModelStorage::External,
+    }
+}
+
+fn decode(bytes: &[u8], model: &Model) -> Result<Image, ImageCodecError> {
+    decompress(bytes, &named(model), &DecodeOptions::default())
+}
+
+#[test]
+fn images_of_any_size_round_trip() {
+    let m = model(1);
+    for (i, (w, h)) in [
+        (1, 1),
+        (1, 7),
+        (7, 1),
+        (13, 17),
+        (28, 28),
+        (33, 16),
+        (40, 37),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let image = gray(w, h, i as u64);
+        let bytes = compress(&image, &m, &options(16, 0)).unwrap();
+        assert_eq!(decode(&bytes, &m).unwrap(), image, "{w}×{h}");
+    }
+}
+
+#[test]
+fn small_images_are_one_tile_without_index() {
+    let m = model(2);
+    let image = gray(28, 28, 3);
+    let bytes = compress(&image, &m, &EncodeOptions::default()).unwrap();
+    let file = ImageFile::read(&bytes, &Limits::default()).unwrap();
+    assert_eq!(file.image.header.tiling, Tiling::Whole);
+    assert_eq!(file.image.tiles.len(), 1);
+    // magic 2, width 1, height 1, descriptor 1, external id 8, checksum 4, then the payload
+    assert_eq!(bytes.len(), 17 + file.image.tiles[0].len());
+    assert_eq!(bytes[4], 0x20, "gray8, external model, untiled");
+}
+
+#[test]
+fn output_does_not_depend_on_threads_and_any_tiling_decodes() {
+    let m = model(4);
+    let image = gray(70, 45, 5);
+    let one = compress(&image, &m, &options(16, 1)).unwrap();
+    for threads in [2, 3, 0] {
+        assert_eq!(compress(&image, &m, &options(16, threads)).unwrap(), one);
+    }
+    let header = ImageFile::read(&one, &Limits::default())
+        .unwrap()
+        .image
+        .header;
+    assert_eq!(header.tiling, Tiling::Square { log2: 4 });
+    assert_eq!(header.grid().count(), 5 * 3);
+    let mut sizes = Vec::new();
+    for side in [16, 32, 64, 128] {
+        let bytes = compress(&image, &m, &options(side, 2)).unwrap();
+        for threads in [1, 4] {
+            let decoded = decompress(
+                &bytes,
+                &named(&m),
+                &DecodeOptions {
+                    threads,
+                    ..DecodeOptions::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(decoded, image, "side {side}, {threads} threads");
+        }
+        sizes.push(bytes.len());
+    }
+    assert!(sizes[0] > sizes[3], "more tiles cost more: {sizes:?}");
+}
+
+#[test]
+fn invalid_options_are_refused() {
+    let m = model(6);
+    for side in [0, 8, 24, 2048] {
+        assert!(matches!(
+            compress(&gray(4, 4, 0), &m, &options(side, 1)),
+            Err(ImageCodecError::InvalidOptions(_))
+        ));
+    }
+    assert!(matches!(
+        compress(&gray(4, 4, 0), &m, &options(16, 1 << 20)),
+        Err(ImageCodecError::InvalidOptions(_))
+    ));
+    let deep = Model::new_random(small_config(1, 5), 1).unwrap();
+    let err = compress(&gray(4, 4, 0), &deep, &options(16, 1)).unwrap_err();
+    assert!(err.to_string().contains("size multiple 32"), "{err}");
+}
+
+#[test]
+fn other_pixel_formats_are_refused_both_ways() {
+    let m = model(7);
+    let rgb = Image::new(2, 2, PixelFormat::Rgb8, vec![0; 12]).unwrap();
+    let err = compress(&rgb, &m, &EncodeOptions::default()).unwrap_err();
+    assert!(matches!(
+        err,
+        ImageCodecError::Unsupported(PixelFormat::Rgb8)
+    ));
+    assert!(err.to_string().contains("not supported yet"), "{err}");
+    let file = ImageFile {
+        model: ModelRef::external(m.id()),
+        image: CodedImage {
+            header: ImageHeader {
+                width: 2,
+                height: 2,
+                pixel_format: PixelFormat::Gray16,
+                tiling: Tiling::Whole,
+                pixel_crc: 0,
+            },
+            tiles: vec![vec![1u8]],
+        },
+    };
+    let err = decode(&file.to_bytes().unwrap(), &m).unwrap_err();
+    assert!(matches!(
+        err,
+        ImageCodecError::Unsupported(PixelFormat::Gray16)
+    ));
+    assert!(Image::gray8(2, 2, vec![0; 3]).is_err());
+    assert!(Image::gray8(0, 2, vec![]).is_err());
+}
+
+#[test]
+fn models_are_checked_before_decoding() {
+    let (a, b) = (model(8), model(9));
+    let bytes = compress(&gray(9, 9, 1), &a, &EncodeOptions::default()).unwrap();
+    let err = decode(&bytes, &b).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ImageCodecError::Format(FormatError::ModelMismatch { .. })
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&format!("{:016x}", a.id())),
+        "{err}"
+    );
+    let empty = Registry::new([]);
+    let err = decompress(&bytes, &empty, &DecodeOptions::default()).unwrap_err();
+    assert!(matches!(err, ImageCodecError::ModelNotFound(_)), "{err}");
+    assert!(err.to_string().contains("--model PATH"), "{err}");
+}
+
+#[test]
+fn embedded_references_resolve_through_a_registry() {
+    let m = model(10);
+    let file: &'static [u8] = Box::leak(
+        m.to_safetensors(&serde_json::json!({}))
+            .unwrap()
+            .into_boxed_slice(),
+    );
+    let registry = Registry::new([EmbeddedSpec {
+        name: "gray",
+        serves: &[PixelFormat::Gray8],
+        bytes: file,
+    }]);
+    let image = gray(28, 28, 2);
+    let opts = EncodeOptions {
+        model_storage: ModelStorage::Embedded,
+        ..EncodeOptions::default()
+    };
+    let bytes = compress(&image, &m, &opts).unwrap();
+    assert_eq!(bytes[4], 0x00, "gray8, embedded model, untiled");
+    let decoded = decompress(&bytes, &registry, &DecodeOptions::default()).unwrap();
+    assert_eq!(decoded, image);
+}
+
+#[test]
+fn padding_that_is_not_replication_is_refused() {
+    // a 4×4 coded tile for a 3×3 image whose padding column differs from the edge
+    let m = model(11);
+    let mut padded = smooth_pixels(&mut Rng::new(3), Shape::new(1, 4, 4));
+    let crop: Vec<u8> = (0..3)
+        .flat_map(|r| padded[r * 4..r * 4 + 3].to_vec())
+        .collect();
+    padded[3] = padded[2].wrapping_add(1);
+    let payload = encode_image(&m, &padded, 1, 4, 4).unwrap();
+    let file = ImageFile {
+        model: ModelRef::external(m.id()),
+        image: CodedImage {
+            header: ImageHeader {
+                width: 3,
+                height: 3,
+                pixel_format: PixelFormat::Gray8,
+                tiling: Tiling::Whole,
+                pixel_crc: format::crc32(&crop),
+            },
+            tiles: vec![payload],
+        },
+    };
+    let err = decode(&file.to_bytes().unwrap(), &m).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ImageCodecError::Tile {
+                error: CodecError::CorruptPayload(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn decoder_limits_are_enforced() {
+    let m = model(12);
+    let bytes = compress(&gray(40, 20, 1), &m, &options(64, 1)).unwrap();
+    let tight = DecodeOptions {
+        max_tile_pixels: 40 * 20 - 1,
+        ..DecodeOptions::default()
+    };
+    let err = decompress(&bytes, &named(&m), &tight).unwrap_err();
+    assert!(matches!(err, ImageCodecError::TileTooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("--max-tile-pixels"), "{err}");
+    let limits = Limits {
+        max_pixels: 799,
+        ..Limits::default()
+    };
+    let err = decompress(
+        &bytes,
+        &named(&m),
+        &DecodeOptions {
+            limits,
+            ..DecodeOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("--max-pixels"), "{err}");
+}
+
+/// Every truncation and every single-bit flip either fails or gives exactly the image.
+#[test]
+fn damaged_files_never_give_wrong_pixels() {
+    let m = model(13);
+    let image = gray(5, 3, 4);
+    let bytes = compress(&image, &m, &EncodeOptions::default()).unwrap();
+    for len in 0..bytes.len() {
+        assert!(decode(&bytes[..len], &m).is_err(), "truncated to {len}");
+    }
+    let mut extended = bytes.clone();
+    extended.push(1);
+    assert!(decode(&extended, &m).is_err(), "extended");
+    let mut accepted = 0;
+    for bit in 0..bytes.len() * 8 {
+        let mut damaged = bytes.clone();
+        damaged[bit / 8] ^= 1 << (bit % 8);
+        if let Ok(decoded) = decode(&damaged, &m) {
+            assert_eq!(decoded, image, "bit {bit} gave other pixels");
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 0, "every bit of a canonical file matters");
+}
+
+#[test]
+fn archives_round_trip_with_names() {
+    let m = model(14);
+    let images: Vec<NamedImage> = [
+        ("a.png", 28, 28),
+        ("dir/b.png", 3, 5),
+        ("dir/sub/c", 40, 20),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (name, w, h))| NamedImage {
+        name: EntryName::new(name).unwrap(),
+        image: gray(w, h, 20 + i as u64),
+    })
+    .collect();
+    let opts = options(16, 2);
+    let bytes = compress_archive(&images, &m, &opts).unwrap();
+    assert_eq!(
+        compress_archive(&images, &m, &options(16, 1)).unwrap(),
+        bytes
+    );
+    let back = decompress_archive(&bytes, &named(&m), &DecodeOptions::default()).unwrap();
+    assert_eq!(back, images);
+    assert!(matches!(
+        decode(&bytes, &m),
+        Err(ImageCodecError::Format(FormatError::WrongKind { .. }))
+    ));
+    let mut damaged = bytes.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x10;
+    let err = decompress_archive(&damaged, &named(&m), &DecodeOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("dir/sub/c"), "{err}");
+    let twice = [images[0].clone(), images[0].clone()];
+    assert!(compress_archive(&twice, &m, &opts).is_err());
+}

@@ -1,0 +1,252 @@
+//! `idfcodec decompress`: an `.idf` file → PNG, or an `.idfa` archive → a folder of PNGs.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use idfcodec_codec::format::{self, FileKind, Limits};
+use idfcodec_codec::tile::DEFAULT_MAX_TILE_PIXELS;
+use idfcodec_codec::{decompress, decompress_archive, DecodeOptions, NamedImage};
+
+use super::compress::{ARCHIVE_SUFFIX, IMAGE_SUFFIX};
+use super::io::{self, Sink, Source};
+use super::models::DecodingModels;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  idfcodec decompress digit.png.idf                 # writes digit.png
+  idfcodec decompress scan.idf -o scan.png --force
+  idfcodec decompress photo.idf --model my-model.safetensors   # coded with --model PATH
+  idfcodec decompress - < digit.idf > digit.png
+  idfcodec decompress digits.idfa -o digits/         # restores every entry under digits/")]
+pub struct DecompressArgs {
+    /// File to decompress: an image (.idf) or an archive (.idfa); `-` reads stdin.
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// For an image, the PNG file to write (`-`: stdout); default INPUT without `.idf` (INPUT.png
+    /// if it has no such suffix), stdout when reading stdin. For an archive, the folder to
+    /// restore the entries into; default INPUT without `.idfa`.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// The model the file was coded with, when it is not embedded: the model file given to
+    /// `compress --model PATH` (or an embedded model's name).
+    #[arg(long, value_name = "PATH|NAME")]
+    pub model: Option<String>,
+    /// Replace existing output files.
+    #[arg(long)]
+    pub force: bool,
+    /// Worker threads (0: all cores).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// What a file may make the decoder allocate and compute.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits (files needing more are refused before decoding)")]
+pub struct LimitArgs {
+    /// Widest image accepted, in pixels.
+    #[arg(long, default_value_t = Limits::default().max_width, value_name = "N")]
+    pub max_width: u32,
+    /// Tallest image accepted, in pixels.
+    #[arg(long, default_value_t = Limits::default().max_height, value_name = "N")]
+    pub max_height: u32,
+    /// Most pixels in one image.
+    #[arg(long, default_value_t = Limits::default().max_pixels, value_name = "N")]
+    pub max_pixels: u64,
+    /// Most tiles in one image.
+    #[arg(long, default_value_t = Limits::default().max_tiles, value_name = "N")]
+    pub max_tiles: u64,
+    /// Most entries in one archive.
+    #[arg(long, default_value_t = Limits::default().max_entries, value_name = "N")]
+    pub max_entries: u64,
+    /// Largest tile in pixels, padding included (decoding memory grows with it).
+    #[arg(long, default_value_t = DEFAULT_MAX_TILE_PIXELS, value_name = "N")]
+    pub max_tile_pixels: u64,
+}
+
+impl LimitArgs {
+    /// The container limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_width: self.max_width,
+            max_height: self.max_height,
+            max_pixels: self.max_pixels,
+            max_tiles: self.max_tiles,
+            max_entries: self.max_entries,
+        }
+    }
+
+    /// Decoder options with these limits.
+    pub fn options(&self, threads: usize) -> DecodeOptions {
+        DecodeOptions {
+            limits: self.limits(),
+            max_tile_pixels: self.max_tile_pixels,
+            threads,
+        }
+    }
+}
+
+pub fn run(a: DecompressArgs) -> Result<()> {
+    let source = Source::new(&a.input);
+    let bytes = source.read()?;
+    let kind = format::detect(&bytes)
+        .with_context(|| format!("cannot decompress {}", source.display()))?;
+    let models = DecodingModels::from_arg(a.model.as_deref())?;
+    match kind {
+        FileKind::Image => decompress_image(&a, &source, &bytes, &models),
+        FileKind::Archive => decompress_to_folder(&a, &source, &bytes, &models),
+    }
+}
+
+/// `x.idf` → `x`; anything else → itself + `.png`.
+pub fn default_output(input: &Path) -> PathBuf {
+    strip_suffix(input, IMAGE_SUFFIX).unwrap_or_else(|| with_png_suffix(input))
+}
+
+/// `path` without `suffix`, if it ends with it and something is left.
+fn strip_suffix(path: &Path, suffix: &str) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(suffix).filter(|s| !s.is_empty())?;
+    Some(path.with_file_name(stem))
+}
+
+/// `path` + `.png`.
+fn with_png_suffix(path: &Path) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(".png");
+    PathBuf::from(name)
+}
+
+fn decompress_image(
+    a: &DecompressArgs,
+    source: &Source,
+    bytes: &[u8],
+    models: &DecodingModels,
+) -> Result<()> {
+    let sink = match (&a.output, source) {
+        (Some(out), _) => Sink::new(out),
+        (None, Source::Stdin) => Sink::Stdout,
+        (None, Source::File(path)) => Sink::File(default_output(path)),
+    };
+    sink.check_writable(a.force)?;
+    let image = decompress(bytes, models, &a.limits.options(a.threads))
+        .with_context(|| format!("cannot decompress {}", source.display()))?;
+    let png = io::encode_png(&image)?;
+    sink.write(&png, a.force)?;
+    io::report(
+        sink.is_stdout(),
+        &format!(
+            "{} → {}: {}×{}, {} → {} bytes ({:.3} bpd)",
+            source.display(),
+            sink.display(),
+            image.width(),
+            image.height(),
+            bytes.len(),
+            png.len(),
+            io::bpd(bytes.len() as u64, image.dimensions())
+        ),
+    );
+    Ok(())
+}
+
+fn decompress_to_folder(
+    a: &DecompressArgs,
+    source: &Source,
+    bytes: &[u8],
+    models: &DecodingModels,
+) -> Result<()> {
+    let folder = match (&a.output, source) {
+        (Some(out), _) if out == Path::new("-") => {
+            bail!("an archive decompresses into a folder, not stdout: give -o FOLDER")
+        }
+        (Some(out), _) => out.clone(),
+        (None, Source::File(path)) => strip_suffix(path, ARCHIVE_SUFFIX).with_context(|| {
+            format!(
+                "{} does not end in {ARCHIVE_SUFFIX}: give the output folder with -o FOLDER",
+                path.display()
+            )
+        })?,
+        (None, Source::Stdin) => bail!("give the output folder with -o FOLDER"),
+    };
+    check_folder(&folder)?;
+    let images = decompress_archive(bytes, models, &a.limits.options(a.threads))
+        .with_context(|| format!("cannot decompress {}", source.display()))?;
+    let names: Vec<PathBuf> = images.iter().map(entry_file).collect();
+    check_targets(&folder, &names, a.force)?;
+    restore(&folder, &images, &names, a.force)?;
+    let dimensions: u64 = images.iter().map(|n| n.image.dimensions()).sum();
+    println!(
+        "{} → {}: {} images, {} bytes ({:.3} bpd)",
+        source.display(),
+        folder.display(),
+        images.len(),
+        bytes.len(),
+        io::bpd(bytes.len() as u64, dimensions)
+    );
+    Ok(())
+}
+
+/// The relative file an entry is restored to: its name, plus `.png` unless it ends in `.png`
+/// (the pixels are written as PNG whatever the original file was).
+fn entry_file(entry: &NamedImage) -> PathBuf {
+    let path = entry.name.to_relative_path();
+    let is_png = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if is_png {
+        path
+    } else {
+        with_png_suffix(&path)
+    }
+}
+
+/// An error if `folder` exists and is not a folder.
+fn check_folder(folder: &Path) -> Result<()> {
+    match std::fs::metadata(folder) {
+        Ok(meta) if !meta.is_dir() => bail!("{} exists and is not a folder", folder.display()),
+        _ => Ok(()),
+    }
+}
+
+/// Checks, before anything is written, that no target exists unless `force`, and that no two
+/// entries map to the same file.
+fn check_targets(folder: &Path, names: &[PathBuf], force: bool) -> Result<()> {
+    let mut seen = HashSet::new();
+    for name in names {
+        let target = folder.join(name);
+        io::check_not_clobbering(&target, force)?;
+        if !seen.insert(target) {
+            bail!(
+                "two entries would both be written to {}",
+                folder.join(name).display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes every image as PNG under `folder`; on failure, removes the files written so far.
+fn restore(folder: &Path, images: &[NamedImage], names: &[PathBuf], force: bool) -> Result<()> {
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("cannot create the folder {}", folder.display()))?;
+    let mut written = Vec::with_capacity(images.len());
+    let result = images.iter().zip(names).try_for_each(|(entry, name)| {
+        let path = io::create_path_under(folder, name)?;
+        let png = io::encode_png(&entry.image)?;
+        io::write_file(&path, &png, force)?;
+        written.push(path);
+        Ok(())
+    });
+    if result.is_err() {
+        for path in &written {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    result
+}

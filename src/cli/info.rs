@@ -1,0 +1,137 @@
+//! `idfcodec info`: what an `.idf` or `.idfa` file holds, read from its headers (no decoding).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use idfcodec_codec::format::{self, CodedImage, Container, Limits, ModelRef, Tiling};
+use idfcodec_codec::image::format_name;
+use idfcodec_codec::{ModelLookup, Registry};
+
+use super::io::{self, Source};
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  idfcodec info digit.png.idf
+  idfcodec info digits.idfa other.idf")]
+pub struct InfoArgs {
+    /// Files to describe (`-`: stdin).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+pub fn run(a: InfoArgs) -> Result<()> {
+    for (i, file) in a.files.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        describe(&Source::new(file))?;
+    }
+    Ok(())
+}
+
+fn describe(source: &Source) -> Result<()> {
+    let bytes = source.read()?;
+    let name = source.display();
+    // Headers only: reading never allocates beyond the file's size, so no limits are needed.
+    let container =
+        format::read(&bytes, &Limits::UNLIMITED).with_context(|| format!("cannot read {name}"))?;
+    match container {
+        Container::Image(file) => {
+            println!(
+                "{name}: idfcodec image, format version {}, {} bytes",
+                format::VERSION,
+                bytes.len()
+            );
+            println!("  model:    {}", describe_model(file.model));
+            describe_image(&file.image, "  ");
+            let payload = payload_bytes(&file.image);
+            println!(
+                "  bytes:    {} header and tile index, {payload} payload",
+                bytes.len() as u64 - payload
+            );
+            let dims = dimensions(&file.image);
+            println!("  bpd:      {:.4}", io::bpd(bytes.len() as u64, dims));
+        }
+        Container::Archive(archive) => {
+            let dims: u64 = archive.entries.iter().map(|e| dimensions(&e.image)).sum();
+            println!(
+                "{name}: idfcodec archive, format version {}, {} bytes, {} entries",
+                format::VERSION,
+                bytes.len(),
+                archive.entries.len()
+            );
+            println!("  model:    {}", describe_model(archive.model));
+            println!(
+                "  bpd:      {:.4} over all entries",
+                io::bpd(bytes.len() as u64, dims)
+            );
+            for entry in &archive.entries {
+                println!("  {}", entry.name);
+                describe_image(&entry.image, "    ");
+                let payload = payload_bytes(&entry.image);
+                println!(
+                    "    bytes:    {payload} payload ({:.4} bpd)",
+                    io::bpd(payload, dimensions(&entry.image))
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Geometry, pixel format, tiling and checksum lines.
+fn describe_image<T: AsRef<[u8]>>(image: &CodedImage<T>, indent: &str) {
+    let h = &image.header;
+    println!(
+        "{indent}image:    {}×{}, {}",
+        h.width,
+        h.height,
+        format_name(h.pixel_format)
+    );
+    let grid = h.grid();
+    match h.tiling {
+        Tiling::Whole => println!("{indent}tiles:    1 (the whole image)"),
+        Tiling::Square { .. } => println!(
+            "{indent}tiles:    {} of {}×{} ({} columns × {} rows)",
+            grid.count(),
+            grid.tile_width,
+            grid.tile_height,
+            grid.columns,
+            grid.rows
+        ),
+    }
+    println!(
+        "{indent}checksum: {:08x} (CRC-32 of the pixels)",
+        h.pixel_crc
+    );
+}
+
+/// The model reference, with the embedded model's name when this build has it.
+fn describe_model(model: ModelRef) -> String {
+    match (Registry::embedded().resolve(model), model) {
+        (Ok(found), ModelRef::Embedded { .. }) => {
+            format!(
+                "embedded model '{}' (id {:016x})",
+                found.name,
+                found.model.id()
+            )
+        }
+        (Ok(found), ModelRef::External { .. }) => {
+            format!("{model} (the same as embedded model '{}')", found.name)
+        }
+        (Err(_), ModelRef::Embedded { .. }) => format!("{model} (not in this build)"),
+        (Err(_), ModelRef::External { .. }) => {
+            format!("{model} (decompress with --model PATH)")
+        }
+    }
+}
+
+fn payload_bytes<T: AsRef<[u8]>>(image: &CodedImage<T>) -> u64 {
+    image.tiles.iter().map(|t| t.as_ref().len() as u64).sum()
+}
+
+fn dimensions<T: AsRef<[u8]>>(image: &CodedImage<T>) -> u64 {
+    image.header.pixel_count() * u64::from(image.header.pixel_format.channels())
+}

@@ -1,0 +1,158 @@
+//! `idfcodec verify`: compress and decompress images in memory, check that every pixel comes
+//! back, and report the size (bits per dimension) and speed.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use clap::Args;
+use idfcodec_codec::format::{Limits, PixelFormat};
+use idfcodec_codec::{compress, decompress, DecodeOptions};
+
+use super::compress::{collect_inputs, read_input_image, CodingArgs, InputImage};
+use super::io;
+use super::models::ChosenModel;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  idfcodec verify digit.png
+  idfcodec verify fixtures/ --model my-model.safetensors --threads 1
+  idfcodec verify photos/ --tile 64      # compare with --tile 128, 256, ...")]
+pub struct VerifyArgs {
+    /// Images (PNG or JPEG, 8-bit grayscale) or folders searched recursively for them.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub coding: CodingArgs,
+}
+
+/// Sizes and times summed over the images that round-tripped.
+#[derive(Default)]
+struct Totals {
+    images: usize,
+    dimensions: u64,
+    input_bytes: u64,
+    coded_bytes: u64,
+    encode: Duration,
+    decode: Duration,
+}
+
+/// One image's round trip.
+struct Trip {
+    width: u32,
+    height: u32,
+    dimensions: u64,
+    input_bytes: u64,
+    coded_bytes: u64,
+    encode: Duration,
+    decode: Duration,
+}
+
+pub fn run(a: VerifyArgs) -> Result<()> {
+    let inputs = collect_inputs(&a.inputs)?;
+    let mut models: Vec<(PixelFormat, ChosenModel)> = Vec::new();
+    let mut totals = Totals::default();
+    let mut failed = 0;
+    println!(
+        "{:<32} {:>11} {:>9} {:>7} {:>9} {:>9} {:>9}",
+        "image", "size", "bytes", "bpd", "input bpd", "encode", "decode"
+    );
+    for input in &inputs {
+        match round_trip(&a, input, &mut models) {
+            Ok(trip) => {
+                print_trip(input, &trip);
+                totals.add(&trip);
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{:<32} FAILED: {e:#}", input.name.as_str());
+            }
+        }
+    }
+    totals.print();
+    if failed > 0 {
+        bail!("{failed} of {} images failed to round-trip", inputs.len());
+    }
+    Ok(())
+}
+
+/// Compresses and decompresses one image, checking the pixels.
+fn round_trip(
+    a: &VerifyArgs,
+    input: &InputImage,
+    models: &mut Vec<(PixelFormat, ChosenModel)>,
+) -> Result<Trip> {
+    let (image, input_bytes) = read_input_image(input)?;
+    let format = image.pixel_format();
+    if !models.iter().any(|(f, _)| *f == format) {
+        models.push((format, a.coding.model(format)?));
+    }
+    let chosen = &models
+        .iter()
+        .find(|(f, _)| *f == format)
+        .expect("just added")
+        .1;
+    let start = Instant::now();
+    let coded = compress(&image, &chosen.model, &a.coding.options(chosen))?;
+    let encode = start.elapsed();
+    let start = Instant::now();
+    // the bytes were made here: no limits beyond the encoder's own
+    let options = DecodeOptions {
+        threads: a.coding.threads,
+        limits: Limits::UNLIMITED,
+        ..DecodeOptions::default()
+    };
+    let decoded = decompress(&coded, &chosen.named(), &options)?;
+    let decode = start.elapsed();
+    if decoded != image {
+        bail!("the decoded pixels differ from the original");
+    }
+    Ok(Trip {
+        width: image.width(),
+        height: image.height(),
+        dimensions: image.dimensions(),
+        input_bytes,
+        coded_bytes: coded.len() as u64,
+        encode,
+        decode,
+    })
+}
+
+fn print_trip(input: &InputImage, t: &Trip) {
+    println!(
+        "{:<32} {:>11} {:>9} {:>7.3} {:>9.3} {:>7.0}ms {:>7.0}ms",
+        input.name.as_str(),
+        format!("{}×{}", t.width, t.height),
+        t.coded_bytes,
+        io::bpd(t.coded_bytes, t.dimensions),
+        io::bpd(t.input_bytes, t.dimensions),
+        t.encode.as_secs_f64() * 1e3,
+        t.decode.as_secs_f64() * 1e3
+    );
+}
+
+impl Totals {
+    fn add(&mut self, t: &Trip) {
+        self.images += 1;
+        self.dimensions += t.dimensions;
+        self.input_bytes += t.input_bytes;
+        self.coded_bytes += t.coded_bytes;
+        self.encode += t.encode;
+        self.decode += t.decode;
+    }
+
+    fn print(&self) {
+        let per_second = |d: Duration| self.dimensions as f64 / d.as_secs_f64().max(1e-9) / 1e6;
+        println!(
+            "total: {} images round-tripped, {} bytes, {:.4} bpd (inputs {:.4} bpd); \
+             encode {:.3} Mpx/s, decode {:.3} Mpx/s",
+            self.images,
+            self.coded_bytes,
+            io::bpd(self.coded_bytes, self.dimensions),
+            io::bpd(self.input_bytes, self.dimensions),
+            per_second(self.encode),
+            per_second(self.decode)
+        );
+    }
+}

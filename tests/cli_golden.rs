@@ -1,0 +1,156 @@
+//! Golden files: `fixtures/*.png` (real MNIST / Fashion-MNIST test images) and their `.idf`
+//! encodings made with the fixed `fixtures/test-model.safetensors`. Every future build must
+//! decode them to exactly these pixels and encode the PNGs to exactly these bytes: a change
+//! here is a format change (a version bump, see FORMAT.md), never a test to update.
+//!
+//! `cargo test --test cli_golden -- --ignored regenerate` writes missing fixtures (it never
+//! replaces an existing `.idf` or the model).
+
+mod cli_common;
+
+use std::path::{Path, PathBuf};
+
+use cli_common::{ok, read_gray_png, test_config, write_gray_png};
+
+/// A golden image: file stem under `fixtures/` and the `--tile` it is coded with.
+struct Golden {
+    stem: &'static str,
+    tile: u32,
+}
+
+const GOLDEN: [Golden; 3] = [
+    Golden {
+        stem: "mnist-test-0",
+        tile: 128,
+    },
+    Golden {
+        stem: "fashion-mnist-test-0",
+        tile: 128,
+    },
+    // six MNIST digits in a 3×2 mosaic, cropped to an odd size: clipped, padded tiles
+    Golden {
+        stem: "mnist-mosaic-83x53",
+        tile: 32,
+    },
+];
+
+/// Seed of `Model::new_random(test_config(), MODEL_SEED)`, the committed test model.
+const MODEL_SEED: u64 = 20_240_601;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn model_path() -> PathBuf {
+    fixtures().join("test-model.safetensors")
+}
+
+fn png(g: &Golden) -> PathBuf {
+    fixtures().join(format!("{}.png", g.stem))
+}
+
+fn idf(g: &Golden) -> PathBuf {
+    fixtures().join(format!("{}.png.idf", g.stem))
+}
+
+/// `idfcodec compress` of the golden PNG into `out`.
+fn compress(g: &Golden, out: &Path) {
+    let tile = g.tile.to_string();
+    ok(&[
+        "compress".as_ref(),
+        png(g).as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--model".as_ref(),
+        model_path().as_os_str(),
+        "--tile".as_ref(),
+        tile.as_ref(),
+        "--force".as_ref(),
+    ]);
+}
+
+#[test]
+fn golden_files_decode_and_encode_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    for g in &GOLDEN {
+        let decoded = dir.path().join(format!("{}.png", g.stem));
+        ok(&[
+            "decompress".as_ref(),
+            idf(g).as_os_str(),
+            "-o".as_ref(),
+            decoded.as_os_str(),
+            "--model".as_ref(),
+            model_path().as_os_str(),
+        ]);
+        assert_eq!(
+            read_gray_png(&decoded),
+            read_gray_png(&png(g)),
+            "{}",
+            g.stem
+        );
+        let encoded = dir.path().join(format!("{}.idf", g.stem));
+        compress(g, &encoded);
+        assert!(
+            std::fs::read(&encoded).unwrap() == std::fs::read(idf(g)).unwrap(),
+            "{}: the encoder no longer writes the golden bytes",
+            g.stem
+        );
+    }
+}
+
+#[test]
+fn the_test_model_is_small_and_fixed() {
+    let bytes = std::fs::read(model_path()).unwrap();
+    assert!(bytes.len() < 100_000, "{} bytes", bytes.len());
+    let model = idfcodec_codec::Model::from_safetensors(&bytes).unwrap();
+    assert_eq!(model.config(), &test_config());
+}
+
+/// Writes the golden PNGs from the datasets and their `.idf` files, where missing.
+#[test]
+#[ignore = "writes fixtures/; run by hand with --ignored"]
+fn regenerate_golden_files() {
+    use idfcodec::data::{load, Dataset, Split};
+    std::fs::create_dir_all(fixtures()).unwrap();
+    if !model_path().exists() {
+        let model = idfcodec_codec::Model::new_random(test_config(), MODEL_SEED).unwrap();
+        let card = serde_json::json!({
+            "note": "random weights for the golden-file tests; never change this file",
+            "random_seed": MODEL_SEED,
+        });
+        std::fs::write(model_path(), model.to_safetensors(&card).unwrap()).unwrap();
+    }
+    let data = idfcodec::data::data_dir();
+    let data = if data.is_absolute() {
+        data
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(data)
+    };
+    let mnist = load(&data, Dataset::Mnist, Split::Test).unwrap();
+    let fashion = load(&data, Dataset::FashionMnist, Split::Test).unwrap();
+    let sources = [
+        (28, 28, mnist.image(0).to_vec()),
+        (28, 28, fashion.image(0).to_vec()),
+        (83, 53, mosaic(&mnist, 83, 53)),
+    ];
+    for (g, (w, h, pixels)) in GOLDEN.iter().zip(sources) {
+        if !png(g).exists() {
+            write_gray_png(&png(g), w, h, &pixels);
+        }
+        if !idf(g).exists() {
+            compress(g, &idf(g));
+        }
+    }
+}
+
+/// MNIST test images 1..=6 as a 3×2 mosaic (84×56), cropped to `width × height`.
+fn mosaic(set: &idfcodec::data::ImageSet, width: usize, height: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(width * height);
+    for y in 0..height {
+        for x in 0..width {
+            let image = set.image(1 + (y / 28) * 3 + x / 28);
+            out.push(image[(y % 28) * 28 + x % 28]);
+        }
+    }
+    out
+}
