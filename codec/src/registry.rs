@@ -41,11 +41,11 @@ macro_rules! embedded_model {
 }
 
 /// The embedded models, defaults first. One line per model (see the module docs).
-const EMBEDDED: &[EmbeddedSpec] = &[embedded_model!(
-    "fashion-mnist",
-    [Gray8],
-    "models/fashion-mnist.safetensors"
-)];
+#[rustfmt::skip]
+const EMBEDDED: &[EmbeddedSpec] = &[
+    embedded_model!("fashion-mnist", [Gray8], "models/fashion-mnist.safetensors"),
+    embedded_model!("mnist", [Gray8], "models/mnist.safetensors"),
+];
 
 /// A registry entry: the spec and its lazily loaded model.
 #[derive(Debug)]
