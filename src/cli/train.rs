@@ -145,17 +145,24 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         .test_bpd
         .map(|t| format!("{t:.4}"))
         .unwrap_or_else(|| "not yet measured".into());
+    // a chunk that ran no step (resuming a finished run) has no train bpd or speed to report
+    let train = if r.last_train_bpd.is_finite() {
+        format!(
+            "last train bpd {:.4} · {:.0} images/s",
+            r.last_train_bpd, r.images_per_s
+        )
+    } else {
+        "no training step in this chunk".to_string()
+    };
     println!(
-        "step {} ({}) · last train bpd {:.4} · test bpd {} · {:.0} images/s · {:.0} s this chunk",
+        "step {} ({}) · {train} · test bpd {} · {:.0} s this chunk",
         r.step,
         if r.finished {
             "finished"
         } else {
             "paused: continue with --resume"
         },
-        r.last_train_bpd,
         test,
-        r.images_per_s,
         r.chunk_seconds
     );
     println!(
