@@ -229,7 +229,8 @@ fn model_card_markdown(
          - Test NLL: **{bpd:.4} bits per dimension** (float model, exact discrete NLL, whole test set)\n\
          {check}\
          - Parameters: {params}\n\
-         - Training: {steps} steps, batch {batch}, {opt} peak lr {lr:.1e}, {secs:.0} s wall time\n\
+         - Training: {steps} steps, batch {batch}, {opt} peak lr {lr:.1e} (cosine to {lr_min:.1e}), {secs:.0} s wall time\n\
+         - Schedule details: priors started from the data: {data_init}; last-layer learning-rate multipliers: prior weights {out_scale}, couplings {coupling_scale}\n\
          - Hardware: {hw}\n\n\
          ## Architecture\n\n```json\n{arch}\n```\n\n\
          Measured by the export command; the coded rate of the codec is reported by `idfcodec verify` and `idfcodec bench`.\n",
@@ -241,6 +242,10 @@ fn model_card_markdown(
         batch = cfg.train.batch_size,
         opt = card["optimizer"].as_str().unwrap_or("?"),
         lr = cfg.train.lr,
+        lr_min = cfg.train.lr_min,
+        data_init = if cfg.train.data_init { "yes" } else { "no" },
+        out_scale = cfg.train.output_lr_scale,
+        coupling_scale = cfg.train.coupling_lr_scale,
         secs = card["train_seconds"].as_f64().unwrap_or(0.0),
         hw = card["hardware"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join("; ")).unwrap_or_default(),
     )

@@ -47,6 +47,19 @@ pub struct Schedule {
     pub checkpoint_minutes: f64,
     /// Gradients with a larger global norm are scaled down to it (0: no clipping).
     pub clip_grad_norm: f64,
+    /// Start every prior as the mixture fitted to the latents of the first training images
+    /// ([`crate::nn::Idf::init_priors`]) rather than at random.
+    pub data_init: bool,
+    /// Learning-rate multiplier for the weights of the prior networks' last layer. Adam moves
+    /// each weight by about the learning rate, and a last layer sums `9·hidden` of them into an
+    /// output that is multiplied by 128 (means): below 1 keeps one step from moving a prior's
+    /// means by many pixels at once.
+    pub output_lr_scale: f64,
+    /// Learning-rate multiplier for the last layer (weights and bias) of the coupling networks.
+    /// Their output, times `translation_scale`, is rounded to a translation whose gradient is only
+    /// straight-through; on peaked data (MNIST) full-rate steps flip whole fields of translations
+    /// at once and the loss jumps by bits per dimension. Small values let the priors lead.
+    pub coupling_lr_scale: f64,
 }
 
 impl Default for DataConfig {
@@ -62,16 +75,19 @@ impl Default for Schedule {
     fn default() -> Self {
         Schedule {
             batch_size: 64,
-            optimizer: OptimizerKind::Adamax,
-            lr: 2e-3,
-            lr_min: 1e-4,
-            warmup_steps: 200,
+            optimizer: OptimizerKind::Adam,
+            lr: 1e-3,
+            lr_min: 1e-5,
+            warmup_steps: 100,
             steps: 10_000,
             seed: 0,
             eval_every: 1000,
             eval_images: 2000,
             checkpoint_minutes: 5.0,
             clip_grad_norm: 0.0,
+            data_init: true,
+            output_lr_scale: 0.01,
+            coupling_lr_scale: 0.001,
         }
     }
 }
@@ -92,6 +108,14 @@ impl TrainConfig {
         let t = &self.train;
         if t.batch_size == 0 || t.steps == 0 {
             return Err("batch_size and steps must be positive".into());
+        }
+        for (name, v) in [
+            ("output_lr_scale", t.output_lr_scale),
+            ("coupling_lr_scale", t.coupling_lr_scale),
+        ] {
+            if !(v > 0.0 && v <= 1.0) {
+                return Err(format!("{name} must be in (0, 1]"));
+            }
         }
         if !(t.lr > 0.0 && t.lr_min >= 0.0 && t.lr_min <= t.lr) {
             return Err("need 0 <= lr_min <= lr and lr > 0".into());

@@ -19,6 +19,7 @@ use crate::metrics::bpd::dataset_bpd;
 use crate::nn::Idf;
 use checkpoint::RunState;
 use config::TrainConfig;
+use idfcodec_codec::arch::{IdfConfig, MEAN_SCALE};
 use log::LogRow;
 use optim::Optimizer;
 
@@ -157,12 +158,64 @@ impl BatchOrder {
     }
 }
 
+/// Training images whose latents start the priors (`train.data_init`).
+const DATA_INIT_IMAGES: i64 = 512;
+
 /// Builds the model and its variables on `device`, seeded.
 pub fn build_model(cfg: &TrainConfig, device: Device) -> (VarStore, Idf) {
     tch::manual_seed(cfg.train.seed as i64);
     let vs = VarStore::new(device);
     let model = Idf::new(&vs.root(), &cfg.model);
     (vs, model)
+}
+
+/// The learning-rate multiplier of the parameter `name` (tensor names of
+/// [`idfcodec_codec::arch`]), per element where it matters.
+///
+/// Adam moves every parameter by about the learning rate per step whatever its gradient, so a
+/// parameter's rate must match how far its effect travels: a raw mixture mean is multiplied by
+/// `MEAN_SCALE` (128) pixels, and a prior with a scale of a twentieth of a pixel (MNIST's
+/// background) cannot stand means that jitter by 0.1 pixel a step. Rows of the priors' last
+/// layer and of the top parameters that produce means get `1/MEAN_SCALE`, so a mean moves by
+/// about the learning rate in pixels. On top, [`config::Schedule::output_lr_scale`] and
+/// [`config::Schedule::coupling_lr_scale`] slow the last layers' weights.
+fn lr_scale(schedule: &config::Schedule, mixtures: usize, name: &str, param: &Tensor) -> Tensor {
+    let last_layer = name.contains(".conv_out.");
+    let base = if last_layer && name.contains(".coupling") {
+        schedule.coupling_lr_scale
+    } else if last_layer && name.ends_with("weight") {
+        schedule.output_lr_scale
+    } else {
+        1.0
+    };
+    let raw_rows = |count: i64| {
+        // raw channel r of a latent holds a mean when r mod 3M is in M..2M
+        let m = mixtures as i64;
+        let rates: Vec<f32> = (0..count)
+            .map(|r| {
+                let mean = (m..2 * m).contains(&(r % (3 * m)));
+                (base
+                    * if mean {
+                        1.0 / f64::from(MEAN_SCALE)
+                    } else {
+                        1.0
+                    }) as f32
+            })
+            .collect();
+        Tensor::from_slice(&rates).to_device(param.device())
+    };
+    let size = param.size();
+    if name == IdfConfig::TOP_PARAMS {
+        // [C, 3M]: the raw row of every channel along the last axis
+        raw_rows(size[1]).reshape([1, size[1]])
+    } else if last_layer && name.contains(".prior") {
+        // weight [3M·F, hidden, 3, 3] or bias [3M·F]: one raw channel per output row
+        let mut shape = vec![1i64; size.len()];
+        shape[0] = size[0];
+        raw_rows(size[0]).reshape(shape)
+    } else {
+        Tensor::from(base as f32).to_device(param.device())
+    }
 }
 
 /// Runs (or resumes) a training job until its step count or its time limit.
@@ -177,7 +230,9 @@ pub fn run(job: &TrainJob, data: &LoadedData) -> Result<TrainReport, TrainError>
     }
     let cfg = &job.config;
     let (mut vs, model) = build_model(cfg, job.device);
-    let mut opt = Optimizer::new(&vs, cfg.train.optimizer);
+    let mut opt = Optimizer::new(&vs, cfg.train.optimizer, |name, param| {
+        lr_scale(&cfg.train, cfg.model.mixtures, name, param)
+    });
     let mut state = RunState {
         step: 0,
         train_seconds: 0.0,
@@ -195,6 +250,14 @@ pub fn run(job: &TrainJob, data: &LoadedData) -> Result<TrainReport, TrainError>
             ));
         }
         state.config = cfg.clone();
+    } else if cfg.train.data_init {
+        let n = DATA_INIT_IMAGES.min(data.train.size()[0]);
+        let x = data
+            .train
+            .narrow(0, 0, n)
+            .to_device(job.device)
+            .to_kind(Kind::Float);
+        model.init_priors(&x);
     }
     state.hardware.push(crate::device::describe(job.device));
 
@@ -352,4 +415,59 @@ fn account(state: &mut RunState, accounted: &mut f64, chunk_start: &Instant) {
     let now = chunk_start.elapsed().as_secs_f64();
     state.train_seconds += now - *accounted;
     *accounted = now;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rate_multipliers_follow_what_a_parameter_moves() {
+        let s = config::Schedule {
+            output_lr_scale: 0.5,
+            coupling_lr_scale: 0.25,
+            ..Default::default()
+        };
+        let m = 2; // raw rows per latent: logit, logit, mean, mean, log-scale, log-scale
+        let rate = |name: &str, shape: &[i64]| {
+            let p = Tensor::zeros(shape, (Kind::Float, tch::Device::Cpu));
+            let r = lr_scale(&s, m, name, &p).expand_as(&p).flatten(0, -1);
+            Vec::<f32>::try_from(r).unwrap()
+        };
+        assert!(rate("level0.coupling3.conv_out.weight", &[2, 4, 3, 3])
+            .iter()
+            .all(|&v| v == 0.25));
+        assert_eq!(rate("level1.coupling0.conv_out.bias", &[2]), [0.25, 0.25]);
+        assert_eq!(
+            rate("level0.coupling0.conv_in.weight", &[1, 1, 1, 1]),
+            [1.0]
+        );
+        let mean = 1.0 / MEAN_SCALE;
+        assert_eq!(
+            rate("level0.prior.conv_out.bias", &[12]),
+            [1.0, 1.0, mean, mean, 1.0, 1.0, 1.0, 1.0, mean, mean, 1.0, 1.0]
+        );
+        let w = rate("level0.prior.conv_out.weight", &[6, 1, 1, 2]);
+        assert_eq!(
+            w,
+            [
+                0.5,
+                0.5,
+                0.5,
+                0.5,
+                0.5 * mean,
+                0.5 * mean,
+                0.5 * mean,
+                0.5 * mean,
+                0.5,
+                0.5,
+                0.5,
+                0.5
+            ]
+        );
+        assert_eq!(
+            rate("top.params", &[1, 6]),
+            [1.0, 1.0, mean, mean, 1.0, 1.0]
+        );
+    }
 }

@@ -21,20 +21,30 @@ const EPS: f64 = 1e-8;
 pub struct Optimizer {
     kind: OptimizerKind,
     params: Vec<(String, Tensor)>,
+    /// Learning-rate multiplier of each parameter (a scalar or a tensor broadcast against it).
+    lr_scale: Vec<Tensor>,
     first: Vec<Tensor>,
     second: Vec<Tensor>,
     step: i64,
 }
 
 impl Optimizer {
-    pub fn new(vs: &VarStore, kind: OptimizerKind) -> Self {
+    /// `lr_scale(name, param)` multiplies the learning rate of the parameter called `name`
+    /// (a scalar tensor, or one that broadcasts against the parameter: per-element rates).
+    pub fn new(
+        vs: &VarStore,
+        kind: OptimizerKind,
+        lr_scale: impl Fn(&str, &Tensor) -> Tensor,
+    ) -> Self {
         let mut params: Vec<_> = vs.variables().into_iter().collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
+        let lr_scale = params.iter().map(|(n, p)| lr_scale(n, p)).collect();
         let first = params.iter().map(|(_, p)| p.zeros_like()).collect();
         let second = params.iter().map(|(_, p)| p.zeros_like()).collect();
         Optimizer {
             kind,
             params,
+            lr_scale,
             first,
             second,
             step: 0,
@@ -86,7 +96,7 @@ impl Optimizer {
                         &*m / &*v * (lr / bias1)
                     }
                 };
-                let _ = p.g_sub_(&update);
+                let _ = p.g_sub_(&(update * &self.lr_scale[i]));
             }
         });
     }
