@@ -1,6 +1,7 @@
 //! idfcodec: the command-line front end, training, metrics and datasets around the tch-free
 //! `idfcodec-codec` crate. Everything that needs libtorch is behind the `train` feature.
 
+pub mod bench;
 pub mod cli;
 pub mod data;
 #[cfg(feature = "train")]
@@ -11,5 +12,6 @@ pub mod export;
 pub mod metrics;
 #[cfg(feature = "train")]
 pub mod nn;
+pub mod plot;
 #[cfg(feature = "train")]
 pub mod train;

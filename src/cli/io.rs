@@ -256,19 +256,32 @@ pub fn create_path_under(root: &Path, name: &Path) -> Result<PathBuf> {
 
 /// Decodes a PNG or JPEG file into an [`Image`]; only 8-bit grayscale is accepted for now.
 pub fn decode_picture(bytes: &[u8], name: &str) -> Result<Image> {
-    let picture = image::ImageReader::new(io::Cursor::new(bytes))
+    codec_image(read_picture(bytes, name)?).map_err(|color| {
+        anyhow::anyhow!(
+            "{name} is {color}: only 8-bit grayscale images can be compressed yet \
+             (convert it first, e.g. `magick {name} -colorspace Gray -depth 8 gray.png`)"
+        )
+    })
+}
+
+/// Decodes a PNG or JPEG file (whatever its color type).
+pub fn read_picture(bytes: &[u8], name: &str) -> Result<image::DynamicImage> {
+    image::ImageReader::new(io::Cursor::new(bytes))
         .with_guessed_format()
         .with_context(|| format!("cannot read {name}"))?
         .decode()
-        .with_context(|| format!("{name} is not a PNG or JPEG image idfcodec can read"))?;
+        .with_context(|| format!("{name} is not a PNG or JPEG image idfcodec can read"))
+}
+
+/// The codec's [`Image`] of a decoded picture, or the description of its color type ("8-bit
+/// RGB") when the codec does not code it yet.
+pub fn codec_image(picture: image::DynamicImage) -> Result<Image, String> {
     let (width, height) = (picture.width(), picture.height());
     match picture {
-        image::DynamicImage::ImageLuma8(gray) => Ok(Image::gray8(width, height, gray.into_raw())?),
-        other => bail!(
-            "{name} is {}: only 8-bit grayscale images can be compressed yet \
-             (convert it first, e.g. `magick {name} -colorspace Gray -depth 8 gray.png`)",
-            describe_color(other.color())
-        ),
+        image::DynamicImage::ImageLuma8(gray) => {
+            Image::gray8(width, height, gray.into_raw()).map_err(|e| e.to_string())
+        }
+        other => Err(describe_color(other.color())),
     }
 }
 
@@ -289,7 +302,8 @@ pub fn encode_png(image: &Image) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn describe_color(color: image::ColorType) -> String {
+/// A human name of a decoded picture's color type ("8-bit RGB").
+pub fn describe_color(color: image::ColorType) -> String {
     use image::ColorType::*;
     match color {
         L8 => "8-bit grayscale",

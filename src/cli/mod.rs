@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod compress;
 pub mod dataset;
 pub mod decompress;
@@ -34,6 +35,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// List the models built into this binary.
     Models(models::ModelsArgs),
+    /// Compare idfcodec with PNG, optipng, oxipng, WebP, JPEG XL and JPEG-LS: size, speed, memory.
+    Bench(bench::BenchArgs),
     /// Write a dataset split (MNIST, Fashion-MNIST) as PNG files, one per image.
     DatasetPng(dataset::DatasetPngArgs),
     /// Train an IDF on MNIST or Fashion-MNIST (needs the `train` feature and libtorch).
@@ -51,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(a) => info::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Models(a) => models::run(a),
+        Command::Bench(a) => bench::run(a),
         Command::DatasetPng(a) => dataset::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use clap::Args;
 use idfcodec_codec::format::{Limits, PixelFormat};
-use idfcodec_codec::{compress, decompress, DecodeOptions};
+use idfcodec_codec::{compress, decompress, DecodeOptions, Image};
 
 use super::compress::{collect_inputs, read_input_image, CodingArgs, InputImage};
 use super::io;
@@ -44,14 +44,83 @@ struct Trip {
     height: u32,
     dimensions: u64,
     input_bytes: u64,
-    coded_bytes: u64,
-    encode: Duration,
-    decode: Duration,
+    coded: Coded,
+}
+
+/// The size and times of an image coded and decoded in memory by [`RoundTrip::run`].
+#[derive(Clone, Copy, Debug)]
+pub struct Coded {
+    pub bytes: u64,
+    pub encode: Duration,
+    pub decode: Duration,
+}
+
+/// Compresses and decompresses images in memory with the coding settings of `verify` (and
+/// `bench`), checking every pixel. The model for each pixel format is chosen once.
+pub struct RoundTrip {
+    coding: CodingArgs,
+    models: Vec<(PixelFormat, ChosenModel)>,
+}
+
+impl RoundTrip {
+    pub fn new(coding: CodingArgs) -> Self {
+        RoundTrip {
+            coding,
+            models: Vec::new(),
+        }
+    }
+
+    /// The model used for images of `format` (chosen on first use).
+    pub fn model(&mut self, format: PixelFormat) -> Result<&ChosenModel> {
+        model_for(&mut self.models, &self.coding, format)
+    }
+
+    /// Codes `image` and decodes the bytes again; an error unless every pixel comes back.
+    pub fn run(&mut self, image: &Image) -> Result<Coded> {
+        let chosen = model_for(&mut self.models, &self.coding, image.pixel_format())?;
+        let options = self.coding.options(chosen);
+        let start = Instant::now();
+        let coded = compress(image, &chosen.model, &options)?;
+        let encode = start.elapsed();
+        let start = Instant::now();
+        // the bytes were made here: no limits beyond the encoder's own
+        let options = DecodeOptions {
+            threads: self.coding.threads,
+            limits: Limits::UNLIMITED,
+            ..DecodeOptions::default()
+        };
+        let decoded = decompress(&coded, &chosen.named(), &options)?;
+        let decode = start.elapsed();
+        if decoded != *image {
+            bail!("the decoded pixels differ from the original");
+        }
+        Ok(Coded {
+            bytes: coded.len() as u64,
+            encode,
+            decode,
+        })
+    }
+}
+
+/// The model for `format` in `models`, chosen from `coding` and added on first use.
+fn model_for<'a>(
+    models: &'a mut Vec<(PixelFormat, ChosenModel)>,
+    coding: &CodingArgs,
+    format: PixelFormat,
+) -> Result<&'a ChosenModel> {
+    let at = match models.iter().position(|(f, _)| *f == format) {
+        Some(at) => at,
+        None => {
+            models.push((format, coding.model(format)?));
+            models.len() - 1
+        }
+    };
+    Ok(&models[at].1)
 }
 
 pub fn run(a: VerifyArgs) -> Result<()> {
     let inputs = collect_inputs(&a.inputs)?;
-    let mut models: Vec<(PixelFormat, ChosenModel)> = Vec::new();
+    let mut trips = RoundTrip::new(a.coding);
     let mut totals = Totals::default();
     let mut failed = 0;
     println!(
@@ -59,7 +128,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         "image", "size", "bytes", "bpd", "input bpd", "encode", "decode"
     );
     for input in &inputs {
-        match round_trip(&a, input, &mut models) {
+        match round_trip(&mut trips, input) {
             Ok(trip) => {
                 print_trip(input, &trip);
                 totals.add(&trip);
@@ -77,45 +146,15 @@ pub fn run(a: VerifyArgs) -> Result<()> {
     Ok(())
 }
 
-/// Compresses and decompresses one image, checking the pixels.
-fn round_trip(
-    a: &VerifyArgs,
-    input: &InputImage,
-    models: &mut Vec<(PixelFormat, ChosenModel)>,
-) -> Result<Trip> {
+/// Reads one image file and round-trips it.
+fn round_trip(trips: &mut RoundTrip, input: &InputImage) -> Result<Trip> {
     let (image, input_bytes) = read_input_image(input)?;
-    let format = image.pixel_format();
-    if !models.iter().any(|(f, _)| *f == format) {
-        models.push((format, a.coding.model(format)?));
-    }
-    let chosen = &models
-        .iter()
-        .find(|(f, _)| *f == format)
-        .expect("just added")
-        .1;
-    let start = Instant::now();
-    let coded = compress(&image, &chosen.model, &a.coding.options(chosen))?;
-    let encode = start.elapsed();
-    let start = Instant::now();
-    // the bytes were made here: no limits beyond the encoder's own
-    let options = DecodeOptions {
-        threads: a.coding.threads,
-        limits: Limits::UNLIMITED,
-        ..DecodeOptions::default()
-    };
-    let decoded = decompress(&coded, &chosen.named(), &options)?;
-    let decode = start.elapsed();
-    if decoded != image {
-        bail!("the decoded pixels differ from the original");
-    }
     Ok(Trip {
         width: image.width(),
         height: image.height(),
         dimensions: image.dimensions(),
         input_bytes,
-        coded_bytes: coded.len() as u64,
-        encode,
-        decode,
+        coded: trips.run(&image)?,
     })
 }
 
@@ -124,11 +163,11 @@ fn print_trip(input: &InputImage, t: &Trip) {
         "{:<32} {:>11} {:>9} {:>7.3} {:>9.3} {:>7.0}ms {:>7.0}ms",
         input.name.as_str(),
         format!("{}×{}", t.width, t.height),
-        t.coded_bytes,
-        io::bpd(t.coded_bytes, t.dimensions),
+        t.coded.bytes,
+        io::bpd(t.coded.bytes, t.dimensions),
         io::bpd(t.input_bytes, t.dimensions),
-        t.encode.as_secs_f64() * 1e3,
-        t.decode.as_secs_f64() * 1e3
+        t.coded.encode.as_secs_f64() * 1e3,
+        t.coded.decode.as_secs_f64() * 1e3
     );
 }
 
@@ -137,9 +176,9 @@ impl Totals {
         self.images += 1;
         self.dimensions += t.dimensions;
         self.input_bytes += t.input_bytes;
-        self.coded_bytes += t.coded_bytes;
-        self.encode += t.encode;
-        self.decode += t.decode;
+        self.coded_bytes += t.coded.bytes;
+        self.encode += t.coded.encode;
+        self.decode += t.coded.decode;
     }
 
     fn print(&self) {

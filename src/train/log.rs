@@ -77,20 +77,12 @@ pub fn write(path: &Path, rows: &[LogRow]) -> Result<(), TrainError> {
         .map_err(|e| TrainError::io(path, e))
 }
 
-fn register_font() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let font: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, font);
-    });
-}
-
 /// Draws train and test bpd against steps into a PNG.
 pub fn plot(path: &Path, rows: &[LogRow], title: &str) -> Result<(), TrainError> {
     if rows.is_empty() {
         return Ok(());
     }
-    register_font();
+    crate::plot::register_font();
     let err = |e: String| TrainError::Plot(format!("{}: {e}", path.display()));
     let train: Vec<(f64, f64)> = rows.iter().map(|r| (r.step as f64, r.train_bpd)).collect();
     let test: Vec<(f64, f64)> = rows
@@ -115,7 +107,7 @@ pub fn plot(path: &Path, rows: &[LogRow], title: &str) -> Result<(), TrainError>
     let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 22))
+        .caption(title, (crate::plot::FONT, 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)

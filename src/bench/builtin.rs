@@ -1,0 +1,143 @@
+//! The codecs that run inside this process: idfcodec itself and PNG through the `image` crate.
+//! Their peak memory is the growth of this process's peak RSS ([`super::memory::PeakMeter`]).
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+use idfcodec_codec::format::PixelFormat;
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::{DynamicImage, ImageFormat};
+
+use super::memory;
+use super::{Codec, Family, Outcome, Picture, Trial};
+use crate::cli::compress::CodingArgs;
+use crate::cli::io::codec_image;
+use crate::cli::verify::RoundTrip;
+
+/// idfcodec with one model (and, later, one effort level): a round trip in memory through the
+/// codec crate, exactly as `idfcodec verify` does it.
+pub struct Idfcodec {
+    name: String,
+    settings: String,
+    trips: RoundTrip,
+}
+
+impl Idfcodec {
+    /// An entry for `coding.model` (`None`: the embedded default model of each pixel format).
+    /// The model is loaded here, so that a wrong `--model` fails before any work.
+    pub fn new(coding: CodingArgs) -> Result<Self> {
+        let name = match &coding.model {
+            Some(model) => format!("idfcodec:{model}"),
+            None => "idfcodec".to_string(),
+        };
+        let (tile, threads) = (coding.tile, coding.threads);
+        let mut trips = RoundTrip::new(coding);
+        // the only pixel format coded yet; a given model serves every format
+        let model = trips.model(PixelFormat::Gray8)?.name.clone();
+        let settings = format!(
+            "model {model}, tile {tile}, {threads} thread{}",
+            if threads == 1 { "" } else { "s" }
+        );
+        Ok(Idfcodec {
+            name,
+            settings,
+            trips,
+        })
+    }
+}
+
+impl Codec for Idfcodec {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn settings(&self) -> String {
+        self.settings.clone()
+    }
+
+    fn family(&self) -> Family {
+        Family::Idfcodec
+    }
+
+    fn code(&mut self, picture: &Picture, _scratch: &Path) -> Outcome {
+        let image = match codec_image(picture.pixels.clone()) {
+            Ok(image) => image,
+            Err(color) => return Outcome::Unsupported(color),
+        };
+        // the model is loaded outside the measurement (once per run, not per image)
+        if let Err(e) = self.trips.model(image.pixel_format()) {
+            return Outcome::Failed(format!("{e:#}"));
+        }
+        match memory::measure(|| self.trips.run(&image)) {
+            (Ok(coded), peak_memory) => Outcome::Coded(Trial {
+                bytes: coded.bytes,
+                encode: coded.encode,
+                decode: coded.decode,
+                peak_memory,
+            }),
+            (Err(e), _) => Outcome::Failed(format!("{e:#}")),
+        }
+    }
+}
+
+/// PNG as the `image` crate writes it at its best compression (adaptive filters): the
+/// reference of the "vs PNG" column.
+pub struct Png;
+
+/// The name of the [`Png`] entry.
+pub const PNG: &str = "png";
+
+impl Codec for Png {
+    fn name(&self) -> &str {
+        PNG
+    }
+
+    fn settings(&self) -> String {
+        "image crate, best compression, adaptive filters".to_string()
+    }
+
+    fn family(&self) -> Family {
+        Family::Baseline
+    }
+
+    fn code(&mut self, picture: &Picture, _scratch: &Path) -> Outcome {
+        let (result, peak_memory) = memory::measure(|| -> Result<(u64, DynamicImage, _, _)> {
+            let start = Instant::now();
+            let png = encode_png(&picture.pixels, CompressionType::Best)?;
+            let encode = start.elapsed();
+            let start = Instant::now();
+            let decoded = image::load_from_memory_with_format(&png, ImageFormat::Png)?;
+            Ok((png.len() as u64, decoded, encode, start.elapsed()))
+        });
+        match result {
+            Ok((bytes, decoded, encode, decode)) => picture.check(
+                &decoded,
+                Trial {
+                    bytes,
+                    encode,
+                    decode,
+                    peak_memory,
+                },
+            ),
+            Err(e) => Outcome::Failed(format!("{e:#}")),
+        }
+    }
+}
+
+/// `pixels` as a PNG file (adaptive filters), compressed as asked.
+pub fn encode_png(pixels: &DynamicImage, compression: CompressionType) -> Result<Vec<u8>> {
+    let mut png = Vec::new();
+    pixels.write_with_encoder(PngEncoder::new_with_quality(
+        &mut png,
+        compression,
+        FilterType::Adaptive,
+    ))?;
+    Ok(png)
+}
+
+/// Reads and decodes an image file (the output of a tool) as `format`.
+pub fn decode_file(path: &Path, format: ImageFormat) -> Result<DynamicImage> {
+    let bytes = std::fs::read(path)?;
+    Ok(image::load_from_memory_with_format(&bytes, format)?)
+}
