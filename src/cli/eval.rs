@@ -34,27 +34,17 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         .limit
         .map_or(data.test.size()[0], |l| (l as i64).min(data.test.size()[0]));
     let t = std::time::Instant::now();
-    let bpd = crate::metrics::bpd::dataset_bpd(&model, &data.test.narrow(0, 0, n), 500, device);
+    let groups =
+        crate::metrics::bpd::dataset_bpd_by_group(&model, &data.test.narrow(0, 0, n), 500, device);
+    let bpd: f64 = groups.iter().sum();
     if a.by_group {
-        let x = data
-            .test
-            .narrow(0, 0, n.min(1000))
-            .to_kind(tch::Kind::Float);
-        let groups = tch::no_grad(|| model.nll_by_group(&x));
-        let dims = x.size()[1..].iter().product::<i64>() as f64
-            * x.size()[0] as f64
-            * std::f64::consts::LN_2;
         let shapes = state.config.model.level_shapes();
-        for (i, g) in groups.iter().enumerate() {
+        for (i, share) in groups.iter().enumerate() {
             let what = match shapes.get(i) {
                 Some(s) => format!("level {i} factor-out ({} channels)", s.factored),
                 None => format!("top ({} channels)", state.config.model.top_channels()),
             };
-            let share = g.sum(tch::Kind::Double).double_value(&[]) / dims;
-            println!(
-                "  {what}: {share:.4} of the bpd (first {} images)",
-                x.size()[0]
-            );
+            println!("  {what}: {share:.4} of the bpd");
         }
     }
     println!(

@@ -7,9 +7,17 @@ use crate::nn::Idf;
 
 /// Mean bits per sub-pixel of `images` (`N×C×H×W`, `u8`), evaluated in batches of `batch`.
 pub fn dataset_bpd(model: &Idf, images: &Tensor, batch: i64, device: Device) -> f64 {
+    dataset_bpd_by_group(model, images, batch, device)
+        .iter()
+        .sum()
+}
+
+/// Each emitted latent group's share of [`dataset_bpd`] (the factor-out of every level, then the
+/// top), in one pass over `images`; the shares sum to the dataset's bpd.
+pub fn dataset_bpd_by_group(model: &Idf, images: &Tensor, batch: i64, device: Device) -> Vec<f64> {
     let n = images.size()[0];
     let dims: i64 = images.size()[1..].iter().product();
-    let mut total_nats = 0.0;
+    let mut nats: Vec<f64> = Vec::new();
     tch::no_grad(|| {
         let mut start = 0;
         while start < n {
@@ -18,9 +26,14 @@ pub fn dataset_bpd(model: &Idf, images: &Tensor, batch: i64, device: Device) -> 
                 .narrow(0, start, len)
                 .to_device(device)
                 .to_kind(Kind::Float);
-            total_nats += model.nll(&x).sum(Kind::Double).double_value(&[]);
+            let groups = model.nll_by_group(&x);
+            nats.resize(groups.len(), 0.0);
+            for (total, g) in nats.iter_mut().zip(&groups) {
+                *total += g.sum(Kind::Double).double_value(&[]);
+            }
             start += len;
         }
     });
-    total_nats / (n as f64 * dims as f64 * std::f64::consts::LN_2)
+    let scale = n as f64 * dims as f64 * std::f64::consts::LN_2;
+    nats.iter().map(|v| v / scale).collect()
 }

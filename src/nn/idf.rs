@@ -136,7 +136,7 @@ pub fn fit_mixture(values: &Tensor, m: usize) -> Tensor {
         .transpose(0, 1)
         .unsqueeze(2)
         + offsets * total_var.sqrt(); // C×m×1
-    let mut var = total_var.expand([c, mi, 1], false) * 1.0;
+    let mut var = total_var.expand([c, mi, 1], false).copy();
     let mut weight = Tensor::full([c, mi, 1], 1.0 / m as f64, (Kind::Double, values.device()));
     const FLOOR: f64 = 1e-2;
     for _ in 0..30 {
