@@ -23,8 +23,16 @@ fn small_config() -> TrainConfig {
 #[test]
 fn engine_and_tch_agree_on_real_images() {
     tch::set_num_threads(1);
-    let cfg = small_config();
-    let (vs, model) = train::build_model(&cfg, Device::Cpu);
+    for (top_groups, prior_groups) in [(1, 1), (4, 2)] {
+        let mut cfg = small_config();
+        cfg.model.top_groups = top_groups;
+        cfg.model.prior_groups = prior_groups;
+        agree_on_real_images(&cfg);
+    }
+}
+
+fn agree_on_real_images(cfg: &TrainConfig) {
+    let (vs, model) = train::build_model(cfg, Device::Cpu);
     // Zero-initialised couplings would make the flow the identity: give every weight a value.
     tch::no_grad(|| {
         for (name, mut v) in vs.variables() {
@@ -38,7 +46,7 @@ fn engine_and_tch_agree_on_real_images() {
     });
     let values = codec_tensors(&vs, &cfg.model).unwrap();
     let engine = Model::from_parts(cfg.model.clone(), serde_json::json!({}), values).unwrap();
-    let data = train::load_data(&cfg).unwrap();
+    let data = train::load_data(cfg).unwrap();
     let check = engine_check(&engine, &model, &data.test, 20).unwrap();
     assert_eq!(check.images, 20);
     assert!(check.float_bpd > 0.5 && check.float_bpd < 64.0, "{check:?}");

@@ -59,7 +59,7 @@ fn twenty_steps_lower_the_test_bpd() {
     let (_vs, untrained) = train::build_model(&c, Device::Cpu);
     let random_start = dataset_bpd(&untrained, &data.test, 64, Device::Cpu);
     // where the run starts: priors fitted to the first training images (all 512 here)
-    untrained.init_priors(&data.train.to_kind(tch::Kind::Float));
+    untrained.init_priors(&data.train.to_kind(tch::Kind::Float), |_| true);
     let before = dataset_bpd(&untrained, &data.test, 64, Device::Cpu);
     assert!(
         before < random_start - 1.0,
@@ -110,4 +110,51 @@ fn resume_continues_bit_identically() {
         assert_eq!(na, nb);
         assert!(ta.equal(tb), "{na} differs after resume");
     }
+}
+
+#[test]
+fn a_trained_run_grows_into_conditional_groups() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    let c = tiny_config();
+    let data = small_data(&c);
+    let parent = tempfile::tempdir().unwrap();
+    let trained = train::run(&job(&c, parent.path(), false), &data).unwrap();
+    let trained_bpd = trained.test_bpd.unwrap();
+
+    // the same model with both latents split into conditional groups, started from the run
+    let mut grown = c.clone();
+    grown.model.top_groups = 2;
+    grown.model.prior_groups = 2;
+    grown.train.init_from = Some(parent.path().to_path_buf());
+    let (mut vs, model) = train::build_model(&grown, Device::Cpu);
+    let fresh = checkpoint::copy_matching(parent.path(), &mut vs).unwrap();
+    // only the new groups' networks are new; the split priors keep their leading rows
+    assert!(!fresh.is_empty());
+    assert!(
+        fresh
+            .iter()
+            .all(|n| n.starts_with("top.group1.") || n.contains(".prior1.")),
+        "{fresh:?}"
+    );
+    let saved = checkpoint_tensors(parent.path());
+    let bias = |vs: &tch::nn::VarStore| vs.variables()["level0.prior.conv_out.bias"].copy();
+    let parent_bias = &saved
+        .iter()
+        .find(|(n, _)| n == "param.level0.prior.conv_out.bias")
+        .unwrap()
+        .1;
+    let rows = bias(&vs).size()[0];
+    assert!(rows < parent_bias.size()[0]);
+    assert!(bias(&vs).equal(&parent_bias.narrow(0, 0, rows)));
+    drop(model);
+
+    // a run from it starts near the parent (the new priors fitted to the data) and trains on
+    let dir = tempfile::tempdir().unwrap();
+    let report = train::run(&job(&grown, dir.path(), false), &data).unwrap();
+    let grown_bpd = report.test_bpd.unwrap();
+    assert!(
+        grown_bpd < trained_bpd + 0.5,
+        "parent {trained_bpd:.3}, grown {grown_bpd:.3}"
+    );
 }

@@ -14,12 +14,23 @@
 //!         a, b = z[..Ca], z[Ca..]
 //!         t    = round_half_even(translation_scale · NN_{l,k}(norm(a)))   // Cb channels
 //!         z    = reverse_channels(concat(a, b + t))
-//!     // factor-out: the first half leaves the flow, coded conditioned on the rest
+//!     // factor-out: the first half leaves the flow, coded conditioned on the rest, in
+//!     // P = prior_groups groups of p = (Cz/2)/P channels, each also conditioned on those before
 //!     out, z = z[..Cz/2], z[Cz/2..]
-//!     params_l = PriorNN_l(norm(z))           // 3·M channels per channel of `out`
-//!     emit (out, params_l)
-//! emit (z, top_params)                       // top: per-channel parameters, no network
+//!     o_0, …, o_{P−1} = out[..p], out[p..2p], …
+//!     params_{l,0} = PriorNN_l(norm(z))                        // 3·M channels per channel of o_0
+//!     params_{l,k} = PriorNN_{l,k}(norm(concat(z, o_0, …, o_{k−1})))   // k ≥ 1
+//!     emit (o_{P−1}, params_{l,P−1}), …, (o_0, params_{l,0})
+//! // top: Ct channels in G = top_groups groups of g = Ct/G channels, coded one after another
+//! z_0, …, z_{G−1} = z[..g], z[g..2g], …
+//! params_0 = top_params                      // per-channel parameters, no network
+//! params_k = TopNN_k(norm(concat(z_0, …, z_{k−1})))   // k ≥ 1: conditioned on the groups before
+//! emit (z_{G−1}, params_{G−1}), …, (z_0, params_0)
 //! ```
+//! Emission order is the reverse of decoding order (ANS is a stack): the decoder gets `z_0` first,
+//! then `z_1` from `z_0`, …, then each level's factor-out from the level's rest (`o_0` first),
+//! last level first. With `top_groups = 1` and `prior_groups = 1` (the defaults) the top is one
+//! group with per-channel parameters and each factor-out one group.
 //! `norm(v) = (v − 128) · (1/128)` in f32 (exact for the integers that occur).
 //!
 //! Networks (`NN_{l,k}` and `PriorNN_l`), all convolutions 3×3, stride 1, zero padding 1, with bias:
@@ -29,11 +40,13 @@
 //! y = conv_out(relu(h))                       // hidden → out (coupling nets: zero-initialised
 //!                                             // when training starts, so the flow starts as identity)
 //! ```
-//! Tensor names (`{net}` is `level{l}.coupling{k}` or `level{l}.prior`), PyTorch layouts:
+//! Tensor names (`{net}` is `level{l}.coupling{k}`, `level{l}.prior` or, for factor-out group
+//! `k ≥ 1`, `level{l}.prior{k}`), PyTorch layouts:
 //! `{net}.conv_in.weight [hidden, in, 3, 3]`, `{net}.conv_in.bias [hidden]`,
 //! `{net}.block{b}.conv1.*`, `{net}.block{b}.conv2.*` (`[hidden, hidden, 3, 3]`),
-//! `{net}.conv_out.weight [out, hidden, 3, 3]`, `{net}.conv_out.bias [out]`, and
-//! `top.params [Ctop, 3·M]` for the top prior.
+//! `{net}.conv_out.weight [out, hidden, 3, 3]`, `{net}.conv_out.bias [out]`,
+//! `top.params [g, 3·M]` for the top's first group, and networks `top.group{k}` (`k = 1..G`,
+//! `k·g` channels in, `3·M·g` out) for the others.
 //!
 //! # Priors: discretized logistic mixtures on ℤ
 //! For a latent channel `c` with `M` components, the raw parameter channels are laid out
@@ -82,6 +95,19 @@ pub struct IdfConfig {
     pub mixtures: usize,
     /// Network output is multiplied by this before rounding to an integer translation.
     pub translation_scale: f32,
+    /// Channel groups of the top latent, each conditioned on the ones before (1: one group with
+    /// per-channel parameters). Left out of the JSON when 1, so models made before the field
+    /// existed keep their ids.
+    #[serde(skip_serializing_if = "is_one")]
+    pub top_groups: usize,
+    /// Channel groups of every level's factor-out, each conditioned on the level's rest and the
+    /// groups before it (1: one group conditioned on the rest). Left out of the JSON when 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub prior_groups: usize,
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 impl Default for IdfConfig {
@@ -94,6 +120,8 @@ impl Default for IdfConfig {
             blocks: 1,
             mixtures: 5,
             translation_scale: 128.0,
+            top_groups: 1,
+            prior_groups: 1,
         }
     }
 }
@@ -139,6 +167,18 @@ impl IdfConfig {
         check(
             self.translation_scale.is_finite() && self.translation_scale > 0.0,
             "translation_scale must be positive",
+        )?;
+        check(
+            self.top_groups >= 1 && self.top_channels() % self.top_groups == 0,
+            "top_groups must divide the top latent's channels",
+        )?;
+        check(
+            self.prior_groups >= 1
+                && self
+                    .level_shapes()
+                    .iter()
+                    .all(|s| s.factored % self.prior_groups == 0),
+            "prior_groups must divide every level's factored-out channels",
         )
     }
 
@@ -169,6 +209,11 @@ impl IdfConfig {
             .map_or(self.in_channels, |s| s.rest)
     }
 
+    /// Channels in each of the top latent's groups.
+    pub fn top_group_channels(&self) -> usize {
+        self.top_channels() / self.top_groups.max(1)
+    }
+
     /// Spatial divisor: image height and width must be multiples of this.
     pub fn size_multiple(&self) -> usize {
         1 << self.levels
@@ -184,8 +229,32 @@ impl IdfConfig {
         format!("level{l}.prior")
     }
 
-    /// Name of the top prior's parameter tensor.
+    /// Name prefix of the prior network of level `l`'s factor-out group `k`.
+    pub fn prior_group_name(l: usize, k: usize) -> String {
+        match k {
+            0 => Self::prior_name(l),
+            _ => format!("level{l}.prior{k}"),
+        }
+    }
+
+    /// The name (prefix) of every prior, in decoding order within each level and the top: level
+    /// 0's factor-out groups, level 1's, …, then the top's groups (`top.params`, `top.group1`, …).
+    pub fn prior_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = (0..self.levels)
+            .flat_map(|l| (0..self.prior_groups).map(move |k| Self::prior_group_name(l, k)))
+            .collect();
+        v.push(Self::TOP_PARAMS.to_string());
+        v.extend((1..self.top_groups).map(Self::top_group_name));
+        v
+    }
+
+    /// Name of the top prior's parameter tensor (the first top group's prior).
     pub const TOP_PARAMS: &'static str = "top.params";
+
+    /// Name prefix of the prior network of top group `k` (`k ≥ 1`).
+    pub fn top_group_name(k: usize) -> String {
+        format!("top.group{k}")
+    }
 
     /// Every tensor of the model, in a fixed order.
     pub fn tensor_specs(&self) -> Vec<TensorSpec> {
@@ -199,17 +268,29 @@ impl IdfConfig {
                     s.coupling_out,
                 );
             }
-            self.push_net(
-                &mut v,
-                &Self::prior_name(l),
-                s.rest,
-                3 * self.mixtures * s.factored,
-            );
+            let p = s.factored / self.prior_groups.max(1);
+            for k in 0..self.prior_groups {
+                self.push_net(
+                    &mut v,
+                    &Self::prior_group_name(l, k),
+                    s.rest + k * p,
+                    3 * self.mixtures * p,
+                );
+            }
         }
+        let g = self.top_group_channels();
         v.push(TensorSpec {
             name: Self::TOP_PARAMS.to_string(),
-            shape: vec![self.top_channels(), 3 * self.mixtures],
+            shape: vec![g, 3 * self.mixtures],
         });
+        for k in 1..self.top_groups {
+            self.push_net(
+                &mut v,
+                &Self::top_group_name(k),
+                k * g,
+                3 * self.mixtures * g,
+            );
+        }
         v
     }
 
@@ -306,6 +387,99 @@ mod tests {
             .sum();
         assert_eq!(first, net0);
         assert!(c.parameter_count() > 8 * net0);
+    }
+
+    #[test]
+    fn top_groups_add_conditional_networks() {
+        let c = IdfConfig {
+            top_groups: 4,
+            ..IdfConfig::default()
+        };
+        c.validate().unwrap();
+        let specs = c.tensor_specs();
+        let top = specs
+            .iter()
+            .find(|t| t.name == IdfConfig::TOP_PARAMS)
+            .unwrap();
+        assert_eq!(top.shape, vec![1, 15]);
+        let conv_in = |k: usize| {
+            let name = format!("top.group{k}.conv_in.weight");
+            specs
+                .iter()
+                .find(|t| t.name == name)
+                .map(|t| t.shape.clone())
+        };
+        assert_eq!(conv_in(1), Some(vec![64, 1, 3, 3]));
+        assert_eq!(conv_in(3), Some(vec![64, 3, 3, 3]));
+        assert_eq!(conv_in(4), None);
+        assert!(IdfConfig {
+            top_groups: 3,
+            ..IdfConfig::default()
+        }
+        .validate()
+        .is_err());
+    }
+
+    #[test]
+    fn prior_groups_condition_on_the_rest_and_earlier_groups() {
+        let c = IdfConfig {
+            prior_groups: 2,
+            top_groups: 2,
+            ..IdfConfig::default()
+        };
+        c.validate().unwrap();
+        let shape = |name: &str| {
+            c.tensor_specs()
+                .into_iter()
+                .find(|t| t.name == name)
+                .map(|t| t.shape)
+        };
+        // level 0: rest 2 channels, factored 2 → groups of 1
+        assert_eq!(
+            shape("level0.prior.conv_in.weight"),
+            Some(vec![64, 2, 3, 3])
+        );
+        assert_eq!(shape("level0.prior.conv_out.bias"), Some(vec![15]));
+        assert_eq!(
+            shape("level0.prior1.conv_in.weight"),
+            Some(vec![64, 3, 3, 3])
+        );
+        // level 1: rest 4, factored 4 → groups of 2
+        assert_eq!(
+            shape("level1.prior1.conv_in.weight"),
+            Some(vec![64, 6, 3, 3])
+        );
+        assert_eq!(shape("level1.prior1.conv_out.bias"), Some(vec![30]));
+        assert_eq!(shape("level1.prior2.conv_in.weight"), None);
+        assert_eq!(
+            c.prior_names(),
+            [
+                "level0.prior",
+                "level0.prior1",
+                "level1.prior",
+                "level1.prior1",
+                "top.params",
+                "top.group1"
+            ]
+        );
+        let odd = IdfConfig {
+            prior_groups: 4,
+            ..IdfConfig::default()
+        };
+        assert!(odd.validate().is_err(), "level 0 factors out 2 channels");
+    }
+
+    #[test]
+    fn one_top_group_keeps_the_old_json() {
+        // models exported before `top_groups` existed hash this JSON into their ids
+        let j = serde_json::to_string(&IdfConfig::default()).unwrap();
+        assert!(!j.contains("groups"), "{j}");
+        let four = IdfConfig {
+            top_groups: 4,
+            ..IdfConfig::default()
+        };
+        let j = serde_json::to_string(&four).unwrap();
+        assert_eq!(serde_json::from_str::<IdfConfig>(&j).unwrap(), four);
     }
 
     #[test]

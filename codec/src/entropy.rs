@@ -452,15 +452,9 @@ pub fn decode_image(
     let shape = image_shape(model, channels, height, width)?;
     let mut coder = DefaultAnsCoder::from_compressed(payload_words(payload)?)
         .map_err(|_| CodecError::CorruptPayload("ends in a zero word".into()))?;
-    let levels = model.config().levels;
-    let shapes = flow::latent_shapes(model.config(), shape)?;
-    let top = shapes[levels];
-    let mut z = decode_group(&mut coder, top, &flow::top_params(model, top))?;
-    for level in (0..levels).rev() {
-        let params = flow::prior_params(model, level, &z);
-        let out = decode_group(&mut coder, shapes[level], &params)?;
-        z = flow::inverse_level(model, level, &out, &z)?;
-    }
+    let z = flow::decode(model, shape, |part, params| {
+        decode_group(&mut coder, part, params)
+    })?;
     check_finished(coder)?;
     z.data()
         .iter()

@@ -1,10 +1,10 @@
 //! The integer discrete flow on the engine, exactly as [`crate::arch`] describes it.
 //!
 //! [`forward`] maps an integer image to latent groups (one factor-out per level, then the top) with
-//! the prior parameters each group is coded with; [`inverse`] maps the latents back. The level-wise
-//! pieces ([`inverse_level`], [`prior_params`], [`top_params`]) are public so that the decoder can
-//! run the inverse interleaved with entropy decoding: the prior of level `l` needs only the rest
-//! `z` of level `l`, which the decoder has reconstructed by then.
+//! the prior parameters each group is coded with; [`inverse`] maps the latents back. The
+//! decoder runs the inverse interleaved with entropy decoding ([`decode`]): the prior of level `l`
+//! needs only the rest `z` of level `l` (and the level's groups decoded before), which the decoder
+//! has reconstructed by then.
 //!
 //! Integer arithmetic on latents wraps (`b ± t` with `wrapping_add`/`wrapping_sub`), and a
 //! translation that is NaN or beyond the `i32` range saturates (`as i32`). Both are deterministic
@@ -110,7 +110,9 @@ pub struct LatentGroup {
     pub params: GroupParams,
 }
 
-/// All latents of an image in emission order: the factor-out of level 0, 1, …, then the top.
+/// All latents of an image in emission order: the factor-out groups of level 0, 1, …, then the
+/// top's groups; within a level and within the top, the groups go last to first (the decoder pops
+/// everything in the opposite order, see [`crate::arch`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Latents {
     pub groups: Vec<LatentGroup>,
@@ -138,17 +140,20 @@ pub fn check_image_shape(config: &IdfConfig, shape: Shape) -> Result<()> {
     Ok(())
 }
 
-/// Shapes of the latent groups of an image, in emission order.
+/// Shapes of the latent groups of an image, in emission order (each level's factor-out groups,
+/// then the top's groups; the groups of one level, or of the top, have the same shape).
 pub fn latent_shapes(config: &IdfConfig, image: Shape) -> Result<Vec<Shape>> {
     check_image_shape(config, image)?;
     let (mut h, mut w) = (image.height, image.width);
-    let mut shapes = Vec::with_capacity(config.levels + 1);
-    for s in config.level_shapes() {
+    let mut shapes = Vec::new();
+    for (l, _) in config.level_shapes().iter().enumerate() {
         h /= 2;
         w /= 2;
-        shapes.push(Shape::new(s.factored, h, w));
+        let stage = Stage::Level(l);
+        shapes.extend(std::iter::repeat(stage.part(config, h, w)).take(stage.groups(config)));
     }
-    shapes.push(Shape::new(config.top_channels(), h, w));
+    let top = Stage::Top;
+    shapes.extend(std::iter::repeat(top.part(config, h, w)).take(top.groups(config)));
     Ok(shapes)
 }
 
@@ -156,36 +161,53 @@ pub fn latent_shapes(config: &IdfConfig, image: Shape) -> Result<Vec<Shape>> {
 pub fn forward(model: &Model, image: &IntTensor) -> Result<Latents> {
     let config = model.config();
     check_image_shape(config, image.shape())?;
-    let mut groups = Vec::with_capacity(config.levels + 1);
+    let mut groups = Vec::new();
     let mut z = image.clone();
     for level in 0..config.levels {
         let (out, rest) = forward_level(model, level, &z);
-        let params = prior_params(model, level, &rest);
-        groups.push(LatentGroup {
-            values: out,
-            params,
-        });
+        emit(model, Stage::Level(level), &out, Some(&rest), &mut groups)?;
         z = rest;
     }
-    let params = top_params(model, z.shape());
-    groups.push(LatentGroup { values: z, params });
+    emit(model, Stage::Top, &z, None, &mut groups)?;
     Ok(Latents { groups })
 }
 
 /// Maps latents back to the image (exact inverse of [`forward`]); only the values are used.
 pub fn inverse(model: &Model, latents: &Latents) -> Result<IntTensor> {
     let config = model.config();
+    let expected = config.levels * config.prior_groups + config.top_groups;
     let groups = &latents.groups;
-    if groups.len() != config.levels + 1 {
+    if groups.len() != expected {
         return Err(CodecError::InvalidImage(format!(
-            "expected {} latent groups, got {}",
-            config.levels + 1,
+            "expected {expected} latent groups, got {}",
             groups.len()
         )));
     }
-    let mut z = groups[config.levels].values.clone();
+    let (levels, top) = groups.split_at(config.levels * config.prior_groups);
+    let mut z = gather(top);
+    for (level, out) in levels.chunks(config.prior_groups).enumerate().rev() {
+        z = inverse_level(model, level, &gather(out), &z)?;
+    }
+    Ok(z)
+}
+
+/// Decodes an image of `shape` group by group: `decode` (the entropy decoder) turns a group's shape
+/// and prior into its values. Groups are requested in decoding order (the reverse of [`forward`]'s
+/// emission order), each prior computed from what was decoded before it, and the flow is inverted
+/// level by level along the way.
+pub fn decode(
+    model: &Model,
+    shape: Shape,
+    mut decode: impl FnMut(Shape, &GroupParams) -> Result<IntTensor>,
+) -> Result<IntTensor> {
+    let config = model.config();
+    let shapes = latent_shapes(config, shape)?;
+    let top = *shapes.last().expect("at least one top group");
+    let mut z = decode_stage(model, Stage::Top, None, top, &mut decode)?;
     for level in (0..config.levels).rev() {
-        z = inverse_level(model, level, &groups[level].values, &z)?;
+        let part = Stage::Level(level).part(config, z.shape().height, z.shape().width);
+        let out = decode_stage(model, Stage::Level(level), Some(&z), part, &mut decode)?;
+        z = inverse_level(model, level, &out, &z)?;
     }
     Ok(z)
 }
@@ -241,15 +263,113 @@ pub fn inverse_level(
     Ok(z.unsqueeze())
 }
 
-/// The prior of level `level`'s factored-out latents, computed from the `rest` that continues.
-pub fn prior_params(model: &Model, level: usize, rest: &IntTensor) -> GroupParams {
-    let raw = model.prior(level).forward(&normalize(rest));
-    GroupParams::from_network_output(&raw, model.config().mixtures)
+/// Where a group of latents comes from: a level's factor-out, or the top.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Level(usize),
+    Top,
 }
 
-/// The top prior for a top latent of the given shape.
-pub fn top_params(model: &Model, shape: Shape) -> GroupParams {
-    GroupParams::from_top(model.top_params(), model.config().mixtures, shape)
+impl Stage {
+    /// How many groups the stage is coded in.
+    fn groups(self, config: &IdfConfig) -> usize {
+        match self {
+            Stage::Level(_) => config.prior_groups,
+            Stage::Top => config.top_groups,
+        }
+    }
+
+    /// The shape of one of its groups, at spatial size `h×w`.
+    fn part(self, config: &IdfConfig, h: usize, w: usize) -> Shape {
+        let channels = match self {
+            Stage::Level(l) => config.level_shapes()[l].factored / config.prior_groups,
+            Stage::Top => config.top_group_channels(),
+        };
+        Shape::new(channels, h, w)
+    }
+
+    /// The prior of group `k` given its `context`: for a level, the rest followed by the groups
+    /// before `k`; for the top, the groups before `k` (none for the first group, whose parameters
+    /// are per channel).
+    fn params(
+        self,
+        model: &Model,
+        k: usize,
+        context: Option<&IntTensor>,
+        part: Shape,
+    ) -> Result<GroupParams> {
+        let mixtures = model.config().mixtures;
+        let net = match (self, k) {
+            (Stage::Top, 0) => {
+                return Ok(GroupParams::from_top(model.top_params(), mixtures, part))
+            }
+            (Stage::Top, k) => model.top_group(k),
+            (Stage::Level(l), k) => model.prior(l, k),
+        };
+        let context = context
+            .ok_or_else(|| CodecError::Internal("a network prior without context".into()))?;
+        let raw = net.forward(&normalize(context));
+        Ok(GroupParams::from_network_output(&raw, mixtures))
+    }
+}
+
+/// Appends the groups of one stage (`values`: all its channels; `rest`: a level's rest) to
+/// `groups` in emission order, last group first.
+fn emit(
+    model: &Model,
+    stage: Stage,
+    values: &IntTensor,
+    rest: Option<&IntTensor>,
+    groups: &mut Vec<LatentGroup>,
+) -> Result<()> {
+    let count = stage.groups(model.config());
+    let g = values.shape().channels / count;
+    for k in (0..count).rev() {
+        let (before, from_k) = values.split_channels(k * g);
+        let part = from_k.split_channels(g).0;
+        let context = match (rest, k) {
+            (None, 0) => None,
+            (None, _) => Some(before),
+            (Some(rest), 0) => Some(rest.clone()),
+            (Some(rest), _) => Some(IntTensor::concat_channels(rest, &before)),
+        };
+        let params = stage.params(model, k, context.as_ref(), part.shape())?;
+        groups.push(LatentGroup {
+            values: part,
+            params,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes the groups of one stage in order (`part`: one group's shape) and returns all its
+/// channels; each group's prior sees the `rest` (for a level) and the groups decoded before it.
+fn decode_stage(
+    model: &Model,
+    stage: Stage,
+    rest: Option<&IntTensor>,
+    part: Shape,
+    decode: &mut impl FnMut(Shape, &GroupParams) -> Result<IntTensor>,
+) -> Result<IntTensor> {
+    let mut context = rest.cloned();
+    let mut out: Option<IntTensor> = None;
+    for k in 0..stage.groups(model.config()) {
+        let values = decode(part, &stage.params(model, k, context.as_ref(), part)?)?;
+        let append = |t: Option<IntTensor>| match t {
+            None => values.clone(),
+            Some(t) => IntTensor::concat_channels(&t, &values),
+        };
+        context = Some(append(context));
+        out = Some(append(out));
+    }
+    out.ok_or_else(|| CodecError::Internal("a stage without groups".into()))
+}
+
+/// One stage's channels from its groups as emitted (last group first).
+fn gather(groups: &[LatentGroup]) -> IntTensor {
+    let mut parts = groups.iter().rev().map(|g| &g.values);
+    let first = parts.next().expect("validated configs have groups").clone();
+    parts.fold(first, |z, next| IntTensor::concat_channels(&z, next))
 }
 
 /// `z ↦ reverse_channels(concat(a, b + t(a)))`.

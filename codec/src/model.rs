@@ -27,7 +27,8 @@ pub const MAX_PARAMETERS: usize = 1 << 28;
 #[derive(Clone, Debug, PartialEq)]
 struct LevelNets {
     couplings: Vec<Network>,
-    prior: Network,
+    /// One prior network per factor-out group.
+    priors: Vec<Network>,
 }
 
 /// A loaded model, ready to run on the engine.
@@ -37,6 +38,8 @@ pub struct Model {
     card: serde_json::Value,
     levels: Vec<LevelNets>,
     top_params: Vec<f32>,
+    /// Prior networks of top groups `1..top_groups`.
+    top_nets: Vec<Network>,
     id: u64,
 }
 
@@ -140,17 +143,25 @@ impl Model {
         &self.levels[level].couplings[k]
     }
 
-    /// The factor-out prior network of level `level`.
+    /// The prior network of level `level`'s factor-out group `k` (see [`crate::arch`]).
     ///
     /// # Panics
-    /// If `level` is out of range for the config.
-    pub fn prior(&self, level: usize) -> &Network {
-        &self.levels[level].prior
+    /// If `level` or `k` is out of range for the config.
+    pub fn prior(&self, level: usize, k: usize) -> &Network {
+        &self.levels[level].priors[k]
     }
 
-    /// The top prior's raw parameters, `[top_channels, 3·mixtures]` row-major.
+    /// The first top group's raw prior parameters, `[top_group_channels, 3·mixtures]` row-major.
     pub fn top_params(&self) -> &[f32] {
         &self.top_params
+    }
+
+    /// The prior network of top group `k` (see [`crate::arch`]).
+    ///
+    /// # Panics
+    /// If `k` is 0 or not below `top_groups`.
+    pub fn top_group(&self, k: usize) -> &Network {
+        &self.top_nets[k - 1]
     }
 
     /// Builds a model from weights given in [`IdfConfig::tensor_specs`] order (e.g. exported from
@@ -200,15 +211,23 @@ impl Model {
             let couplings = (0..config.couplings)
                 .map(|_| queue.network(shape.coupling_in, shape.coupling_out))
                 .collect::<Result<Vec<_>>>()?;
-            let prior = queue.network(shape.rest, 3 * config.mixtures * shape.factored)?;
-            levels.push(LevelNets { couplings, prior });
+            let p = shape.factored / config.prior_groups;
+            let priors = (0..config.prior_groups)
+                .map(|k| queue.network(shape.rest + k * p, 3 * config.mixtures * p))
+                .collect::<Result<Vec<_>>>()?;
+            levels.push(LevelNets { couplings, priors });
         }
         let top_params = queue.next()?;
+        let g = config.top_group_channels();
+        let top_nets = (1..config.top_groups)
+            .map(|k| queue.network(k * g, 3 * config.mixtures * g))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Model {
             config,
             card,
             levels,
             top_params,
+            top_nets,
             id,
         })
     }
@@ -220,9 +239,14 @@ impl Model {
             for net in &level.couplings {
                 out.extend(net.tensors());
             }
-            out.extend(level.prior.tensors());
+            for net in &level.priors {
+                out.extend(net.tensors());
+            }
         }
         out.push(&self.top_params);
+        for net in &self.top_nets {
+            out.extend(net.tensors());
+        }
         out
     }
 }

@@ -20,15 +20,27 @@ fn round_trip(model: &Model, pixels: &[u8], shape: Shape) -> Vec<u8> {
 #[test]
 fn round_trips_are_bit_exact() {
     let mut rng = Rng::new(5);
+    // (channels, levels, top groups, prior groups, height, width)
     let cases = [
-        (1, 1, 4, 4),
-        (1, 2, 28, 28),
-        (3, 1, 8, 8),
-        (3, 2, 16, 12),
-        (3, 3, 32, 48),
+        (1, 1, 1, 1, 4, 4),
+        (1, 2, 1, 1, 28, 28),
+        (1, 2, 4, 1, 28, 28),
+        (3, 1, 1, 1, 8, 8),
+        (3, 2, 1, 1, 16, 12),
+        (3, 2, 3, 1, 16, 12),
+        (1, 2, 4, 2, 28, 28),
+        (3, 2, 2, 3, 16, 12),
+        (3, 3, 1, 1, 32, 48),
     ];
-    for (i, &(channels, levels, height, width)) in cases.iter().enumerate() {
-        let model = Model::new_random(small_config(channels, levels), 100 + i as u64).unwrap();
+    for (i, &(channels, levels, top_groups, prior_groups, height, width)) in
+        cases.iter().enumerate()
+    {
+        let config = IdfConfig {
+            top_groups,
+            prior_groups,
+            ..small_config(channels, levels)
+        };
+        let model = Model::new_random(config, 100 + i as u64).unwrap();
         let shape = Shape::new(channels, height, width);
         for pixels in [
             noise_pixels(&mut rng, shape),

@@ -27,17 +27,31 @@ fn sorted_values(latents: &Latents) -> Vec<i32> {
 
 #[test]
 fn forward_then_inverse_is_exact() {
+    // (channels, levels, top groups, prior groups, height, width)
     let cases = [
-        (1, 1, 4, 4),
-        (1, 2, 28, 28),
-        (3, 1, 4, 4),
-        (3, 2, 8, 12),
-        (3, 3, 32, 48),
-        (1, 3, 16, 8),
+        (1, 1, 1, 1, 4, 4),
+        (1, 2, 1, 1, 28, 28),
+        (1, 2, 4, 1, 28, 28),
+        (3, 1, 1, 1, 4, 4),
+        (3, 1, 3, 1, 4, 4),
+        (3, 2, 1, 1, 8, 12),
+        (3, 2, 6, 1, 8, 12),
+        (3, 3, 1, 1, 32, 48),
+        (1, 3, 2, 1, 16, 8),
+        (1, 2, 4, 2, 28, 28),
+        (3, 2, 2, 3, 8, 12),
+        (3, 3, 1, 6, 32, 16),
     ];
     let mut rng = Rng::new(11);
-    for (i, &(channels, levels, height, width)) in cases.iter().enumerate() {
-        let model = Model::new_random(small_config(channels, levels), i as u64).unwrap();
+    for (i, &(channels, levels, top_groups, prior_groups, height, width)) in
+        cases.iter().enumerate()
+    {
+        let config = IdfConfig {
+            top_groups,
+            prior_groups,
+            ..small_config(channels, levels)
+        };
+        let model = Model::new_random(config, i as u64).unwrap();
         let shape = Shape::new(channels, height, width);
         for (lo, hi) in [(0, 255), (-100_000, 100_000)] {
             let image = random_image(&mut rng, shape, lo, hi);
@@ -148,6 +162,8 @@ fn hand_config() -> IdfConfig {
         blocks: 0,
         mixtures: 2,
         translation_scale: 128.0,
+        top_groups: 1,
+        prior_groups: 1,
     }
 }
 

@@ -38,12 +38,10 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         crate::metrics::bpd::dataset_bpd_by_group(&model, &data.test.narrow(0, 0, n), 500, device);
     let bpd: f64 = groups.iter().sum();
     if a.by_group {
-        let shapes = state.config.model.level_shapes();
-        for (i, share) in groups.iter().enumerate() {
-            let what = match shapes.get(i) {
-                Some(s) => format!("level {i} factor-out ({} channels)", s.factored),
-                None => format!("top ({} channels)", state.config.model.top_channels()),
-            };
+        // one share per prior, named by its tensors (`level0.prior`, `level0.prior1`, `top.params`,
+        // `top.group1`, …: each level's factor-out groups, then the top's)
+        let names = state.config.model.prior_names();
+        for (what, share) in names.iter().zip(&groups) {
             println!("  {what}: {share:.4} of the bpd");
         }
     }

@@ -100,7 +100,8 @@ impl ModelLookup for ChosenModel {
 
 /// The models a decoder may use: exactly the one given with `--model`, or the embedded ones.
 pub enum DecodingModels {
-    Given(ChosenModel),
+    /// Boxed: a model owned from a file is far larger than the other variant.
+    Given(Box<ChosenModel>),
     Embedded,
 }
 
@@ -108,7 +109,7 @@ impl DecodingModels {
     /// From an optional `--model NAME|PATH`.
     pub fn from_arg(arg: Option<&str>) -> Result<Self> {
         Ok(match arg {
-            Some(arg) => DecodingModels::Given(ChosenModel::from_arg(arg)?),
+            Some(arg) => DecodingModels::Given(Box::new(ChosenModel::from_arg(arg)?)),
             None => DecodingModels::Embedded,
         })
     }

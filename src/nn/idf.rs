@@ -1,8 +1,8 @@
 //! Integer discrete flow (Hoogeboom et al. 2019) in tch, for training.
 //!
 //! Follows the semantics of [`idfcodec_codec::arch`] exactly (squeeze, additive integer couplings
-//! with straight-through rounding, channel reversal, conditional factor-out priors, per-channel
-//! top prior), so that the exported weights run unchanged on the codec's deterministic engine.
+//! with straight-through rounding, channel reversal, conditional factor-out priors, a top prior in
+//! channel groups), so that the exported weights run unchanged on the codec's deterministic engine.
 
 use idfcodec_codec::arch::{
     IdfConfig, LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_OFFSET, MEAN_OFFSET, MEAN_SCALE,
@@ -179,8 +179,11 @@ pub fn fit_mixture(values: &Tensor, m: usize) -> Tensor {
 pub struct Idf {
     config: IdfConfig,
     couplings: Vec<Vec<ConvNet>>,
-    priors: Vec<ConvNet>,
+    /// Per level, the prior network of each factor-out group.
+    priors: Vec<Vec<ConvNet>>,
     top: Tensor,
+    /// Prior networks of top groups `1..top_groups`.
+    top_nets: Vec<ConvNet>,
 }
 
 impl Idf {
@@ -199,27 +202,44 @@ impl Idf {
                     })
                     .collect(),
             );
-            let out = 3 * config.mixtures * s.factored;
-            priors.push(ConvNet::new(
-                &(&lp / "prior"),
-                config,
-                s.rest,
-                out,
-                OutputInit::Default,
-            ));
+            let g = s.factored / config.prior_groups;
+            priors.push(
+                (0..config.prior_groups)
+                    .map(|k| {
+                        let name = IdfConfig::prior_group_name(l, k);
+                        let net = name.rsplit('.').next().expect("level{l}.prior{k}");
+                        let (cin, out) = (s.rest + k * g, 3 * config.mixtures * g);
+                        ConvNet::new(&(&lp / net), config, cin, out, OutputInit::Default)
+                    })
+                    .collect(),
+            );
         }
-        let top_shape = [config.top_channels() as i64, 3 * config.mixtures as i64];
+        let g = config.top_group_channels();
+        let top_shape = [g as i64, 3 * config.mixtures as i64];
         // random means and scales break the symmetry between mixture components
         let top = (p / "top").var(
             "params",
             &top_shape,
             nn::Init::Uniform { lo: -0.5, up: 0.5 },
         );
+        let top_nets = (1..config.top_groups)
+            .map(|k| {
+                let out = 3 * config.mixtures * g;
+                ConvNet::new(
+                    &(p / "top" / format!("group{k}")),
+                    config,
+                    k * g,
+                    out,
+                    OutputInit::Default,
+                )
+            })
+            .collect();
         Idf {
             config: config.clone(),
             couplings,
             priors,
             top,
+            top_nets,
         }
     }
 
@@ -246,8 +266,9 @@ impl Idf {
             .collect()
     }
 
-    /// Every emitted latent group with the raw prior parameters it is coded with: the
-    /// factor-out of every level, then the top.
+    /// Every emitted latent group with the raw prior parameters it is coded with: the factor-out
+    /// groups of every level, then the top's groups, in the order of
+    /// [`IdfConfig::prior_names`].
     fn emitted(&self, x: &Tensor) -> Vec<(Tensor, Tensor)> {
         let mut z = x.shallow_clone();
         let mut groups = Vec::new();
@@ -261,17 +282,28 @@ impl Idf {
             }
             let out = z.narrow(1, 0, s.factored as i64);
             let rest = z.narrow(1, s.factored as i64, s.rest as i64);
-            let raw = self.priors[l].forward(&norm(&rest));
-            groups.push((out, raw));
+            let g = (s.factored / self.config.prior_groups) as i64;
+            for (k, net) in self.priors[l].iter().enumerate() {
+                let k = k as i64;
+                let context = Tensor::cat(&[&rest, &out.narrow(1, 0, k * g)], 1);
+                groups.push((out.narrow(1, k * g, g), net.forward(&norm(&context))));
+            }
             z = rest;
         }
-        let (n, c, h, w) = z.size4().expect("latents are 4-d");
+        let (n, _, h, w) = z.size4().expect("latents are 4-d");
+        let g = self.config.top_group_channels() as i64;
         let m = self.config.mixtures as i64;
+        let first = z.narrow(1, 0, g);
         let raw = self
             .top
             .reshape([1, -1, 1, 1])
-            .expand([n, c * 3 * m, h, w], false);
-        groups.push((z, raw));
+            .expand([n, g * 3 * m, h, w], false);
+        groups.push((first, raw));
+        for (i, net) in self.top_nets.iter().enumerate() {
+            let k = i as i64 + 1;
+            let raw = net.forward(&norm(&z.narrow(1, 0, k * g)));
+            groups.push((z.narrow(1, k * g, g), raw));
+        }
         groups
     }
 
@@ -280,15 +312,25 @@ impl Idf {
     /// prior networks' last layer zeroed so their output is exactly that mixture. Without it the
     /// log-scales must travel from `e^2` pixels to `e^-4` one learning-rate step at a time, which
     /// on peaked data such as MNIST takes thousands of steps.
-    pub fn init_priors(&self, x: &Tensor) {
+    ///
+    /// Only the priors whose tensor-name prefix (`level0.prior`, `top.params`, `top.group1`, …)
+    /// passes `only` are set; the others are left as they are (e.g. copied from a trained run).
+    pub fn init_priors(&self, x: &Tensor, only: impl Fn(&str) -> bool) {
         tch::no_grad(|| {
             let groups = self.emitted(x);
             let m = self.config.mixtures;
-            for (l, (z, _)) in groups.iter().enumerate() {
+            // the nets in the order of `prior_names`; `None` for the top's parameter tensor
+            let nets = self.priors.iter().flatten().map(Some);
+            let nets = nets.chain([None]).chain(self.top_nets.iter().map(Some));
+            let names = self.config.prior_names();
+            for ((name, net), (z, _)) in names.iter().zip(nets).zip(&groups) {
+                if !only(name) {
+                    continue;
+                }
                 let c = z.size()[1];
                 let values = z.transpose(0, 1).reshape([c, -1]).to_kind(Kind::Float);
                 let raw = fit_mixture(&values, m).reshape([-1]).to_device(x.device());
-                if let Some(net) = self.priors.get(l) {
+                if let Some(net) = net {
                     let mut ws = net.conv_out.ws.shallow_clone();
                     let _ = ws.zero_();
                     let mut bs = net
@@ -408,7 +450,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let model = Idf::new(&vs.root(), &cfg);
         let before = model.bpd(&x).double_value(&[]);
-        model.init_priors(&x);
+        model.init_priors(&x, |_| true);
         let after = model.bpd(&x).double_value(&[]);
         for g in model.nll_by_group(&x) {
             eprintln!("group {}", g.mean(Kind::Float).double_value(&[]));

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{nn::VarStore, Tensor};
 
+use idfcodec_codec::IdfConfig;
+
 use super::config::TrainConfig;
 use super::optim::Optimizer;
 use super::TrainError;
@@ -79,9 +81,7 @@ pub fn load(
     opt: Option<&mut Optimizer>,
 ) -> Result<RunState, TrainError> {
     let state = read_state(dir)?;
-    let p = dir.join(WEIGHTS);
-    let saved = Tensor::read_safetensors(&p)
-        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", p.display())))?;
+    let (p, saved) = read_weights(dir)?;
     let bad = |m: String| TrainError::Checkpoint(format!("{}: {m}", p.display()));
     tch::no_grad(|| -> Result<(), TrainError> {
         for (name, mut var) in vs.variables() {
@@ -112,4 +112,44 @@ pub fn load(
         }
     }
     Ok(state)
+}
+
+/// The checkpoint's tensors (parameters under `param.NAME`, optimiser state) and their file.
+fn read_weights(dir: &Path) -> Result<(PathBuf, Vec<(String, Tensor)>), TrainError> {
+    let p = dir.join(WEIGHTS);
+    let saved = Tensor::read_safetensors(&p)
+        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", p.display())))?;
+    Ok((p, saved))
+}
+
+/// Copies into `vs` every parameter of the checkpoint in `dir` that has the same name and shape
+/// (the optimiser state is not taken). Returns the names of the variables left untouched.
+///
+/// A prior's output layer (`….prior.conv_out.*`) or `top.params` that now has fewer rows gets the
+/// saved leading rows: their rows are laid out channel by channel, so a prior split into groups
+/// keeps the parameters of the channels still in its first group.
+pub fn copy_matching(dir: &Path, vs: &mut VarStore) -> Result<Vec<String>, TrainError> {
+    let (_, saved) = read_weights(dir)?;
+    let mut untouched = Vec::new();
+    tch::no_grad(|| {
+        for (name, mut var) in vs.variables() {
+            let key = format!("param.{name}");
+            let prior_rows = name.contains(".prior.conv_out.") || name == IdfConfig::TOP_PARAMS;
+            match saved.iter().find(|(n, _)| *n == key) {
+                Some((_, t)) if t.size() == var.size() => {
+                    var.copy_(t);
+                }
+                Some((_, t))
+                    if prior_rows
+                        && t.size()[1..] == var.size()[1..]
+                        && t.size()[0] > var.size()[0] =>
+                {
+                    var.copy_(&t.narrow(0, 0, var.size()[0]));
+                }
+                _ => untouched.push(name),
+            }
+        }
+    });
+    untouched.sort();
+    Ok(untouched)
 }

@@ -60,6 +60,12 @@ pub struct Schedule {
     /// straight-through; on peaked data (MNIST) full-rate steps flip whole fields of translations
     /// at once and the loss jumps by bits per dimension. Small values let the priors lead.
     pub coupling_lr_scale: f64,
+    /// Start from the weights of another run (its folder): every tensor of its checkpoint with
+    /// the same name and shape is copied. Priors that were not copied start from the data (when
+    /// `data_init`), other new tensors at their usual initialisation. Lets a trained model grow,
+    /// e.g. a larger `top_groups`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 impl Default for DataConfig {
@@ -88,6 +94,7 @@ impl Default for Schedule {
             data_init: true,
             output_lr_scale: 0.01,
             coupling_lr_scale: 0.001,
+            init_from: None,
         }
     }
 }

@@ -208,7 +208,7 @@ fn lr_scale(schedule: &config::Schedule, mixtures: usize, name: &str, param: &Te
     if name == IdfConfig::TOP_PARAMS {
         // [C, 3M]: the raw row of every channel along the last axis
         raw_rows(size[1]).reshape([1, size[1]])
-    } else if last_layer && name.contains(".prior") {
+    } else if last_layer && (name.contains(".prior") || name.starts_with("top.group")) {
         // weight [3M·F, hidden, 3, 3] or bias [3M·F]: one raw channel per output row
         let mut shape = vec![1i64; size.len()];
         shape[0] = size[0];
@@ -250,14 +250,40 @@ pub fn run(job: &TrainJob, data: &LoadedData) -> Result<TrainReport, TrainError>
             ));
         }
         state.config = cfg.clone();
-    } else if cfg.train.data_init {
-        let n = DATA_INIT_IMAGES.min(data.train.size()[0]);
-        let x = data
-            .train
-            .narrow(0, 0, n)
-            .to_device(job.device)
-            .to_kind(Kind::Float);
-        model.init_priors(&x);
+    } else {
+        // names of the variables a `init_from` run did not provide (None: no such run)
+        let fresh = match &cfg.train.init_from {
+            Some(dir) => {
+                let fresh = checkpoint::copy_matching(dir, &mut vs)?;
+                println!(
+                    "started from {}: {} tensors copied, new: {}",
+                    dir.display(),
+                    vs.variables().len() - fresh.len(),
+                    if fresh.is_empty() {
+                        "none".to_string()
+                    } else {
+                        fresh.join(", ")
+                    }
+                );
+                Some(fresh)
+            }
+            None => None,
+        };
+        if cfg.train.data_init {
+            let n = DATA_INIT_IMAGES.min(data.train.size()[0]);
+            let x = data
+                .train
+                .narrow(0, 0, n)
+                .to_device(job.device)
+                .to_kind(Kind::Float);
+            model.init_priors(&x, |prior| {
+                fresh.as_ref().map_or(true, |fresh| {
+                    fresh
+                        .iter()
+                        .any(|v| v == prior || v.starts_with(&format!("{prior}.")))
+                })
+            });
+        }
     }
     state.hardware.push(crate::device::describe(job.device));
 
@@ -469,5 +495,10 @@ mod tests {
             rate("top.params", &[1, 6]),
             [1.0, 1.0, mean, mean, 1.0, 1.0]
         );
+        assert_eq!(
+            rate("top.group2.conv_out.bias", &[6]),
+            [1.0, 1.0, mean, mean, 1.0, 1.0]
+        );
+        assert_eq!(rate("top.group2.conv_in.bias", &[2]), [1.0, 1.0]);
     }
 }
