@@ -8,6 +8,7 @@
 //! - [`tile`]: cutting images into tiles and padding them to the model's size multiple.
 //! - [`image`]: whole images ↔ container bytes ([`compress`], [`decompress`], archives).
 //! - [`registry`]: the models built into the codec.
+//! - [`png`]: PNG files ↔ [`png::SourceImage`] (every PNG pixel format, palettes, colour chunks).
 //!
 //! Everything on the coding path is bit-exact across machines: integer arithmetic, or `f32`/`f64`
 //! arithmetic in one fixed order without fused multiply-adds, with transcendentals from `libm`.
@@ -19,6 +20,7 @@ pub mod flow;
 pub mod format;
 pub mod image;
 pub mod model;
+pub mod png;
 pub mod registry;
 pub mod tile;
 
