@@ -14,12 +14,15 @@
 //! Planes are of three kinds:
 //! - **Residual planes** (8-bit samples, high and low bytes of 16-bit samples): the coded
 //!   quantity is `t = base + s` for the sample `s ∈ 0..=span` and a per-pixel `base` known to
-//!   the decoder. `t` is predicted from its causal neighbours with the LOCO-I median edge
-//!   detector plus a per-context bias correction, clamped to `[base, base + span]`; the
+//!   the decoder. `t` is predicted from its causal neighbours by a blend of five
+//!   sub-predictors (LOCO-I median edge detector, gradient `W+N−NW`, `N`, `W`, `(W+NE)/2`)
+//!   weighted by the inverse square of their recent errors at W, N, NW and NE ([`Blend`]),
+//!   plus a per-context bias correction (JPEG-LS), clamped to `[base, base + span]`. The
 //!   residual is coded as zero flag, sign (only where both signs are possible), Elias-gamma
 //!   style exponent in unary and mantissa bits, each decision in a context of the quantised
-//!   local activity (gradients and the neighbours' residuals) and, for colour planes, the
-//!   quantised residual of the green plane at the same pixel. `base` carries the colour
+//!   local activity (gradients, the best sub-predictor's recent error, the neighbours'
+//!   residuals) and, for red and blue, the quantised residual of green (blue: the larger of
+//!   green's and red's) at the same pixel. `base` carries the colour
 //!   transform and the 16-bit split:
 //!   - green (or gray, or alpha): `base = 0`;
 //!   - red and blue: `base = −green`, i.e. `R − G` and `B − G` are predicted spatially (a
@@ -41,8 +44,8 @@
 //! the caller's coder in reverse, so that [`decode`] pops them in coding order: the pixels of a
 //! whole image form one block of the ANS stack, which can sit next to the learned model's
 //! latents in the same stream (push this block before them if they are decoded first). The
-//! encoder's memory is 4 bytes per decision (at most ~40 per sample; ~2–3 for photos) of the
-//! region passed in: code large images in tiles.
+//! encoder's memory is 4 bytes per binary decision (a few per sample, at most ~40) over the
+//! region passed in, plus ~40 bytes per pixel of scratch planes: code large images in tiles.
 //!
 //! [`encode_planes`] / [`decode_planes`] wrap one image in a payload of its own, with the
 //! conventions of [`crate::entropy`]: initial state [`INITIAL_STATE`], checked to be reached
@@ -68,7 +71,7 @@ const ONE: u32 = 1 << PROB_BITS;
 const HALF: u32 = ONE / 2;
 /// Largest adaptation count: after it, a probability moves by `1/(ADAPT_LIMIT + 2)` of the way
 /// towards each new outcome.
-pub const ADAPT_LIMIT: u16 = 60;
+pub const ADAPT_LIMIT: u16 = 120;
 
 /// A two-symbol entropy model for constriction: `P(false) = p0 / 2^16`, `0 < p0 < 2^16`.
 #[derive(Clone, Copy, Debug)]
@@ -438,30 +441,26 @@ impl Planes {
     }
 }
 
-/// Causal neighbours of pixel `(x, y)` in a plane of `t` values (see the module docs for the
-/// edges): W, N, NW, NE, WW, NN.
+/// Causal neighbours of pixel `(x, y)` in a plane of `t` values: W, N, NW, NE. Outside the
+/// image: on the top row N = NW = NE = W; in the first column W = NW = N; in the last column
+/// NE = N; the first pixel's W is `first`.
 #[derive(Clone, Copy, Debug)]
 struct Neighbours {
     w: i32,
     n: i32,
     nw: i32,
     ne: i32,
-    ww: i32,
-    nn: i32,
 }
 
 fn neighbours(t: &[i32], width: usize, x: usize, y: usize, first: i32) -> Neighbours {
     let at = |xx: usize, yy: usize| t[yy * width + xx];
     if y == 0 {
         let w = if x > 0 { at(x - 1, 0) } else { first };
-        let ww = if x > 1 { at(x - 2, 0) } else { w };
         return Neighbours {
             w,
             n: w,
             nw: w,
             ne: w,
-            ww,
-            nn: w,
         };
     }
     let n = at(x, y - 1);
@@ -471,16 +470,7 @@ fn neighbours(t: &[i32], width: usize, x: usize, y: usize, first: i32) -> Neighb
         (n, n)
     };
     let ne = if x + 1 < width { at(x + 1, y - 1) } else { n };
-    let ww = if x > 1 { at(x - 2, y) } else { w };
-    let nn = if y > 1 { at(x, y - 2) } else { n };
-    Neighbours {
-        w,
-        n,
-        nw,
-        ne,
-        ww,
-        nn,
-    }
+    Neighbours { w, n, nw, ne }
 }
 
 /// Quantised activity classes and extra (cross-plane) classes of residual contexts.
@@ -637,6 +627,7 @@ fn code_residual_plane<I: BitIo>(
     errors: &mut [u32],
 ) -> Result<()> {
     let mut models = ResidualModels::new();
+    let mut blend = Blend::new(width);
     let first = base[0] + (span + 1) / 2;
     for y in 0..height {
         for x in 0..width {
@@ -648,28 +639,102 @@ fn code_residual_plane<I: BitIo>(
                 (false, true) => (errors[i - width], errors[i - width]),
                 (false, false) => (0, 0),
             };
-            let activity = (nb.w - nb.nw).unsigned_abs()
+            let guesses = sub_predictions(&nb);
+            let (blended, best) = blend.predict(&guesses, x, y);
+            let activity = ((nb.w - nb.nw).unsigned_abs()
                 + (nb.n - nb.nw).unsigned_abs()
-                + (nb.ne - nb.n).unsigned_abs()
-                + (nb.w - nb.ww).unsigned_abs() / 2
-                + (nb.n - nb.nn).unsigned_abs() / 2
+                + (nb.ne - nb.n).unsigned_abs())
+                / 2
+                + best
                 + e_w
                 + e_n;
             let extra = extra_in.map_or(0, |e| usize::from(e[i]));
             let c = log_class(activity, ACTIVITY_CLASSES) * EXTRA_CLASSES + extra;
             let ctx = &mut models.contexts[c];
             let (lo, hi) = (base[i], base[i] + span);
-            let pred = (med(nb.w, nb.n, nb.nw) + ctx.bias()).clamp(lo, hi);
+            let pred = (blended + ctx.bias()).clamp(lo, hi);
             let r = samples[i] + base[i] - pred;
             let r = code_residual(io, ctx, &mut models.mantissa_rest, r, lo - pred, hi - pred)?;
             ctx.learn_bias(r);
             samples[i] = pred + r - base[i];
             t[i] = pred + r;
+            blend.learn(&guesses, t[i], x, y);
             errors[i] = r.unsigned_abs();
             extra_out[i] = extra_class(r);
         }
     }
     Ok(())
+}
+
+/// Sub-predictors blended by [`Blend`].
+const PREDICTORS: usize = 5;
+
+/// The sub-predictors' guesses for one pixel: MED, gradient, N, W, and the W–NE average.
+fn sub_predictions(nb: &Neighbours) -> [i32; PREDICTORS] {
+    [
+        med(nb.w, nb.n, nb.nw),
+        nb.w + nb.n - nb.nw,
+        nb.n,
+        nb.w,
+        (nb.w + nb.ne).div_euclid(2),
+    ]
+}
+
+/// A weighted average of sub-predictors, each weighted by the inverse of its recent absolute
+/// errors at the W, N, NW and NE neighbours (two rows of errors per sub-predictor).
+struct Blend {
+    width: usize,
+    /// `errors[(row & 1) * width + x][k]`.
+    errors: Vec<[u32; PREDICTORS]>,
+}
+
+impl Blend {
+    fn new(width: usize) -> Self {
+        Blend {
+            width,
+            errors: vec![[0; PREDICTORS]; 2 * width],
+        }
+    }
+
+    /// The blended prediction and the smallest sub-predictor score.
+    fn predict(&self, guesses: &[i32; PREDICTORS], x: usize, y: usize) -> (i32, u32) {
+        let cur = (y & 1) * self.width;
+        let prev = (1 - (y & 1)) * self.width;
+        let mut score = [0u32; PREDICTORS];
+        let mut add = |at: usize| {
+            for (s, e) in score.iter_mut().zip(&self.errors[at]) {
+                *s += e;
+            }
+        };
+        if x > 0 {
+            add(cur + x - 1);
+        }
+        if y > 0 {
+            add(prev + x);
+            if x > 0 {
+                add(prev + x - 1);
+            }
+            if x + 1 < self.width {
+                add(prev + x + 1);
+            }
+        }
+        let (mut num, mut den) = (0i128, 0i128);
+        for (g, s) in guesses.iter().zip(score) {
+            let s = i128::from(s) + 1;
+            let w = (1i128 << 40) / (s * s);
+            num += w * i128::from(*g);
+            den += w;
+        }
+        let best = score.iter().copied().min().unwrap_or(0);
+        ((num + den / 2).div_euclid(den) as i32, best)
+    }
+
+    fn learn(&mut self, guesses: &[i32; PREDICTORS], actual: i32, x: usize, y: usize) {
+        let at = (y & 1) * self.width + x;
+        for (e, g) in self.errors[at].iter_mut().zip(guesses) {
+            *e = (actual - g).unsigned_abs();
+        }
+    }
 }
 
 /// The LOCO-I / JPEG-LS median edge detector.
@@ -861,6 +926,11 @@ fn code_planes<I: BitIo>(
                 }
                 if channel == 1 && reference.is_none() {
                     green_extra.copy_from_slice(&plane_extra);
+                } else if channel == 0 && reference.is_some() {
+                    // Blue's context: the larger of green's and red's residual classes.
+                    for (g, r) in green_extra.iter_mut().zip(&plane_extra) {
+                        *g = (*g).max(*r);
+                    }
                 }
             }
         }
