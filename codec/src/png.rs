@@ -206,7 +206,8 @@ impl SourceImage {
     /// A checked image: at least one pixel, sample and index counts matching the size, sub-byte
     /// samples and indices in range, a palette of 1..=`2^bit_depth` (≤ 256) entries, tRNS no
     /// longer than the palette, a transparent colour only on gray and RGB formats, colour chunks
-    /// only of the [`COLOUR_CHUNKS`] types, each at most once.
+    /// only of the [`COLOUR_CHUNKS`] types, each at most once, with the sizes (and, for iCCP,
+    /// the name and compression method) the PNG specification requires.
     pub fn new(
         width: u32,
         height: u32,
@@ -300,6 +301,8 @@ impl SourceImage {
             if u32::try_from(c.data.len()).map_or(true, |n| n > MAX_CHUNK_LENGTH) {
                 return bad(format!("{} chunk too long", chunk_name(c.chunk_type)));
             }
+            check_colour_chunk(c.chunk_type, &c.data)
+                .map_err(|e| PngError::InvalidImage(e.to_string()))?;
         }
         Ok(SourceImage {
             width,
