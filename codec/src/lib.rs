@@ -8,17 +8,21 @@
 //! - [`tile`]: cutting images into tiles and padding them to the model's size multiple.
 //! - [`image`]: whole images ↔ container bytes ([`compress`], [`decompress`], archives).
 //! - [`registry`]: the models built into the codec.
+//! - [`context`]: adaptive context-model coding of the sample planes no learned model codes.
+//! - [`png`]: PNG files ↔ [`png::SourceImage`] (every PNG pixel format, palettes, colour chunks).
 //!
 //! Everything on the coding path is bit-exact across machines: integer arithmetic, or `f32`/`f64`
 //! arithmetic in one fixed order without fused multiply-adds, with transcendentals from `libm`.
 
 pub mod arch;
+pub mod context;
 pub mod engine;
 pub mod entropy;
 pub mod flow;
 pub mod format;
 pub mod image;
 pub mod model;
+pub mod png;
 pub mod registry;
 pub mod tile;
 
