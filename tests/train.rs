@@ -129,24 +129,29 @@ fn a_trained_run_grows_into_conditional_groups() {
     grown.train.init_from = Some(parent.path().to_path_buf());
     let (mut vs, model) = train::build_model(&grown, Device::Cpu);
     let fresh = checkpoint::copy_matching(parent.path(), &mut vs).unwrap();
-    // only the new groups' networks are new; the split priors keep their leading rows
+    // only the top's new group network is new: the split priors keep their rows, and the new
+    // factor-out group networks start as copies of the level's prior
     assert!(!fresh.is_empty());
     assert!(
-        fresh
-            .iter()
-            .all(|n| n.starts_with("top.group1.") || n.contains(".prior1.")),
+        fresh.iter().all(|n| n.starts_with("top.group1.")),
         "{fresh:?}"
     );
-    let saved = checkpoint_tensors(parent.path());
-    let bias = |vs: &tch::nn::VarStore| vs.variables()["level0.prior.conv_out.bias"].copy();
-    let parent_bias = &saved
-        .iter()
-        .find(|(n, _)| n == "param.level0.prior.conv_out.bias")
-        .unwrap()
-        .1;
-    let rows = bias(&vs).size()[0];
-    assert!(rows < parent_bias.size()[0]);
-    assert!(bias(&vs).equal(&parent_bias.narrow(0, 0, rows)));
+    // so the grown model codes the factor-outs exactly as the parent does
+    let (mut parent_vs, parent_model) = train::build_model(&c, Device::Cpu);
+    checkpoint::load(parent.path(), &mut parent_vs, None).unwrap();
+    let x = data.test.narrow(0, 0, 16).to_kind(tch::Kind::Float);
+    let levels = |groups: Vec<Tensor>, per_level: usize| {
+        let n = c.model.levels * per_level;
+        groups[..n].iter().fold(0.0, |acc, g| {
+            acc + g.sum(tch::Kind::Double).double_value(&[])
+        })
+    };
+    let parent_levels = levels(parent_model.nll_by_group(&x), 1);
+    let grown_levels = levels(model.nll_by_group(&x), 2);
+    assert!(
+        (parent_levels - grown_levels).abs() < 1e-3 * parent_levels,
+        "factor-outs: parent {parent_levels} nats, grown {grown_levels}"
+    );
     drop(model);
 
     // a run from it starts near the parent (the new priors fitted to the data) and trains on

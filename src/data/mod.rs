@@ -167,3 +167,30 @@ fn find_file(dir: &Path, ds: Dataset, split: Split, kind: &str) -> Result<PathBu
         })
     }
 }
+
+/// `count` patches cut once from the images of `dir` (see [`PatchSampler`]) as an [`ImageSet`]
+/// without labels. The size is checked before the patches are allocated.
+pub fn patch_set(dir: &Path, config: PatchConfig, count: usize) -> Result<ImageSet, DataError> {
+    let mut sampler = PatchSampler::open(dir, config)?;
+    if count == 0
+        || count
+            .checked_mul(sampler.patch_len())
+            .map_or(true, |b| b > MAX_PATCH_BYTES)
+    {
+        return Err(DataError::Config(format!(
+            "{count} patches of {} bytes: between 1 and {MAX_PATCH_BYTES} bytes in all are allowed",
+            sampler.patch_len()
+        )));
+    }
+    Ok(ImageSet {
+        count,
+        channels: config.channels,
+        height: config.size,
+        width: config.size,
+        pixels: sampler.sample_batch(count),
+        labels: None,
+    })
+}
+
+/// Most bytes [`patch_set`] cuts at once (4 GiB).
+pub const MAX_PATCH_BYTES: usize = 1 << 32;

@@ -123,33 +123,64 @@ fn read_weights(dir: &Path) -> Result<(PathBuf, Vec<(String, Tensor)>), TrainErr
 }
 
 /// Copies into `vs` every parameter of the checkpoint in `dir` that has the same name and shape
-/// (the optimiser state is not taken). Returns the names of the variables left untouched.
+/// (the optimiser state is not taken), and grows a model whose priors were split into groups
+/// (`prior_groups`, `top_groups`) so that it starts out computing what the saved one did:
+/// - a prior's output rows (`….prior.conv_out.*`, `top.params`) are laid out channel by channel,
+///   so the first group keeps the saved leading rows;
+/// - a new factor-out group network `level{l}.prior{k}` starts as a copy of the saved
+///   `level{l}.prior`: its output rows are those of group `k`'s channels, and its first layer's
+///   extra inputs (the groups before `k`) start at zero weight.
 ///
-/// A prior's output layer (`….prior.conv_out.*`) or `top.params` that now has fewer rows gets the
-/// saved leading rows: their rows are laid out channel by channel, so a prior split into groups
-/// keeps the parameters of the channels still in its first group.
+/// Returns the names of the variables left untouched.
 pub fn copy_matching(dir: &Path, vs: &mut VarStore) -> Result<Vec<String>, TrainError> {
     let (_, saved) = read_weights(dir)?;
+    let find = |name: &str| {
+        let key = format!("param.{name}");
+        saved.iter().find(|(n, _)| *n == key).map(|(_, t)| t)
+    };
     let mut untouched = Vec::new();
     tch::no_grad(|| {
         for (name, mut var) in vs.variables() {
-            let key = format!("param.{name}");
-            let prior_rows = name.contains(".prior.conv_out.") || name == IdfConfig::TOP_PARAMS;
-            match saved.iter().find(|(n, _)| *n == key) {
-                Some((_, t)) if t.size() == var.size() => {
-                    var.copy_(t);
+            let (source, group) = match (find(&name), split_prior_group(&name)) {
+                (Some(t), _) => (Some(t), 0),
+                (None, Some((ungrouped, k))) => (find(&ungrouped), k),
+                (None, None) => (None, 0),
+            };
+            let (want, have) = match source {
+                Some(t) => (var.size(), t.size()),
+                None => {
+                    untouched.push(name);
+                    continue;
                 }
-                Some((_, t))
-                    if prior_rows
-                        && t.size()[1..] == var.size()[1..]
-                        && t.size()[0] > var.size()[0] =>
-                {
-                    var.copy_(&t.narrow(0, 0, var.size()[0]));
-                }
-                _ => untouched.push(name),
+            };
+            let t = source.expect("checked above");
+            let output_rows = name.contains(".conv_out.") && name.contains(".prior")
+                || name == IdfConfig::TOP_PARAMS;
+            if want == have {
+                var.copy_(t);
+            } else if output_rows && want[1..] == have[1..] && have[0] >= want[0] * (group + 1) {
+                var.copy_(&t.narrow(0, want[0] * group, want[0]));
+            } else if name.ends_with(".conv_in.weight")
+                && want.len() == 4
+                && want[0] == have[0]
+                && want[2..] == have[2..]
+                && want[1] > have[1]
+            {
+                let _ = var.zero_();
+                var.narrow(1, 0, have[1]).copy_(t);
+            } else {
+                untouched.push(name);
             }
         }
     });
     untouched.sort();
     Ok(untouched)
+}
+
+/// `level{l}.prior{k}.REST` (`k ≥ 1`) → (`level{l}.prior.REST`, `k`).
+fn split_prior_group(name: &str) -> Option<(String, i64)> {
+    let mut parts = name.splitn(3, '.');
+    let (level, net, rest) = (parts.next()?, parts.next()?, parts.next()?);
+    let k: i64 = net.strip_prefix("prior")?.parse().ok()?;
+    (level.starts_with("level") && k >= 1).then(|| (format!("{level}.prior.{rest}"), k))
 }

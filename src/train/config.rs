@@ -19,10 +19,18 @@ pub struct TrainConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// `mnist` or `fashion-mnist`.
+    /// `mnist` or `fashion-mnist` (IDX files), or the name of a folder `DIR/NAME` with `train/`
+    /// and `test/` subfolders of PNG/JPEG images (e.g. `photos`), sampled as square patches.
     pub dataset: String,
     /// Data folder; empty means `$IDFCODEC_DATA`, else `./data`.
     pub dir: PathBuf,
+    /// Image folders: side of the patches in pixels.
+    pub patch_size: usize,
+    /// Image folders: training patches, cut once at random (seeded) from `train/`, half of them
+    /// mirrored.
+    pub train_patches: usize,
+    /// Image folders: test patches, cut once at random (seeded) from `test/`.
+    pub test_patches: usize,
 }
 
 /// Optimisation and bookkeeping.
@@ -73,6 +81,9 @@ impl Default for DataConfig {
         DataConfig {
             dataset: "fashion-mnist".into(),
             dir: PathBuf::new(),
+            patch_size: 32,
+            train_patches: 50_000,
+            test_patches: 2_000,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
-use crate::data::{self, Dataset, ImageSet, Split};
+use crate::data::{self, Dataset, ImageSet, PatchConfig, Split};
 use crate::metrics::bpd::dataset_bpd;
 use crate::nn::Idf;
 use checkpoint::RunState;
@@ -97,18 +97,40 @@ fn to_tensor(set: &ImageSet) -> Tensor {
 
 /// Loads the train and test images named by the config.
 pub fn load_data(cfg: &TrainConfig) -> Result<LoadedData, TrainError> {
-    let ds: Dataset = cfg
-        .data
-        .dataset
-        .parse()
-        .map_err(|e: data::UnknownDataset| TrainError::Config(e.to_string()))?;
     let dir = if cfg.data.dir.as_os_str().is_empty() {
         data::data_dir()
     } else {
         cfg.data.dir.clone()
     };
-    let train = data::load(&dir, ds, Split::Train)?;
-    let test = data::load(&dir, ds, Split::Test)?;
+    let (train, test) = match cfg.data.dataset.parse::<Dataset>() {
+        Ok(ds) => (
+            data::load(&dir, ds, Split::Train)?,
+            data::load(&dir, ds, Split::Test)?,
+        ),
+        Err(unknown) => {
+            let folder = dir.join(&cfg.data.dataset);
+            if !folder.join("train").is_dir() {
+                return Err(TrainError::Config(format!(
+                    "{unknown}, and {} is not a folder of images with a train/ subfolder",
+                    folder.display()
+                )));
+            }
+            let patches = PatchConfig {
+                size: cfg.data.patch_size,
+                channels: cfg.model.in_channels,
+                seed: cfg.train.seed,
+                flips: true,
+            };
+            let test_patches = PatchConfig {
+                flips: false,
+                ..patches
+            };
+            (
+                data::patch_set(&folder.join("train"), patches, cfg.data.train_patches)?,
+                data::patch_set(&folder.join("test"), test_patches, cfg.data.test_patches)?,
+            )
+        }
+    };
     if train.channels != cfg.model.in_channels {
         return Err(TrainError::Config(format!(
             "{} has {} channel(s) but model.in_channels = {}",
