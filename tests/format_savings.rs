@@ -2,7 +2,10 @@
 //! files and archives of the first `N` MNIST and Fashion-MNIST test images. Version-1 files are
 //! built from version-1 streams (start state 1, checksum in the header) with the container
 //! writer, which still writes both versions. A measurement, run by hand:
-//! `cargo test --release --no-default-features --test format_savings -- --ignored --nocapture`.
+//! `cargo test --no-default-features --test format_savings -- --ignored --nocapture`.
+//! Results (also in FORMAT.md, "Header size"), 200 images each: MNIST single files 34 777 →
+//! 34 335 bytes (−17.7 bits per image), archive 38 155 → 33 956; Fashion-MNIST single files
+//! 75 074 → 74 777 (−11.9 bits per image), archive 80 083 → 74 436.
 
 use std::path::Path;
 
