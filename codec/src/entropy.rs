@@ -32,7 +32,7 @@
 //! # Start state ([`StreamStart`])
 //! The encoder does not start from constriction's empty state 0 but from a state chosen by the
 //! container version, and the decoder must end, after the last latent, at exactly that state
-//! with no words left ([`check_finished`]): a decoder that runs dry (a truncated payload) or has
+//! with no words left (`check_finished`): a decoder that runs dry (a truncated payload) or has
 //! words left over is caught.
 //! - Format version 1 ([`StreamStart::One`]): the state [`INITIAL_STATE`] = 1. The first value
 //!   pushed onto it costs about `PRECISION − 1.4` bits whatever its probability.
