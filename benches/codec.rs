@@ -18,8 +18,10 @@ use criterion::{
     black_box, criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use idfcodec_codec::engine::{Conv3x3, FloatTensor, IntTensor, Shape, Tensor};
-use idfcodec_codec::entropy::{decode_image, encode_image, LatentModel, LogisticMixture};
-use idfcodec_codec::format::{Limits, PixelFormat};
+use idfcodec_codec::entropy::{
+    decode_image, encode_image, LatentModel, LogisticMixture, StreamStart,
+};
+use idfcodec_codec::format::{crc32, Limits, PixelFormat};
 use idfcodec_codec::{
     compress, decompress, flow, DecodeOptions, EncodeOptions, Image, Model, ModelStorage, Registry,
 };
@@ -116,17 +118,19 @@ fn entropy(c: &mut Criterion) {
         let data = pixels.iter().map(|&p| i32::from(p)).collect();
         IntTensor::from_vec(Shape::new(1, h, w), data).unwrap()
     };
-    let payload = encode_image(model, pixels, 1, h, w).unwrap();
+    // version 2 streams: each starts from its pixels' checksum
+    let start = |p: &[u8]| StreamStart::Checksum(crc32(p));
+    let payload = encode_image(model, pixels, 1, h, w, start(pixels)).unwrap();
     let mut group = c.benchmark_group("entropy");
     group.throughput(Throughput::Elements(symbols));
     group.bench_function("flow_forward/28x28", |b| {
         b.iter(|| flow::forward(model, &as_tensor()).unwrap())
     });
     group.bench_function("encode_image/28x28", |b| {
-        b.iter(|| encode_image(model, pixels, 1, h, w).unwrap())
+        b.iter(|| encode_image(model, pixels, 1, h, w, start(pixels)).unwrap())
     });
     group.bench_function("decode_image/28x28", |b| {
-        b.iter(|| decode_image(model, &payload, 1, h, w).unwrap())
+        b.iter(|| decode_image(model, &payload, 1, h, w, start).unwrap())
     });
     let latents = flow::forward(model, &as_tensor()).unwrap();
     let params = &latents.groups[0].params;

@@ -1,7 +1,9 @@
-//! Golden files: `fixtures/*.png` (real MNIST / Fashion-MNIST test images) and their `.idf`
-//! encodings made with the fixed `fixtures/test-model.safetensors`. Every future build must
-//! decode them to exactly these pixels and encode the PNGs to exactly these bytes: a change
-//! here is a format change (a version bump, see FORMAT.md), never a test to update.
+//! Golden files: `fixtures/*.png` (real MNIST / Fashion-MNIST test images) and their encodings
+//! made with the fixed `fixtures/test-model.safetensors`: `fixtures/*.png.idf` in format
+//! version 1 (made before version 2 existed), `fixtures/v2/*.png.idf` and the archive
+//! `fixtures/v2/goldens.idfa` in version 2. Every future build must decode all of them to
+//! exactly these pixels, and encode the PNGs to exactly the bytes of the newest version: a
+//! change here is a format change (a version bump, see FORMAT.md), never a test to update.
 //!
 //! `cargo test --test cli_golden -- --ignored regenerate` writes missing fixtures (it never
 //! replaces an existing `.idf` or the model).
@@ -49,8 +51,31 @@ fn png(g: &Golden) -> PathBuf {
     fixtures().join(format!("{}.png", g.stem))
 }
 
-fn idf(g: &Golden) -> PathBuf {
+/// The version-1 golden (frozen; the encoder no longer writes version 1).
+fn idf_v1(g: &Golden) -> PathBuf {
     fixtures().join(format!("{}.png.idf", g.stem))
+}
+
+/// The version-2 golden.
+fn idf(g: &Golden) -> PathBuf {
+    fixtures().join("v2").join(format!("{}.png.idf", g.stem))
+}
+
+/// The version-2 archive of every golden PNG, coded with `--tile 32`.
+fn archive() -> PathBuf {
+    fixtures().join("v2").join("goldens.idfa")
+}
+
+/// `idfcodec compress --archive` of every golden PNG into `out`.
+fn compress_archive(out: &Path) {
+    let mut args: Vec<std::ffi::OsString> = vec!["compress".into(), "--archive".into()];
+    args.push(out.into());
+    args.extend(GOLDEN.iter().map(|g| png(g).into_os_string()));
+    for extra in ["--model".as_ref(), model_path().as_os_str()] {
+        args.push(extra.into());
+    }
+    args.extend(["--tile", "32", "--force"].map(Into::into));
+    ok(&args);
 }
 
 /// `idfcodec compress` of the golden PNG into `out`.
@@ -69,25 +94,32 @@ fn compress(g: &Golden, out: &Path) {
     ]);
 }
 
+/// `idfcodec decompress` of `input` into `out` (a PNG, or a folder for an archive).
+fn decompress(input: &Path, out: &Path) {
+    ok(&[
+        "decompress".as_ref(),
+        input.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--model".as_ref(),
+        model_path().as_os_str(),
+    ]);
+}
+
 #[test]
 fn golden_files_decode_and_encode_exactly() {
     let dir = tempfile::tempdir().unwrap();
     for g in &GOLDEN {
-        let decoded = dir.path().join(format!("{}.png", g.stem));
-        ok(&[
-            "decompress".as_ref(),
-            idf(g).as_os_str(),
-            "-o".as_ref(),
-            decoded.as_os_str(),
-            "--model".as_ref(),
-            model_path().as_os_str(),
-        ]);
-        assert_eq!(
-            read_gray_png(&decoded),
-            read_gray_png(&png(g)),
-            "{}",
-            g.stem
-        );
+        for (version, file) in [("v1", idf_v1(g)), ("v2", idf(g))] {
+            let decoded = dir.path().join(format!("{}.{version}.png", g.stem));
+            decompress(&file, &decoded);
+            assert_eq!(
+                read_gray_png(&decoded),
+                read_gray_png(&png(g)),
+                "{} {version}",
+                g.stem
+            );
+        }
         let encoded = dir.path().join(format!("{}.idf", g.stem));
         compress(g, &encoded);
         assert!(
@@ -95,6 +127,39 @@ fn golden_files_decode_and_encode_exactly() {
             "{}: the encoder no longer writes the golden bytes",
             g.stem
         );
+    }
+}
+
+#[test]
+fn the_golden_archive_decodes_and_encodes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let restored = dir.path().join("restored");
+    decompress(&archive(), &restored);
+    for g in &GOLDEN {
+        let name = format!("{}.png", g.stem);
+        assert_eq!(
+            read_gray_png(&restored.join(&name)),
+            read_gray_png(&png(g)),
+            "{name}"
+        );
+    }
+    let encoded = dir.path().join("goldens.idfa");
+    compress_archive(&encoded);
+    assert!(
+        std::fs::read(&encoded).unwrap() == std::fs::read(archive()).unwrap(),
+        "the encoder no longer writes the golden archive"
+    );
+}
+
+#[test]
+fn info_shows_the_version() {
+    for (file, version) in [
+        (idf_v1(&GOLDEN[0]), "format version 1"),
+        (idf(&GOLDEN[0]), "format version 2"),
+        (archive(), "format version 2"),
+    ] {
+        let text = ok(&["info".as_ref(), file.as_os_str()]);
+        assert!(text.contains(version), "{}: {text}", file.display());
     }
 }
 
@@ -138,8 +203,12 @@ fn regenerate_golden_files() {
             write_gray_png(&png(g), w, h, &pixels);
         }
         if !idf(g).exists() {
+            std::fs::create_dir_all(idf(g).parent().unwrap()).unwrap();
             compress(g, &idf(g));
         }
+    }
+    if !archive().exists() {
+        compress_archive(&archive());
     }
 }
 

@@ -29,19 +29,33 @@
 //! which gives it the `rest` that the next prior needs. ANS is a stack, so the encoder pushes the
 //! exact reverse of that sequence.
 //!
-//! The encoder starts from the state [`INITIAL_STATE`] (not constriction's empty state 0), so an
-//! honest stream never passes through state 0 and ends, after the last latent, at exactly
-//! `INITIAL_STATE` with no words left: a decoder that runs dry (a truncated payload) or has
-//! words left over is caught, at a cost of about one bit.
+//! # Start state ([`StreamStart`])
+//! The encoder does not start from constriction's empty state 0 but from a state chosen by the
+//! container version, and the decoder must end, after the last latent, at exactly that state
+//! with no words left (`check_finished`): a decoder that runs dry (a truncated payload) or has
+//! words left over is caught.
+//! - Format version 1 ([`StreamStart::One`]): the state [`INITIAL_STATE`] = 1. The first value
+//!   pushed onto it costs about `PRECISION − 1.4` bits whatever its probability.
+//! - Format version 2 ([`StreamStart::Checksum`]): `2^32 + c`, `c` the CRC-32 of the tile's
+//!   canonical pixel bytes. Starting at or above `2^32` (more than any probability) makes every
+//!   push scale the state exactly, so the start-up cost above is gone and the 32 bits of `c`
+//!   take its place (version 1 paid both: the start-up in the payload and a 4-byte checksum in
+//!   the header). The decoder recomputes `c` from the pixels it decoded and requires the stream
+//!   to end at `2^32 + c`.
 //!
 //! The payload is the coder's `u32` words, little-endian, with the trailing zero bytes of the last
 //! word (the high bytes of the coder's top word, never all zero) left out; the decoder restores
 //! them, and rejects a payload that ends in a zero byte, so every image has exactly one payload.
+//! This stays canonical with either start state: the byte strings that do not end in `00` map
+//! one-to-one to the word sequences whose last word is not zero, and a decoder that ends at the
+//! start state with no words left has taken, at every step, exactly the inverse of the encoder's
+//! step (with a start state `≥ 2^32` the state never drops below `2^32` while words remain), so
+//! re-encoding what it decoded gives back the same words.
 //!
 //! # Size
 //! A payload costs `Σ −log2(q/2^PRECISION)` (within 0.1% of the model's NLL when few values
-//! escape) plus a constant of about 20 bits: ANS start-up (the first value pushed onto the empty
-//! stack costs about `PRECISION − 1.4` bits whatever its probability) and byte rounding. The
+//! escape) plus a constant: with [`StreamStart::One`] about 20 bits of ANS start-up and byte
+//! rounding, with [`StreamStart::Checksum`] the checksum's 32 bits and byte rounding. The
 //! constant is paid per [`encode_image`] call, so code large images or tiles.
 
 use constriction::stream::{
@@ -67,8 +81,40 @@ pub const WINDOW_MIN_WEIGHT: f64 = 1e-6;
 
 /// Bits in each uniform half of an escaped value.
 const ESCAPE_HALF_BITS: u32 = 16;
-/// The ANS state the encoder starts from and the decoder must end at (see the module docs).
+/// The ANS state a version-1 stream starts from and its decoder must end at (see the module docs).
 pub const INITIAL_STATE: u64 = 1;
+
+/// The ANS state a version-2 stream with checksum `c` starts from is `CHECKSUM_BASE + c`.
+pub const CHECKSUM_BASE: u64 = 1 << 32;
+
+/// Where a tile's ANS stream starts, which is where its decoder must end: the one thing that
+/// differs between container versions inside a payload (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StreamStart {
+    /// Format version 1: [`INITIAL_STATE`].
+    One,
+    /// Format version 2: [`CHECKSUM_BASE`] plus the CRC-32 of the tile's canonical pixel bytes.
+    Checksum(u32),
+}
+
+impl StreamStart {
+    /// The ANS state.
+    pub fn state(self) -> u64 {
+        match self {
+            StreamStart::One => INITIAL_STATE,
+            StreamStart::Checksum(crc) => CHECKSUM_BASE + u64::from(crc),
+        }
+    }
+
+    /// The smallest state an honest stream of this kind is ever in: a decoder below it with no
+    /// words left has run dry.
+    fn floor(self) -> u64 {
+        match self {
+            StreamStart::One => INITIAL_STATE,
+            StreamStart::Checksum(_) => CHECKSUM_BASE,
+        }
+    }
+}
 
 /// A discretized logistic mixture on ℤ, in `f64`.
 #[derive(Clone, Debug, PartialEq)]
@@ -412,18 +458,20 @@ fn image_shape(model: &Model, channels: usize, height: usize, width: usize) -> R
     Ok(shape)
 }
 
-/// Codes an image (`channels×height×width` pixels, CHW order) into payload bytes.
+/// Codes an image (`channels×height×width` pixels, CHW order) into payload bytes, starting the
+/// ANS stream at `start`.
 pub fn encode_image(
     model: &Model,
     pixels: &[u8],
     channels: usize,
     height: usize,
     width: usize,
+    start: StreamStart,
 ) -> Result<Vec<u8>> {
     let shape = image_shape(model, channels, height, width)?;
     let image = IntTensor::from_vec(shape, pixels.iter().map(|&p| i32::from(p)).collect())?;
     let latents = flow::forward(model, &image)?;
-    let mut coder = DefaultAnsCoder::from_raw_parts(Vec::new(), INITIAL_STATE);
+    let mut coder = DefaultAnsCoder::from_raw_parts(Vec::new(), start.state());
     // Emission order with each group reversed is exactly the reverse of the decoding order.
     for group in &latents.groups {
         for (i, &z) in group.values.data().iter().enumerate().rev() {
@@ -437,17 +485,22 @@ pub fn encode_image(
 }
 
 /// Decodes payload bytes made by [`encode_image`] with the same model and dimensions.
+/// `start` gives, from the decoded pixels, the [`StreamStart`] the stream must end at
+/// (`|_| StreamStart::One` for version 1).
 ///
 /// Damaged or foreign payloads give [`CodecError::CorruptPayload`] (or
 /// [`CodecError::NonFiniteParameters`] when garbage latents drive the networks out of range):
 /// an empty payload or one ending in a zero byte, an escaped value inside its window, data
-/// exhausted before or left over after the last latent, or pixels outside `0..=255`.
+/// exhausted before or left over after the last latent, or pixels outside `0..=255`; and
+/// [`CodecError::PixelChecksum`] when a version-2 stream ends at another checksum than the
+/// decoded pixels have.
 pub fn decode_image(
     model: &Model,
     payload: &[u8],
     channels: usize,
     height: usize,
     width: usize,
+    start: impl FnOnce(&[u8]) -> StreamStart,
 ) -> Result<Vec<u8>> {
     let shape = image_shape(model, channels, height, width)?;
     let mut coder = DefaultAnsCoder::from_compressed(payload_words(payload)?)
@@ -455,14 +508,16 @@ pub fn decode_image(
     let z = flow::decode(model, shape, |part, params| {
         decode_group(&mut coder, part, params)
     })?;
-    check_finished(coder)?;
-    z.data()
+    let pixels = z
+        .data()
         .iter()
         .map(|&v| {
             u8::try_from(v)
                 .map_err(|_| CodecError::CorruptPayload("decoded pixel outside 0..=255".into()))
         })
-        .collect()
+        .collect::<Result<Vec<u8>>>()?;
+    check_finished(coder, start(&pixels))?;
+    Ok(pixels)
 }
 
 /// Pops one group's latents in CHW order.
@@ -477,20 +532,26 @@ fn decode_group(
     IntTensor::from_vec(shape, values)
 }
 
-/// After the last latent the coder must be back at [`INITIAL_STATE`] with no words left.
-fn check_finished(coder: DefaultAnsCoder) -> Result<()> {
+/// After the last latent the coder must be back at `start` with no words left.
+fn check_finished(coder: DefaultAnsCoder, start: StreamStart) -> Result<()> {
     let (words, state) = coder.into_raw_parts();
-    if state == 0 {
+    if words.is_empty() && state < start.floor() {
         return Err(CodecError::CorruptPayload(
             "data exhausted before the last latent".into(),
         ));
     }
-    if !words.is_empty() || state != INITIAL_STATE {
-        return Err(CodecError::CorruptPayload(
+    match start {
+        _ if words.is_empty() && state == start.state() => Ok(()),
+        StreamStart::Checksum(computed) if words.is_empty() && state >> 32 == 1 => {
+            Err(CodecError::PixelChecksum {
+                stored: state as u32,
+                computed,
+            })
+        }
+        _ => Err(CodecError::CorruptPayload(
             "data does not end with the last latent".into(),
-        ));
+        )),
     }
-    Ok(())
 }
 
 /// The coder's words as little-endian bytes, without the last word's zero high bytes.

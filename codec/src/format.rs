@@ -12,10 +12,12 @@
 //!
 //! What the container cannot see, the codec must check: a single image's last tile runs to the end
 //! of the file, so the decoder must verify that each ANS stream is consumed exactly, and that the
-//! decoded pixels match [`ImageHeader::pixel_crc`] ([`ImageHeader::verify_pixels`]).
+//! decoded pixels match their checksum: in version 2 each tile's, carried in its ANS start state
+//! (see `entropy`), in version 1 [`ImageHeader::pixel_crc`] ([`ImageHeader::verify_pixels`]).
 
 mod archive;
 mod cursor;
+mod extension;
 mod header;
 mod image;
 mod limits;
@@ -27,10 +29,11 @@ mod tiling;
 mod varint;
 
 pub use archive::{Archive, ArchiveEntry};
+pub use extension::{Extension, ExtensionKind, MAX_EXTENSION_BYTES};
 pub use header::ImageHeader;
 pub use image::{CodedImage, ImageFile};
 pub use limits::Limits;
-pub use magic::{detect, FileKind, VERSION};
+pub use magic::{detect, identify, FileKind, Version, VERSION};
 pub use model::ModelRef;
 pub use name::{EntryName, MAX_NAME_BYTES};
 pub use pixel::PixelFormat;
@@ -53,8 +56,9 @@ pub fn read<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Container<'a>, Forma
     }
 }
 
-/// CRC-32 (IEEE 802.3, the one of zlib and PNG) of canonical pixel bytes, as stored in
-/// [`ImageHeader::pixel_crc`]. See [`PixelFormat`] for the canonical byte layout.
+/// CRC-32 (IEEE 802.3, the one of zlib and PNG) of canonical pixel bytes: of a tile's, carried
+/// in its ANS start state (version 2), or of the whole image's, stored in
+/// [`ImageHeader::pixel_crc`] (version 1). See [`PixelFormat`] for the canonical byte layout.
 pub fn crc32(pixels: &[u8]) -> u32 {
     crc32fast::hash(pixels)
 }
@@ -66,7 +70,7 @@ pub enum FormatError {
     /// The file does not start with an idfcodec magic.
     #[error(
         "not an idfcodec file: it starts with [{found}], idfcodec files start with \
-         [69 d1] (image) or [69 a1] (archive)"
+         [69 d1]/[69 d2] (image) or [69 a1]/[69 a2] (archive)"
     )]
     BadMagic {
         /// The first bytes, in hex.
@@ -74,13 +78,13 @@ pub enum FormatError {
     },
     /// The magic is right but the version is not one this build reads.
     #[error(
-        "{kind} format version {found} is not supported: this build reads version {supported} \
+        "{kind} format version {found} is not supported: this build reads versions 1 to {newest} \
          (a newer idfcodec may have written this file)"
     )]
     UnsupportedVersion {
         kind: FileKind,
         found: u8,
-        supported: u8,
+        newest: u8,
     },
     /// An image was expected and an archive found, or the reverse.
     #[error("expected an idfcodec {expected} file, found an idfcodec {found} file")]
@@ -104,6 +108,22 @@ pub enum FormatError {
          (11, palette, and 12..=31 are reserved)"
     )]
     UnknownPixelFormat { code: u8 },
+    /// An extension record type that this version does not define.
+    #[error(
+        "unknown extension record type {code}: this version defines types 1..=6 \
+         (the file may come from a newer idfcodec)"
+    )]
+    UnknownExtension { code: u64 },
+    /// A field that could have been written more compactly or in another order (every file has
+    /// exactly one encoding).
+    #[error("not canonical: {what}")]
+    NonCanonical { what: &'static str },
+    /// Something the version given cannot express (writing only).
+    #[error("format version {version} cannot hold this: {what}")]
+    NotInVersion {
+        version: Version,
+        what: &'static str,
+    },
     /// A varint that is longer than necessary (every value has exactly one encoding).
     #[error("the {field} is not minimally encoded")]
     NonCanonicalVarint { field: &'static str },

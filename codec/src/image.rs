@@ -5,19 +5,21 @@
 //! - [`compress_archive`] / [`decompress_archive`]: many [`NamedImage`]s ↔ one archive.
 //!
 //! Tiles ([`crate::tile`]) are coded independently on a thread pool of
-//! [`EncodeOptions::threads`]; the bytes never depend on the thread count. Decoding refuses a file
-//! whose model is not the one found by the [`ModelLookup`] before decoding anything, checks each
-//! tile's padding and ANS stream, and returns pixels only when they match the stored checksum.
+//! [`EncodeOptions::threads`]; the bytes never depend on the thread count. Files are written in
+//! [`Version::NEWEST`] (2) and read in versions 1 and 2. Decoding refuses a file whose model is
+//! not the one found by the [`ModelLookup`] before decoding anything, checks each tile's padding
+//! and ANS stream, and returns pixels only when they match the stored checksums: each tile's,
+//! carried in its ANS start state (version 2), or the whole image's in the header (version 1).
 //!
 //! Only 8-bit grayscale is coded for now; the container can describe other pixel formats, and
 //! both directions refuse them with [`ImageCodecError::Unsupported`].
 
 use rayon::prelude::*;
 
-use crate::entropy::{decode_image, encode_image};
+use crate::entropy::{decode_image, encode_image, StreamStart};
 use crate::format::{
-    crc32, Archive, ArchiveEntry, CodedImage, EntryName, FormatError, ImageFile, ImageHeader,
-    Limits, ModelRef, PixelFormat,
+    Archive, ArchiveEntry, CodedImage, EntryName, FormatError, ImageFile, ImageHeader, Limits,
+    ModelRef, PixelFormat, Version,
 };
 use crate::tile::{self, TileLayout};
 use crate::{CodecError, Model};
@@ -234,6 +236,13 @@ pub enum ImageCodecError {
         height: usize,
         limit: u64,
     },
+    /// The image carries extension records (palette, colour information, ...), which this
+    /// version of the codec does not use.
+    #[error(
+        "the image carries {0} extension record(s) (palette, transparency or colour \
+         information), which this version of idfcodec does not support"
+    )]
+    UnsupportedExtensions(usize),
     /// The container is malformed, or the decoded pixels fail its checks.
     #[error(transparent)]
     Format(#[from] FormatError),
@@ -296,6 +305,7 @@ pub fn compress(
 ) -> Result<Vec<u8>, ImageCodecError> {
     let coded = on_threads(options.threads, || encode_coded(image, model, options))?;
     let file = ImageFile {
+        version: Version::NEWEST,
         model: options.model_storage.reference(model),
         image: coded,
     };
@@ -335,6 +345,7 @@ pub fn compress_archive(
             .collect::<Result<Vec<_>, ImageCodecError>>()
     })?;
     let archive = Archive {
+        version: Version::NEWEST,
         model: options.model_storage.reference(model),
         entries,
     };
@@ -442,7 +453,8 @@ fn layouts(header: &ImageHeader, model: &Model) -> Vec<TileLayout> {
         .collect()
 }
 
-/// Tiles, pads and codes one image (in parallel over tiles, on the current pool).
+/// Tiles, pads and codes one image in [`Version::NEWEST`] (in parallel over tiles, on the
+/// current pool): each tile's stream starts from its pixel checksum.
 fn encode_coded(
     image: &Image,
     model: &Model,
@@ -455,7 +467,7 @@ fn encode_coded(
         height: image.height,
         pixel_format: image.pixel_format,
         tiling: tile::choose_tiling(image.width, image.height, options.tile_side),
-        pixel_crc: crc32(&image.samples),
+        pixel_crc: None,
     };
     let layouts = layouts(&header, model);
     let count = layouts.len() as u64;
@@ -464,19 +476,26 @@ fn encode_coded(
         .enumerate()
         .map(|(index, layout)| {
             let padded = layout.extract(&image.samples, image.width);
-            encode_image(model, &padded, 1, layout.padded_height, layout.padded_width).map_err(
-                |error| ImageCodecError::Tile {
-                    index: index as u64,
-                    count,
-                    error,
-                },
-            )
+            let start = StreamStart::Checksum(layout.checksum(&padded));
+            let (h, w) = (layout.padded_height, layout.padded_width);
+            encode_image(model, &padded, 1, h, w, start).map_err(|error| ImageCodecError::Tile {
+                index: index as u64,
+                count,
+                error,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(CodedImage { header, tiles })
+    Ok(CodedImage {
+        header,
+        extensions: Vec::new(),
+        tiles,
+    })
 }
 
-/// Decodes one coded image (in parallel over tiles, on the current pool) and checks it.
+/// Decodes one coded image of either version (in parallel over tiles, on the current pool) and
+/// checks it. A header with a pixel checksum is version 1 (streams start at state 1, the whole
+/// image is checked at the end); one without is version 2 (each stream ends at its tile's
+/// checksum).
 fn decode_coded<T: AsRef<[u8]> + Sync>(
     coded: &CodedImage<T>,
     named: NamedModel<'_>,
@@ -484,6 +503,11 @@ fn decode_coded<T: AsRef<[u8]> + Sync>(
 ) -> Result<Image, ImageCodecError> {
     let header = coded.header;
     check_codable(header.pixel_format, named.model)?;
+    if !coded.extensions.is_empty() {
+        return Err(ImageCodecError::UnsupportedExtensions(
+            coded.extensions.len(),
+        ));
+    }
     check_tile_area(&header, named.model, options.max_tile_pixels)?;
     let layouts = layouts(&header, named.model);
     let count = layouts.len() as u64;
@@ -492,12 +516,16 @@ fn decode_coded<T: AsRef<[u8]> + Sync>(
         .zip(coded.tiles.par_iter())
         .enumerate()
         .map(|(index, (layout, payload))| {
-            decode_tile(named.model, layout, payload.as_ref()).map_err(|error| {
-                ImageCodecError::Tile {
-                    index: index as u64,
-                    count,
-                    error,
-                }
+            decode_tile(
+                named.model,
+                layout,
+                payload.as_ref(),
+                header.pixel_crc.is_none(),
+            )
+            .map_err(|error| ImageCodecError::Tile {
+                index: index as u64,
+                count,
+                error,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -538,9 +566,20 @@ fn check_tile_area(header: &ImageHeader, model: &Model, limit: u64) -> Result<()
     Ok(())
 }
 
-/// Decodes one padded tile and checks that its padding is the edge replication.
-fn decode_tile(model: &Model, layout: &TileLayout, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
-    let padded = decode_image(model, payload, 1, layout.padded_height, layout.padded_width)?;
+/// Decodes one padded tile and checks that its padding is the edge replication; with
+/// `checksum_start` (version 2) its stream must end at its pixels' checksum.
+fn decode_tile(
+    model: &Model,
+    layout: &TileLayout,
+    payload: &[u8],
+    checksum_start: bool,
+) -> Result<Vec<u8>, CodecError> {
+    let start = |padded: &[u8]| match checksum_start {
+        true => StreamStart::Checksum(layout.checksum(padded)),
+        false => StreamStart::One,
+    };
+    let (h, w) = (layout.padded_height, layout.padded_width);
+    let padded = decode_image(model, payload, 1, h, w, start)?;
     if !layout.padding_is_replicated(&padded) {
         return Err(CodecError::CorruptPayload(
             "the decoded padding does not repeat the tile's edge".into(),

@@ -49,6 +49,13 @@ pub enum CodecError {
     /// The coded payload is damaged or does not belong to this model and image size.
     #[error("corrupt payload: {0}")]
     CorruptPayload(String),
+    /// A tile's stream ends at another pixel checksum than its decoded pixels have (format
+    /// version 2 carries each tile's checksum in its ANS start state).
+    #[error(
+        "decoded pixels do not match the checksum in the stream (stored {stored:08x}, computed \
+         {computed:08x}): the payload is corrupt or was decoded differently from how it was coded"
+    )]
+    PixelChecksum { stored: u32, computed: u32 },
     /// The container around a payload is malformed.
     #[error("invalid container: {0}")]
     InvalidContainer(String),

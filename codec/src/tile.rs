@@ -6,7 +6,7 @@
 //! into `side × side` tiles in raster order, clipped at the right and bottom edges
 //! ([`TileGrid::rect`]).
 //!
-//! # Padding (part of the codec's definition, format version 1)
+//! # Padding (part of the codec's definition, format versions 1 and 2)
 //! The model codes `H × W` only when both are multiples of `m = 2^levels`
 //! ([`crate::IdfConfig::size_multiple`]). A tile of `h × w` pixels is coded as
 //! `ceil(h/m)·m × ceil(w/m)·m` pixels: columns past the right edge repeat the tile's last
@@ -137,6 +137,17 @@ impl TileLayout {
         })
     }
 
+    /// CRC-32 of the tile's canonical pixel bytes (its own pixels, row-major, padding left out)
+    /// from a padded tile: what a version-2 tile's ANS stream starts from.
+    pub fn checksum(&self, padded: &[u8]) -> u32 {
+        let width = self.rect.width as usize;
+        let mut hasher = crc32fast::Hasher::new();
+        for r in 0..self.rect.height as usize {
+            hasher.update(&padded[r * self.padded_width..][..width]);
+        }
+        hasher.finalize()
+    }
+
     /// Writes the tile's own pixels (padding cropped) into a row-major image of width
     /// `image_width`.
     pub fn place(&self, padded: &[u8], image: &mut [u8], image_width: u32) {
@@ -201,8 +212,12 @@ mod tests {
         assert_eq!(&back[7..10], &image[7..10]);
         assert_eq!(&back[12..15], &image[12..15]);
         assert!(back[..7].iter().all(|&v| v == 0));
+        // the checksum covers the tile's own 3×2 pixels, not the padding
+        let own = [7, 8, 9, 12, 13, 14];
+        assert_eq!(layout.checksum(&padded), crate::format::crc32(&own));
         let mut bad = padded.clone();
         bad[3] ^= 1;
+        assert_eq!(layout.checksum(&bad), crate::format::crc32(&own));
         assert!(!layout.padding_is_replicated(&bad));
         bad = padded;
         bad[15] ^= 1;

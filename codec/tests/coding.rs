@@ -7,14 +7,35 @@ use std::time::Instant;
 
 use common::{noise_pixels, small_config, smooth_pixels, to_tensor, Rng};
 use idfcodec_codec::engine::Shape;
-use idfcodec_codec::entropy::{decode_image, encode_image, LatentModel, LogisticMixture};
+use idfcodec_codec::entropy::{
+    decode_image, encode_image, LatentModel, LogisticMixture, StreamStart,
+};
+use idfcodec_codec::format::crc32;
 use idfcodec_codec::{flow, CodecError, IdfConfig, Model};
 
-fn round_trip(model: &Model, pixels: &[u8], shape: Shape) -> Vec<u8> {
-    let payload = encode_image(model, pixels, shape.channels, shape.height, shape.width).unwrap();
-    let back = decode_image(model, &payload, shape.channels, shape.height, shape.width).unwrap();
+/// Version 2: the stream starts from the pixels' checksum.
+fn v2(pixels: &[u8]) -> StreamStart {
+    StreamStart::Checksum(crc32(pixels))
+}
+
+/// Codes and decodes `pixels` with the stream starting at `start(pixels)`.
+fn round_trip_from(
+    model: &Model,
+    pixels: &[u8],
+    shape: Shape,
+    start: fn(&[u8]) -> StreamStart,
+) -> Vec<u8> {
+    let (c, h, w) = (shape.channels, shape.height, shape.width);
+    let payload = encode_image(model, pixels, c, h, w, start(pixels)).unwrap();
+    let back = decode_image(model, &payload, c, h, w, start).unwrap();
     assert_eq!(back, pixels, "round trip of {shape:?}");
     payload
+}
+
+/// Round trips with both start states; returns the version-2 payload.
+fn round_trip(model: &Model, pixels: &[u8], shape: Shape) -> Vec<u8> {
+    round_trip_from(model, pixels, shape, |_| StreamStart::One);
+    round_trip_from(model, pixels, shape, v2)
 }
 
 #[test]
@@ -47,7 +68,8 @@ fn round_trips_are_bit_exact() {
             smooth_pixels(&mut rng, shape),
         ] {
             let payload = round_trip(&model, &pixels, shape);
-            let again = encode_image(&model, &pixels, channels, height, width).unwrap();
+            let again =
+                encode_image(&model, &pixels, channels, height, width, v2(&pixels)).unwrap();
             assert_eq!(payload, again, "encoding is deterministic");
         }
     }
@@ -74,8 +96,8 @@ fn a_reloaded_model_codes_identically() {
         Model::from_safetensors(&model.to_safetensors(&serde_json::json!({})).unwrap()).unwrap();
     let shape = Shape::new(3, 8, 8);
     let pixels = smooth_pixels(&mut Rng::new(1), shape);
-    let a = encode_image(&model, &pixels, 3, 8, 8).unwrap();
-    let b = encode_image(&reloaded, &pixels, 3, 8, 8).unwrap();
+    let a = encode_image(&model, &pixels, 3, 8, 8, v2(&pixels)).unwrap();
+    let b = encode_image(&reloaded, &pixels, 3, 8, 8, v2(&pixels)).unwrap();
     assert_eq!(a, b);
 }
 
@@ -93,8 +115,11 @@ fn ideal_bits(model: &Model, pixels: &[u8], shape: Shape) -> f64 {
 }
 
 /// Coded size against the model's NLL: the quantised tables cost within 0.1% of the NLL, the
-/// coder adds a constant start-up cost of a few bytes, and all of it stays within 1% plus a few
-/// bytes of the NLL (measured and printed).
+/// coder adds a constant of a few bytes, and all of it stays within 1% plus a few bytes of the
+/// NLL (measured and printed). Starting from state 1 (version 1) the constant is the ANS
+/// start-up (about 22.6 bits) plus byte rounding; starting from `2^32 + checksum` (version 2)
+/// every push scales the state exactly, so the constant is the checksum's 32 bits plus byte
+/// rounding (under 8 bits) and nothing else.
 #[test]
 fn coded_size_is_close_to_the_nll() {
     let cases = [
@@ -108,22 +133,29 @@ fn coded_size_is_close_to_the_nll() {
             let pixels = smooth_pixels(&mut Rng::new(seed), shape);
             let nll = flow::nll_bits(&model, &to_tensor(&pixels, shape)).unwrap();
             let ideal = ideal_bits(&model, &pixels, shape);
-            let coded = 8.0 * round_trip(&model, &pixels, shape).len() as f64;
+            let bits = |start| 8.0 * round_trip_from(&model, &pixels, shape, start).len() as f64;
+            let (v1, v2) = (bits(|_| StreamStart::One), bits(v2));
             println!(
-                "{shape:?}: nll {nll:.1} bits ({:.3} bpd), tables {ideal:.1}, coded {coded} ({:.3} bpd): {:+.1} bits",
+                "{shape:?}: nll {nll:.1} bits ({:.3} bpd), tables {ideal:.1}, coded v1 {v1} \
+                 ({:+.1} bits), v2 {v2} ({:+.1} bits = 32 {:+.1})",
                 nll / shape.len() as f64,
-                coded / shape.len() as f64,
-                coded - nll
+                v1 - ideal,
+                v2 - ideal,
+                v2 - ideal - 32.0
             );
             assert!(
                 (ideal - nll).abs() <= 1e-3 * nll + 1.0,
                 "tables {ideal} vs nll {nll}"
             );
             assert!(
-                (-16.0..=48.0).contains(&(coded - ideal)),
-                "coded {coded} vs tables {ideal}"
+                (-16.0..=48.0).contains(&(v1 - ideal)),
+                "coded {v1} vs tables {ideal}"
             );
-            assert!(coded <= 1.01 * nll + 48.0, "coded {coded} vs nll {nll}");
+            assert!(
+                (-1.0..=9.0).contains(&(v2 - ideal - 32.0)),
+                "coded {v2} vs tables {ideal} + 32 bits of checksum"
+            );
+            assert!(v2 <= 1.01 * nll + 48.0, "coded {v2} vs nll {nll}");
         }
     }
 }
@@ -132,19 +164,19 @@ fn coded_size_is_close_to_the_nll() {
 fn wrong_sizes_are_rejected() {
     let model = Model::new_random(small_config(1, 2), 0).unwrap();
     assert!(matches!(
-        encode_image(&model, &[0; 15], 1, 4, 4),
+        encode_image(&model, &[0; 15], 1, 4, 4, StreamStart::One),
         Err(CodecError::InvalidImage(_))
     ));
     assert!(matches!(
-        encode_image(&model, &[0; 12], 1, 2, 6),
+        encode_image(&model, &[0; 12], 1, 2, 6, StreamStart::One),
         Err(CodecError::InvalidImage(_))
     ));
     assert!(matches!(
-        encode_image(&model, &[0; 48], 3, 4, 4),
+        encode_image(&model, &[0; 48], 3, 4, 4, StreamStart::One),
         Err(CodecError::InvalidImage(_))
     ));
     assert!(matches!(
-        decode_image(&model, &[1, 0, 0, 0], 1, 6, 4),
+        decode_image(&model, &[1, 0, 0, 0], 1, 6, 4, |_| StreamStart::One),
         Err(CodecError::InvalidImage(_))
     ));
 }
@@ -155,37 +187,73 @@ fn damaged_payloads_give_errors_not_panics() {
     let shape = Shape::new(1, 8, 8);
     let mut rng = Rng::new(77);
     let pixels = smooth_pixels(&mut rng, shape);
-    let payload = round_trip(&model, &pixels, shape);
-    let decode = |p: &[u8]| decode_image(&model, p, 1, 8, 8);
+    for start in [
+        (|_: &[u8]| StreamStart::One) as fn(&[u8]) -> StreamStart,
+        v2,
+    ] {
+        let payload = round_trip_from(&model, &pixels, shape, start);
+        let decode = |p: &[u8]| decode_image(&model, p, 1, 8, 8, start);
 
-    let mut damaged: Vec<Vec<u8>> = vec![
-        Vec::new(),
-        payload[..payload.len() - 1].to_vec(),
-        payload[..payload.len() - 4].to_vec(),
-        payload[4..].to_vec(),
-        [payload.as_slice(), &[1, 0, 0, 0]].concat(),
-        [payload.as_slice(), &[0, 0, 0, 0]].concat(),
-    ];
-    for _ in 0..40 {
-        let mut p = payload.clone();
-        let bit = rng.range(0, 8 * p.len() as i64 - 1) as usize;
-        p[bit / 8] ^= 1 << (bit % 8);
-        damaged.push(p);
-    }
-    for _ in 0..100 {
-        let n = 4 * rng.range(0, 40) as usize;
-        damaged.push(rng.bytes(n));
-    }
-    let mut errors = 0;
-    for p in &damaged {
-        match decode(p) {
-            Err(CodecError::CorruptPayload(_) | CodecError::NonFiniteParameters) => errors += 1,
-            Err(e) => panic!("unexpected error kind: {e}"),
-            Ok(img) => assert_ne!(img, pixels, "a damaged payload decoded to the original"),
+        let mut damaged: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            payload[..payload.len() - 1].to_vec(),
+            payload[..payload.len() - 4].to_vec(),
+            payload[4..].to_vec(),
+            [payload.as_slice(), &[1, 0, 0, 0]].concat(),
+            [payload.as_slice(), &[0, 0, 0, 0]].concat(),
+        ];
+        for _ in 0..40 {
+            let mut p = payload.clone();
+            let bit = rng.range(0, 8 * p.len() as i64 - 1) as usize;
+            p[bit / 8] ^= 1 << (bit % 8);
+            damaged.push(p);
+        }
+        for _ in 0..100 {
+            let n = 4 * rng.range(0, 40) as usize;
+            damaged.push(rng.bytes(n));
+        }
+        let (mut errors, mut checksum_errors) = (0, 0);
+        for p in &damaged {
+            match decode(p) {
+                Err(CodecError::CorruptPayload(_) | CodecError::NonFiniteParameters) => errors += 1,
+                Err(CodecError::PixelChecksum { .. }) => checksum_errors += 1,
+                Err(e) => panic!("unexpected error kind: {e}"),
+                Ok(img) => assert_ne!(img, pixels, "a damaged payload decoded to the original"),
+            }
+        }
+        println!(
+            "{:?}: {errors} + {checksum_errors} (checksum) of {} damaged payloads rejected",
+            start(&pixels),
+            damaged.len()
+        );
+        assert_eq!(errors + checksum_errors, damaged.len());
+        if start(&pixels) == StreamStart::One {
+            assert_eq!(checksum_errors, 0);
         }
     }
-    println!("{errors} of {} damaged payloads rejected", damaged.len());
-    assert_eq!(errors, damaged.len());
+}
+
+/// A version-2 stream decoded with another checksum than it was coded with ends at the wrong
+/// state, and says so.
+#[test]
+fn a_wrong_checksum_is_named() {
+    let model = Model::new_random(small_config(1, 2), 22).unwrap();
+    let shape = Shape::new(1, 8, 8);
+    let pixels = smooth_pixels(&mut Rng::new(5), shape);
+    let crc = crc32(&pixels);
+    let payload = encode_image(&model, &pixels, 1, 8, 8, StreamStart::Checksum(crc)).unwrap();
+    let err = decode_image(&model, &payload, 1, 8, 8, |_| {
+        StreamStart::Checksum(crc ^ 1)
+    })
+    .unwrap_err();
+    assert!(
+        matches!(err, CodecError::PixelChecksum { stored, computed } if stored == crc && computed == crc ^ 1),
+        "{err}"
+    );
+    // a version-2 stream read as version 1 (and the reverse) does not end where expected
+    assert!(decode_image(&model, &payload, 1, 8, 8, |_| StreamStart::One).is_err());
+    let v1 = encode_image(&model, &pixels, 1, 8, 8, StreamStart::One).unwrap();
+    assert!(decode_image(&model, &v1, 1, 8, 8, v2).is_err());
 }
 
 #[test]
@@ -197,10 +265,11 @@ fn garbage_on_a_hostile_model_does_not_panic() {
     let mut rng = Rng::new(3);
     for _ in 0..20 {
         let n = 4 * rng.range(1, 30) as usize;
-        assert!(decode_image(&model, &rng.bytes(n), 1, 8, 8).is_err());
+        assert!(decode_image(&model, &rng.bytes(n), 1, 8, 8, v2).is_err());
     }
     let pixels = noise_pixels(&mut rng, Shape::new(1, 8, 8));
-    let _ = encode_image(&model, &pixels, 1, 8, 8).map(|p| decode_image(&model, &p, 1, 8, 8));
+    let _ = encode_image(&model, &pixels, 1, 8, 8, v2(&pixels))
+        .map(|p| decode_image(&model, &p, 1, 8, 8, v2));
 }
 
 /// Speed of the default architecture (hidden 64) on one 28×28 grayscale image. Run with
@@ -220,10 +289,13 @@ fn timing_default_config_28x28() {
         flow::forward(&model, &image).unwrap();
         forward += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let payload = encode_image(&model, &pixels, 1, 28, 28).unwrap();
+        let payload = encode_image(&model, &pixels, 1, 28, 28, v2(&pixels)).unwrap();
         encode += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        assert_eq!(decode_image(&model, &payload, 1, 28, 28).unwrap(), pixels);
+        assert_eq!(
+            decode_image(&model, &payload, 1, 28, 28, v2).unwrap(),
+            pixels
+        );
         decode += t.elapsed().as_secs_f64();
         size = payload.len();
     }

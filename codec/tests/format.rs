@@ -1,64 +1,110 @@
-//! Container format: round trips, corruption, limits, names, and the examples in FORMAT.md.
+//! Container format: round trips, corruption, limits, names, and the examples in FORMAT.md, for
+//! both versions (the writer can produce either, so every accepted file re-serialises exactly).
 
 use idfcodec_codec::format::{
-    self, crc32, Archive, ArchiveEntry, CodedImage, Container, EntryName, FileKind, FormatError,
-    ImageFile, ImageHeader, Limits, ModelRef, PixelFormat, Tiling,
+    self, crc32, Archive, ArchiveEntry, CodedImage, Container, EntryName, Extension, ExtensionKind,
+    FileKind, FormatError, ImageFile, ImageHeader, Limits, ModelRef, PixelFormat, Tiling, Version,
 };
 use proptest::prelude::*;
 
 const MODEL_ID: u64 = 0x0123_4567_89ab_cdef;
+const VERSIONS: [Version; 2] = [Version::V1, Version::V2];
 
-/// The 28×28 test pattern of the FORMAT.md examples.
+/// The test pattern of the FORMAT.md examples.
 fn pattern_pixels(width: u32, height: u32) -> Vec<u8> {
     (0..height)
         .flat_map(|y| (0..width).map(move |x| ((x * 9 + y * 3) % 256) as u8))
         .collect()
 }
 
-/// A gray8 image whose tile `i` has payload bytes `0x10·i + 0, 1, …` of length `lens[i]`.
-fn coded(width: u32, height: u32, tiling: Tiling, lens: &[usize]) -> CodedImage {
-    let pixels = pattern_pixels(width, height);
+/// A gray8 image whose tile `i` has payload bytes `0x10·i + 0, 1, …` of length `lens[i]`; in
+/// version 1 with the pattern's checksum in the header.
+fn coded(version: Version, width: u32, height: u32, tiling: Tiling, lens: &[usize]) -> CodedImage {
+    let pixel_crc = match version {
+        Version::V1 => Some(crc32(&pattern_pixels(width, height))),
+        Version::V2 => None,
+    };
     let header = ImageHeader {
         width,
         height,
         pixel_format: PixelFormat::Gray8,
         tiling,
-        pixel_crc: crc32(&pixels),
+        pixel_crc,
     };
     let tiles = lens
         .iter()
         .enumerate()
         .map(|(i, &n)| (0..n).map(|j| (0x10 * i + j) as u8).collect())
         .collect();
-    CodedImage { header, tiles }
-}
-
-/// FORMAT.md example 1: a 28×28 MNIST-sized image, embedded model, one tile.
-fn example_single() -> ImageFile {
-    ImageFile {
-        model: ModelRef::embedded(MODEL_ID),
-        image: coded(28, 28, Tiling::Whole, &[6]),
+    CodedImage {
+        header,
+        extensions: vec![],
+        tiles,
     }
 }
 
-/// FORMAT.md example 2: 40×20 in 16-pixel tiles (3×2 tiles), external model.
-fn example_tiled() -> ImageFile {
+/// FORMAT.md example "single": a 28×28 MNIST-sized image, embedded model, one tile.
+fn example_single(version: Version) -> ImageFile {
+    ImageFile {
+        version,
+        model: ModelRef::embedded(MODEL_ID),
+        image: coded(version, 28, 28, Tiling::Whole, &[6]),
+    }
+}
+
+/// FORMAT.md example "tiled": 40×20 in 16-pixel tiles (3×2 tiles), external model.
+fn example_tiled(version: Version) -> ImageFile {
     let tiling = Tiling::square(16).unwrap();
     ImageFile {
+        version,
         model: ModelRef::external(MODEL_ID),
-        image: coded(40, 20, tiling, &[3, 2, 2, 1, 2, 2]),
+        image: coded(version, 40, 20, tiling, &[3, 2, 2, 1, 2, 2]),
     }
 }
 
-/// FORMAT.md example 3: an archive of two 28×28 images.
-fn example_archive() -> Archive {
-    let entry = |name: &str, len| ArchiveEntry {
+/// FORMAT.md example "extensions" (version 2 only): a 4×4 image with gamma and sRGB records.
+fn example_extensions() -> ImageFile {
+    let mut image = coded(Version::V2, 4, 4, Tiling::Whole, &[2]);
+    image.extensions = vec![
+        Extension {
+            kind: ExtensionKind::Gamma,
+            data: 45_455u32.to_be_bytes().to_vec(),
+        },
+        Extension {
+            kind: ExtensionKind::Srgb,
+            data: vec![0],
+        },
+    ];
+    ImageFile {
+        version: Version::V2,
+        model: ModelRef::embedded(MODEL_ID),
+        image,
+    }
+}
+
+/// FORMAT.md example "archive": version 1, two 28×28 images; version 2, three images whose names
+/// share prefixes and suffixes, the second with the first one's geometry.
+fn example_archive(version: Version) -> Archive {
+    let entry = |name: &str, image| ArchiveEntry {
         name: EntryName::new(name).unwrap(),
-        image: coded(28, 28, Tiling::Whole, &[len]),
+        image,
+    };
+    let square = |len| coded(version, 28, 28, Tiling::Whole, &[len]);
+    let entries = match version {
+        Version::V1 => vec![entry("0/a.png", square(3)), entry("1/b.png", square(2))],
+        Version::V2 => vec![
+            entry("mnist-test-00001.png", square(3)),
+            entry("mnist-test-00002.png", square(2)),
+            entry(
+                "mnist-test-00010.png",
+                coded(version, 20, 20, Tiling::Whole, &[2]),
+            ),
+        ],
     };
     Archive {
+        version,
         model: ModelRef::embedded(MODEL_ID),
-        entries: vec![entry("0/a.png", 3), entry("1/b.png", 2)],
+        entries,
     }
 }
 
@@ -76,6 +122,10 @@ fn rewrite(c: &Container<'_>) -> Vec<u8> {
 
 // ---------------------------------------------------------------- round trips
 
+fn version() -> impl Strategy<Value = Version> {
+    proptest::sample::select(VERSIONS.to_vec())
+}
+
 fn dimension() -> impl Strategy<Value = u32> {
     prop_oneof![1..=300u32, 1..=u32::MAX]
 }
@@ -91,17 +141,18 @@ fn model_ref() -> impl Strategy<Value = ModelRef> {
     ]
 }
 
-/// A header whose tile count stays small enough to build payloads for.
-fn header() -> impl Strategy<Value = ImageHeader> {
+/// A header whose tile count stays small enough to build payloads for; few distinct sizes, so
+/// that archive entries often repeat the previous geometry.
+fn header(version: Version) -> impl Strategy<Value = ImageHeader> {
     (
-        dimension(),
-        dimension(),
-        pixel_format(),
+        prop_oneof![Just(28u32), dimension()],
+        prop_oneof![Just(28u32), dimension()],
+        prop_oneof![Just(PixelFormat::Gray8), pixel_format()],
         4u8..=16,
         any::<bool>(),
         any::<u32>(),
     )
-        .prop_map(|(width, height, pixel_format, log2, tiled, pixel_crc)| {
+        .prop_map(move |(width, height, pixel_format, log2, tiled, crc)| {
             let square = Tiling::Square { log2 };
             let tiling = if tiled && square.grid(width, height).count() <= 64 {
                 square
@@ -113,37 +164,97 @@ fn header() -> impl Strategy<Value = ImageHeader> {
                 height,
                 pixel_format,
                 tiling,
-                pixel_crc,
+                pixel_crc: (version == Version::V1).then_some(crc),
             }
         })
 }
 
-fn coded_image() -> impl Strategy<Value = CodedImage> {
-    header().prop_flat_map(|header| {
+fn extensions() -> impl Strategy<Value = Vec<Extension>> {
+    proptest::collection::btree_map(
+        proptest::sample::select(ExtensionKind::ALL.to_vec()),
+        1..=40usize,
+        0..3,
+    )
+    .prop_map(|records| {
+        records
+            .into_iter()
+            .map(|(kind, n)| {
+                let len = match kind {
+                    ExtensionKind::Palette => 3 * n,
+                    ExtensionKind::Gamma => 4,
+                    ExtensionKind::Chromaticities => 32,
+                    ExtensionKind::Srgb => 1,
+                    _ => n,
+                };
+                Extension {
+                    kind,
+                    data: (0..len).map(|i| i as u8).collect(),
+                }
+            })
+            .collect()
+    })
+}
+
+fn coded_image(version: Version) -> impl Strategy<Value = CodedImage> {
+    (header(version), extensions()).prop_flat_map(move |(header, extensions)| {
         let count = header.grid().count() as usize;
-        proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), count)
-            .prop_map(move |tiles| CodedImage { header, tiles })
+        let extensions = if version == Version::V2 {
+            extensions
+        } else {
+            vec![]
+        };
+        proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), count).prop_map(
+            move |tiles| CodedImage {
+                header,
+                extensions: extensions.clone(),
+                tiles,
+            },
+        )
+    })
+}
+
+/// Distinct valid names from a small alphabet, so that neighbours share prefixes and suffixes.
+fn names(max: usize) -> impl Strategy<Value = Vec<EntryName>> {
+    proptest::collection::btree_set("[ab0-2./]{1,8}", 0..max).prop_map(|set| {
+        set.into_iter()
+            .filter_map(|n| EntryName::new(n).ok())
+            .collect()
+    })
+}
+
+fn archive(version: Version, max: usize) -> impl Strategy<Value = Archive> {
+    (model_ref(), names(max)).prop_flat_map(move |(model, names)| {
+        let n = names.len();
+        proptest::collection::vec(coded_image(version), n).prop_map(move |images| Archive {
+            version,
+            model,
+            entries: names
+                .iter()
+                .cloned()
+                .zip(images)
+                .map(|(name, image)| ArchiveEntry { name, image })
+                .collect(),
+        })
     })
 }
 
 proptest! {
     #[test]
-    fn image_files_round_trip(model in model_ref(), image in coded_image()) {
-        let file = ImageFile { model, image };
+    fn image_files_round_trip(
+        (version, model, image) in version().prop_flat_map(|v| (Just(v), model_ref(), coded_image(v)))
+    ) {
+        let file = ImageFile { version, model, image };
         let bytes = file.to_bytes().unwrap();
         let read = ImageFile::read(&bytes, &Limits::UNLIMITED).unwrap();
         prop_assert_eq!(read.to_owned_file(), file);
-        prop_assert_eq!(format::detect(&bytes).unwrap(), FileKind::Image);
+        prop_assert_eq!(format::identify(&bytes).unwrap(), (FileKind::Image, version));
     }
 
     #[test]
-    fn archives_round_trip(model in model_ref(), images in proptest::collection::vec(coded_image(), 0..5)) {
-        let entries = images.into_iter().enumerate()
-            .map(|(i, image)| ArchiveEntry { name: EntryName::new(format!("dir/{i}.png")).unwrap(), image })
-            .collect();
-        let archive = Archive { model, entries };
+    fn archives_round_trip(archive in version().prop_flat_map(|v| archive(v, 8))) {
         let bytes = archive.to_bytes().unwrap();
         let read = Archive::read(&bytes, &Limits::UNLIMITED).unwrap();
+        prop_assert_eq!(read.version, archive.version);
         prop_assert_eq!(read.model, archive.model);
         let owned: Vec<_> = read.entries.iter().map(|e| (e.name.clone(), e.image.to_owned_image())).collect();
         let expected: Vec<_> = archive.entries.iter().map(|e| (e.name.clone(), e.image.clone())).collect();
@@ -153,10 +264,25 @@ proptest! {
     /// Arbitrary bytes behind a valid magic never panic, and whatever parses is canonical.
     #[test]
     fn arbitrary_bytes_parse_canonically_or_error(
-        magic in proptest::sample::select(vec![[0x69u8, 0xd1], [0x69, 0xa1]]),
+        magic in proptest::sample::select(vec![[0x69u8, 0xd1], [0x69, 0xa1], [0x69, 0xd2], [0x69, 0xa2]]),
         body in proptest::collection::vec(any::<u8>(), 0..64),
     ) {
         let bytes = [magic.as_slice(), &body].concat();
+        if let Ok(c) = read_any(&bytes) {
+            prop_assert_eq!(rewrite(&c), bytes);
+        }
+    }
+
+    /// Version-2 archive bytes with one byte changed: an error, or a canonical archive.
+    #[test]
+    fn mutated_v2_archives_parse_canonically_or_error(
+        archive in archive(Version::V2, 6),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        let mut bytes = archive.to_bytes().unwrap();
+        let i = at.index(bytes.len());
+        bytes[i] = byte;
         if let Ok(c) = read_any(&bytes) {
             prop_assert_eq!(rewrite(&c), bytes);
         }
@@ -165,11 +291,19 @@ proptest! {
 
 // ---------------------------------------------------------------- corruption
 
+/// Every example of FORMAT.md, labelled as there.
 fn small_files() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("single", example_single().to_bytes().unwrap()),
-        ("tiled", example_tiled().to_bytes().unwrap()),
-        ("archive", example_archive().to_bytes().unwrap()),
+        ("single", example_single(Version::V2).to_bytes().unwrap()),
+        ("tiled", example_tiled(Version::V2).to_bytes().unwrap()),
+        ("extensions", example_extensions().to_bytes().unwrap()),
+        ("archive", example_archive(Version::V2).to_bytes().unwrap()),
+        ("v1-single", example_single(Version::V1).to_bytes().unwrap()),
+        ("v1-tiled", example_tiled(Version::V1).to_bytes().unwrap()),
+        (
+            "v1-archive",
+            example_archive(Version::V1).to_bytes().unwrap(),
+        ),
     ]
 }
 
@@ -181,7 +315,12 @@ fn last_tile_start(file: &ImageFile) -> usize {
 
 #[test]
 fn every_truncation_errors_unless_it_only_shortens_the_last_tile() {
-    for (what, file) in [("single", example_single()), ("tiled", example_tiled())] {
+    let files = VERSIONS
+        .iter()
+        .flat_map(|&v| [example_single(v), example_tiled(v)])
+        .chain([example_extensions()]);
+    for file in files {
+        let what = format!("{:?}", file.image.header);
         let bytes = file.to_bytes().unwrap();
         let payload_start = last_tile_start(&file);
         for cut in 0..bytes.len() {
@@ -204,13 +343,15 @@ fn every_truncation_errors_unless_it_only_shortens_the_last_tile() {
             }
         }
     }
-    let archive = example_archive().to_bytes().unwrap();
-    for cut in 0..archive.len() {
-        let err = Archive::read(&archive[..cut], &Limits::default()).unwrap_err();
-        assert!(
-            matches!(err, FormatError::Truncated { .. }),
-            "archive cut at {cut}: {err}"
-        );
+    for version in VERSIONS {
+        let archive = example_archive(version).to_bytes().unwrap();
+        for cut in 0..archive.len() {
+            let err = Archive::read(&archive[..cut], &Limits::default()).unwrap_err();
+            assert!(
+                matches!(err, FormatError::Truncated { .. }),
+                "archive v{version} cut at {cut}: {err}"
+            );
+        }
     }
 }
 
@@ -244,46 +385,75 @@ fn every_bit_flip_errors_or_parses_to_another_canonical_file() {
 
 #[test]
 fn trailing_bytes_after_an_archive_are_rejected() {
-    let mut bytes = example_archive().to_bytes().unwrap();
-    bytes.extend_from_slice(&[0, 0, 0]);
-    let err = Archive::read(&bytes, &Limits::default()).unwrap_err();
-    assert!(
-        matches!(err, FormatError::TrailingBytes { count: 3 }),
-        "{err}"
-    );
+    for version in VERSIONS {
+        let mut bytes = example_archive(version).to_bytes().unwrap();
+        bytes.extend_from_slice(&[0, 0, 0]);
+        let err = Archive::read(&bytes, &Limits::default()).unwrap_err();
+        assert!(
+            matches!(err, FormatError::TrailingBytes { count: 3 }),
+            "{err}"
+        );
+    }
 }
 
 #[test]
 fn wrong_kind_is_named() {
-    let archive = example_archive().to_bytes().unwrap();
-    let err = ImageFile::read(&archive, &Limits::default()).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "expected an idfcodec image file, found an idfcodec archive file"
-    );
-    let image = example_single().to_bytes().unwrap();
-    assert!(matches!(
-        Archive::read(&image, &Limits::default()),
-        Err(FormatError::WrongKind { .. })
-    ));
+    for version in VERSIONS {
+        let archive = example_archive(version).to_bytes().unwrap();
+        let err = ImageFile::read(&archive, &Limits::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "expected an idfcodec image file, found an idfcodec archive file"
+        );
+        let image = example_single(version).to_bytes().unwrap();
+        assert!(matches!(
+            Archive::read(&image, &Limits::default()),
+            Err(FormatError::WrongKind { .. })
+        ));
+    }
 }
 
 #[test]
-fn unsupported_versions_say_which_is_supported() {
-    let mut bytes = example_single().to_bytes().unwrap();
-    bytes[1] = 0xd7;
+fn unsupported_versions_say_which_are_supported() {
+    let mut bytes = example_single(Version::V2).to_bytes().unwrap();
+    assert_eq!(bytes[..2], [0x69, 0xd2]);
+    bytes[1] = 0xd3;
     let err = read_any(&bytes).unwrap_err().to_string();
     assert!(
-        err.contains("version 7") && err.contains("reads version 1"),
+        err.contains("version 3") && err.contains("reads versions 1 to 2"),
         "{err}"
     );
 }
 
+/// The version-1 layout read as version 2 (and the reverse) is refused or is another file: the
+/// version nibble really selects the layout.
+#[test]
+fn the_version_nibble_selects_the_layout() {
+    for version in VERSIONS {
+        let mut bytes = example_single(version).to_bytes().unwrap();
+        bytes[1] ^= 0x03; // 1 <-> 2
+        if let Ok(c) = read_any(&bytes) {
+            assert_ne!(rewrite(&c), example_single(version).to_bytes().unwrap());
+        }
+    }
+}
+
 // ---------------------------------------------------------------- limits
 
-/// An image file header claiming `width × height`, followed by `tail`.
+/// A version-1 image file header claiming `width × height`, followed by `tail` (version 2 has
+/// the same fields up to the model id, and no checksum).
 fn claimed(width: u64, height: u64, descriptor: &[u8], tail: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![0x69, 0xd1];
+    claimed_in(Version::V1, width, height, descriptor, tail)
+}
+
+fn claimed_in(
+    version: Version,
+    width: u64,
+    height: u64,
+    descriptor: &[u8],
+    tail: &[u8],
+) -> Vec<u8> {
+    let mut bytes = vec![0x69, 0xd0 | version.number()];
     for mut v in [width, height] {
         while v >= 0x80 {
             bytes.push(v as u8 | 0x80);
@@ -292,7 +462,11 @@ fn claimed(width: u64, height: u64, descriptor: &[u8], tail: &[u8]) -> Vec<u8> {
         bytes.push(v as u8);
     }
     bytes.extend_from_slice(descriptor);
-    bytes.extend_from_slice(&[0; 8]); // model id and checksum
+    let fixed = match version {
+        Version::V1 => 8, // model id and checksum
+        Version::V2 => 4, // model id
+    };
+    bytes.extend_from_slice(&vec![0; fixed]);
     bytes.extend_from_slice(tail);
     bytes
 }
@@ -337,6 +511,8 @@ fn limits_are_enforced_with_the_flag_to_raise_them() {
         },
     )
     .unwrap();
+    let v2 = claimed_in(Version::V2, 64, 64, &[0x40, 4], &[0; 64]);
+    assert_eq!(limit_flag(read(&v2, &few_tiles)), "--max-tiles");
     let err = read(&claimed(1 << 32, 1, &[0], &[]), &Limits::UNLIMITED);
     assert!(
         matches!(
@@ -352,29 +528,57 @@ fn limits_are_enforced_with_the_flag_to_raise_them() {
 
 #[test]
 fn archive_entry_count_is_limited_and_checked_against_the_input() {
-    let mut bytes = example_archive().to_bytes().unwrap();
-    let count_at = 2 + 1 + 4; // magic, model flags, model id
-    assert_eq!(bytes[count_at], 2);
-    let err = Archive::read(
-        &bytes,
-        &Limits {
-            max_entries: 1,
-            ..Limits::default()
-        },
-    )
-    .unwrap_err();
-    assert_eq!(limit_flag(err), "--max-entries");
-    bytes.splice(count_at..count_at + 1, [0xff, 0xff, 0xff, 0xff, 0x0f]);
-    let err = Archive::read(&bytes, &Limits::UNLIMITED).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            FormatError::Truncated {
-                what: "archive entries"
-            }
-        ),
-        "{err}"
-    );
+    for version in VERSIONS {
+        let mut bytes = example_archive(version).to_bytes().unwrap();
+        let count_at = 2 + 1 + 4; // magic, model flags, model id
+        assert_eq!(
+            usize::from(bytes[count_at]),
+            example_archive(version).entries.len()
+        );
+        let err = Archive::read(
+            &bytes,
+            &Limits {
+                max_entries: 1,
+                ..Limits::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(limit_flag(err), "--max-entries");
+        bytes.splice(count_at..count_at + 1, [0xff, 0xff, 0xff, 0xff, 0x0f]);
+        let err = Archive::read(&bytes, &Limits::UNLIMITED).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FormatError::Truncated {
+                    what: "archive entries"
+                }
+            ),
+            "{err}"
+        );
+    }
+    // version 2: every entry needs at least 5 bytes
+    let mut bytes = vec![0x69, 0xa2, 0, 0, 0, 0, 0, 3];
+    bytes.extend_from_slice(&[0; 14]);
+    assert!(matches!(
+        Archive::read(&bytes, &Limits::UNLIMITED),
+        Err(FormatError::Truncated {
+            what: "archive entries"
+        })
+    ));
+}
+
+#[test]
+fn archive_name_bytes_are_limited() {
+    let archive = example_archive(Version::V2);
+    let bytes = archive.to_bytes().unwrap();
+    let total: usize = archive.entries.iter().map(|e| e.name.as_str().len()).sum();
+    let limits = |max_name_bytes| Limits {
+        max_name_bytes,
+        ..Limits::default()
+    };
+    Archive::read(&bytes, &limits(total as u64)).unwrap();
+    let err = Archive::read(&bytes, &limits(total as u64 - 1)).unwrap_err();
+    assert_eq!(limit_flag(err), "--max-name-bytes");
 }
 
 /// What reading `bytes` as an image file with no limits fails with.
@@ -413,7 +617,10 @@ fn huge_claims_fail_fast_even_without_limits() {
 
 #[test]
 fn the_model_reference_refuses_other_models() {
-    for file in [example_single(), example_tiled()] {
+    for file in VERSIONS
+        .iter()
+        .flat_map(|&v| [example_single(v), example_tiled(v)])
+    {
         let bytes = file.to_bytes().unwrap();
         let read = ImageFile::read(&bytes, &Limits::default()).unwrap();
         read.model.verify("right", MODEL_ID).unwrap();
@@ -431,13 +638,15 @@ fn the_model_reference_refuses_other_models() {
     }
 }
 
-/// An archive holding one entry named by the raw bytes `name`.
-fn archive_named(name: &[u8]) -> Vec<u8> {
+/// An archive holding one entry named by the raw bytes `name` (a first entry's name is stored
+/// whole in both versions).
+fn archive_named(version: Version, name: &[u8]) -> Vec<u8> {
     let template = Archive {
+        version,
         model: ModelRef::embedded(MODEL_ID),
         entries: vec![ArchiveEntry {
             name: EntryName::new("x".repeat(name.len())).unwrap(),
-            image: coded(4, 4, Tiling::Whole, &[1]),
+            image: coded(version, 4, 4, Tiling::Whole, &[1]),
         }],
     };
     let mut bytes = template.to_bytes().unwrap();
@@ -451,46 +660,168 @@ fn archive_named(name: &[u8]) -> Vec<u8> {
 
 #[test]
 fn archive_names_cannot_escape_the_output_directory() {
-    Archive::read(&archive_named(b"ok/name.png"), &Limits::default()).unwrap();
-    for bad in [
-        &b"../etc/pw"[..],
-        b"/etc/passwd",
-        b"a/../../b",
-        b"C:\\win",
-        b"a\0b",
-        b"\xff\xfe",
-        b"a//b",
-        b".",
-    ] {
-        let err = Archive::read(&archive_named(bad), &Limits::default()).unwrap_err();
-        assert!(
-            matches!(err, FormatError::InvalidName { .. }),
-            "{:?}: {err}",
-            String::from_utf8_lossy(bad)
-        );
+    for version in VERSIONS {
+        Archive::read(&archive_named(version, b"ok/name.png"), &Limits::default()).unwrap();
+        for bad in [
+            &b"../etc/pw"[..],
+            b"/etc/passwd",
+            b"a/../../b",
+            b"C:\\win",
+            b"a\0b",
+            b"\xff\xfe",
+            b"a//b",
+            b".",
+        ] {
+            let err = Archive::read(&archive_named(version, bad), &Limits::default()).unwrap_err();
+            assert!(
+                matches!(err, FormatError::InvalidName { .. }),
+                "{:?}: {err}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
+}
+
+fn read_archive(bytes: &[u8]) -> Result<Archive<&[u8]>, FormatError> {
+    Archive::read(bytes, &Limits::default())
+}
+
+/// A version-2 archive of entries named `names` (all 4×4), as bytes.
+fn v2_archive(names: &[&str]) -> Vec<u8> {
+    Archive {
+        version: Version::V2,
+        model: ModelRef::embedded(MODEL_ID),
+        entries: names
+            .iter()
+            .map(|n| ArchiveEntry {
+                name: EntryName::new(*n).unwrap(),
+                image: coded(Version::V2, 4, 4, Tiling::Whole, &[1]),
+            })
+            .collect(),
+    }
+    .to_bytes()
+    .unwrap()
+}
+
+/// Replaces the first occurrence of `from` after the archive header with `to`.
+fn splice(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let header = 2 + 1 + 4 + 1;
+    let at = header
+        + bytes[header..]
+            .windows(from.len())
+            .position(|w| w == from)
+            .unwrap_or_else(|| panic!("{from:02x?} not in {bytes:02x?}"));
+    [&bytes[..at], to, &bytes[at + from.len()..]].concat()
 }
 
 #[test]
 fn duplicate_names_are_refused_both_ways() {
-    let mut archive = example_archive();
+    let mut archive = example_archive(Version::V1);
     archive.entries[1].name = archive.entries[0].name.clone();
     assert!(matches!(
         archive.to_bytes(),
         Err(FormatError::DuplicateName { .. })
     ));
-    let mut bytes = example_archive().to_bytes().unwrap();
+    let mut bytes = example_archive(Version::V1).to_bytes().unwrap();
     let second = bytes.windows(7).rposition(|w| w == b"1/b.png").unwrap();
     bytes[second..second + 7].copy_from_slice(b"0/a.png");
     assert!(matches!(
         Archive::read(&bytes, &Limits::default()),
         Err(FormatError::DuplicateName { .. })
     ));
+    // version 2: the second entry "b.png" (prefix 0, suffix 4, middle "b") made a copy of the
+    // first (prefix 5, suffix 0, no middle)
+    let bytes = v2_archive(&["a.png", "b.png"]);
+    let copy = splice(
+        &bytes,
+        &[0x01, 0x00, 0x04, 0x01, b'b'],
+        &[0x01, 0x05, 0x00, 0x00],
+    );
+    assert!(matches!(
+        Archive::read(&copy, &Limits::default()),
+        Err(FormatError::DuplicateName { .. })
+    ));
+}
+
+#[test]
+fn v2_names_are_front_coded_canonically() {
+    let bytes = v2_archive(&["mnist-test-00001.png", "mnist-test-00002.png"]);
+    // second entry: same-geometry flag, prefix 15, suffix 4, middle "2"
+    let second = [0x01, 0x0f, 0x04, 0x01, b'2'];
+    let read = read_archive;
+    assert_eq!(
+        read(&bytes).unwrap().entries[1].name.as_str(),
+        "mnist-test-00002.png"
+    );
+    for (coding, what) in [
+        (
+            &[0x01, 0x0e, 0x04, 0x02, b'0', b'2'][..],
+            "a shorter prefix",
+        ),
+        (&[0x01, 0x0f, 0x03, 0x02, b'2', b'.'], "a shorter suffix"),
+        (
+            &[0x01, 0x0f, 0x00, 0x05, b'2', b'.', b'p', b'n', b'g'],
+            "no suffix",
+        ),
+    ] {
+        let err = read(&splice(&bytes, &second, coding)).unwrap_err();
+        assert!(
+            matches!(err, FormatError::NonCanonical { .. }),
+            "{what}: {err}"
+        );
+    }
+    for (coding, what) in [
+        (
+            &[0x01, 0x15, 0x00, 0x00][..],
+            "prefix longer than the previous name",
+        ),
+        (&[0x01, 0x0f, 0x06, 0x00], "suffix reaching into the prefix"),
+        (
+            &[0x01, 0x00, 0x00, 0x81, 0x08],
+            "name longer than 1024 bytes",
+        ),
+    ] {
+        let err = read(&splice(&bytes, &second, coding)).unwrap_err();
+        assert!(
+            matches!(err, FormatError::FieldOutOfRange { .. }),
+            "{what}: {err}"
+        );
+    }
+    // the entry flags' reserved bits
+    let err = read(&splice(&bytes, &second, &[0x03, 0x0f, 0x04, 0x01, b'2'])).unwrap_err();
+    assert!(matches!(err, FormatError::ReservedBits { .. }), "{err}");
+}
+
+#[test]
+fn v2_geometry_repeats_only_by_the_flag() {
+    let bytes = v2_archive(&["a", "b"]);
+    // entry 0: flags 00, name 00 00 01 'a', geometry 04 04 00, section 01 00
+    // entry 1: flags 01, name 00 00 01 'b', section 01 00
+    let first = [0x00, 0x00, 0x00, 0x01, b'a', 0x04, 0x04, 0x00];
+    let second = [0x01, 0x00, 0x00, 0x01, b'b'];
+    let read = read_archive;
+    read(&bytes).unwrap();
+    // the geometry written out again instead of the flag
+    let repeated = splice(
+        &bytes,
+        &second,
+        &[0x00, 0x00, 0x00, 0x01, b'b', 0x04, 0x04, 0x00],
+    );
+    assert!(matches!(
+        read(&repeated),
+        Err(FormatError::NonCanonical { .. })
+    ));
+    // the flag on the first entry
+    let first_flagged = splice(&bytes, &first, &[0x01, 0x00, 0x00, 0x01, b'a']);
+    assert!(matches!(
+        read(&first_flagged),
+        Err(FormatError::NonCanonical { .. })
+    ));
 }
 
 #[test]
 fn writing_refuses_inconsistent_images_and_writes_nothing() {
-    let mut file = example_tiled();
+    let mut file = example_tiled(Version::V2);
     file.image.tiles.pop();
     let mut out = Vec::new();
     let err = file.write_to(&mut out).unwrap_err();
@@ -505,7 +836,7 @@ fn writing_refuses_inconsistent_images_and_writes_nothing() {
         "{err}"
     );
     assert!(out.is_empty());
-    let mut file = example_single();
+    let mut file = example_single(Version::V2);
     file.image.header.width = 0;
     assert!(matches!(
         file.to_bytes(),
@@ -517,36 +848,88 @@ fn writing_refuses_inconsistent_images_and_writes_nothing() {
         file.to_bytes(),
         Err(FormatError::FieldOutOfRange { .. })
     ));
+    // what a version cannot hold
+    let mut v1_without_crc = example_single(Version::V1);
+    v1_without_crc.image.header.pixel_crc = None;
+    let mut v2_with_crc = example_single(Version::V2);
+    v2_with_crc.image.header.pixel_crc = Some(1);
+    let mut v1_with_extensions = example_extensions();
+    v1_with_extensions.version = Version::V1;
+    v1_with_extensions.image.header.pixel_crc = Some(1);
+    for file in [v1_without_crc, v2_with_crc, v1_with_extensions] {
+        let mut out = Vec::new();
+        let err = file.write_to(&mut out).unwrap_err();
+        assert!(matches!(err, FormatError::NotInVersion { .. }), "{err}");
+        assert!(out.is_empty());
+    }
+    let mut unordered = example_extensions();
+    unordered.image.extensions.reverse();
+    assert!(matches!(
+        unordered.to_bytes(),
+        Err(FormatError::NonCanonical { .. })
+    ));
+}
+
+#[test]
+fn extension_blocks_are_version_2_only() {
+    let bytes = example_extensions().to_bytes().unwrap();
+    let read = ImageFile::read(&bytes, &Limits::default()).unwrap();
+    assert_eq!(read.to_owned_file(), example_extensions());
+    // descriptor bit 7 is reserved in version 1
+    let mut v1 = example_single(Version::V1).to_bytes().unwrap();
+    v1[4] |= 0x80;
+    assert!(matches!(
+        ImageFile::read(&v1, &Limits::default()),
+        Err(FormatError::ReservedBits { .. })
+    ));
+    // an unknown record type
+    let mut unknown = bytes.clone();
+    let block = 2 + 1 + 1 + 1 + 4; // magic, width, height, descriptor, model id
+    assert_eq!(unknown[block + 1], 4, "the first record is gamma");
+    unknown[block + 1] = 9;
+    assert!(matches!(
+        ImageFile::read(&unknown, &Limits::default()),
+        Err(FormatError::UnknownExtension { code: 9 })
+    ));
 }
 
 // ---------------------------------------------------------------- sizes and the spec document
 
 #[test]
-fn a_28x28_header_costs_13_bytes_with_an_embedded_model() {
-    for (model, overhead) in [
-        (ModelRef::embedded(MODEL_ID), 13),
-        (ModelRef::external(MODEL_ID), 17),
+fn a_28x28_header_costs_9_bytes_with_an_embedded_model() {
+    for (version, model, overhead) in [
+        (Version::V2, ModelRef::embedded(MODEL_ID), 9),
+        (Version::V2, ModelRef::external(MODEL_ID), 13),
+        (Version::V1, ModelRef::embedded(MODEL_ID), 13),
+        (Version::V1, ModelRef::external(MODEL_ID), 17),
     ] {
         let file = ImageFile {
+            version,
             model,
-            image: coded(28, 28, Tiling::Whole, &[100]),
+            image: coded(version, 28, 28, Tiling::Whole, &[100]),
         };
         assert_eq!(file.to_bytes().unwrap().len() - 100, overhead, "{model}");
     }
-    let archive = example_archive();
-    let per_entry = |n: usize| {
-        let a = Archive {
-            model: archive.model,
-            entries: archive.entries[..n].to_vec(),
+    for (version, second_entry) in [
+        // name "1/b.png" (1 + 7 bytes) + width, height, descriptor, checksum (7) + section length
+        (Version::V1, 16),
+        // flags, prefix 15, suffix 4, middle length 1, middle "2", section length
+        (Version::V2, 6),
+    ] {
+        let archive = example_archive(version);
+        let per_entry = |n: usize| {
+            let a = Archive {
+                entries: archive.entries[..n].to_vec(),
+                ..archive.clone()
+            };
+            a.to_bytes().unwrap().len()
+                - a.entries
+                    .iter()
+                    .map(|e| e.image.tiles[0].len())
+                    .sum::<usize>()
         };
-        a.to_bytes().unwrap().len()
-            - a.entries
-                .iter()
-                .map(|e| e.image.tiles[0].len())
-                .sum::<usize>()
-    };
-    // name "1/b.png" (1 + 7 bytes) + width, height, descriptor, checksum (7) + section length (1)
-    assert_eq!(per_entry(2) - per_entry(1), 16);
+        assert_eq!(per_entry(2) - per_entry(1), second_entry, "v{version}");
+    }
 }
 
 /// The bytes of the fenced block after `<!-- example: {label} -->` in FORMAT.md: on every line,
@@ -555,10 +938,9 @@ fn documented_example(label: &str) -> Vec<u8> {
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../FORMAT.md")).unwrap();
     let marker = format!("<!-- example: {label} -->");
-    let block = doc
-        .split(&marker)
-        .nth(1)
-        .unwrap_or_else(|| panic!("FORMAT.md lacks {marker}"));
+    let Some(block) = doc.split(&marker).nth(1) else {
+        return Vec::new();
+    };
     let block = block.split("```").nth(1).unwrap();
     block
         .lines()
@@ -592,17 +974,23 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn format_md_examples_are_what_the_writer_produces() {
+    let mut stale = Vec::new();
     for (label, bytes) in small_files() {
-        assert_eq!(
-            documented_example(label),
-            bytes,
-            "FORMAT.md example {label:?} is out of date; the writer gives\n{}",
-            hex(&bytes)
-        );
         read_any(&bytes).unwrap();
+        if documented_example(label) != bytes {
+            stale.push(format!("{label}:\n{}", hex(&bytes)));
+        }
     }
+    assert!(
+        stale.is_empty(),
+        "FORMAT.md examples are out of date; the writer gives\n{}",
+        stale.join("\n")
+    );
     let pixels = pattern_pixels(28, 28);
-    assert_eq!(example_single().image.header.pixel_crc, crc32(&pixels));
+    assert_eq!(
+        example_single(Version::V1).image.header.pixel_crc,
+        Some(crc32(&pixels))
+    );
 }
 
 #[test]

@@ -5,12 +5,13 @@ mod common;
 
 use common::{small_config, smooth_pixels, Rng};
 use idfcodec_codec::engine::Shape;
-use idfcodec_codec::entropy::encode_image;
+use idfcodec_codec::entropy::{encode_image, StreamStart};
 use idfcodec_codec::format::{
-    self, CodedImage, EntryName, FormatError, ImageFile, ImageHeader, Limits, ModelRef,
-    PixelFormat, Tiling,
+    self, CodedImage, EntryName, Extension, ExtensionKind, FormatError, ImageFile, ImageHeader,
+    Limits, ModelRef, PixelFormat, Tiling, Version,
 };
 use idfcodec_codec::registry::{EmbeddedSpec, Registry};
+use idfcodec_codec::tile::TileLayout;
 use idfcodec_codec::{
     compress, compress_archive, decompress, decompress_archive, CodecError, DecodeOptions,
     EncodeOptions, Image, ImageCodecError, Model, ModelStorage, NamedImage, NamedModel,
@@ -73,8 +74,10 @@ fn small_images_are_one_tile_without_index() {
     let file = ImageFile::read(&bytes, &Limits::default()).unwrap();
     assert_eq!(file.image.header.tiling, Tiling::Whole);
     assert_eq!(file.image.tiles.len(), 1);
-    // magic 2, width 1, height 1, descriptor 1, external id 8, checksum 4, then the payload
-    assert_eq!(bytes.len(), 17 + file.image.tiles[0].len());
+    // magic 2, width 1, height 1, descriptor 1, external id 8, then the payload (version 2: the
+    // checksum is in the stream)
+    assert_eq!(file.version, Version::V2);
+    assert_eq!(bytes.len(), 13 + file.image.tiles[0].len());
     assert_eq!(bytes[4], 0x20, "gray8, external model, untiled");
 }
 
@@ -141,6 +144,7 @@ fn other_pixel_formats_are_refused_both_ways() {
     ));
     assert!(err.to_string().contains("not supported yet"), "{err}");
     let file = ImageFile {
+        version: Version::V2,
         model: ModelRef::external(m.id()),
         image: CodedImage {
             header: ImageHeader {
@@ -148,8 +152,9 @@ fn other_pixel_formats_are_refused_both_ways() {
                 height: 2,
                 pixel_format: PixelFormat::Gray16,
                 tiling: Tiling::Whole,
-                pixel_crc: 0,
+                pixel_crc: None,
             },
+            extensions: vec![],
             tiles: vec![vec![1u8]],
         },
     };
@@ -217,29 +222,55 @@ fn padding_that_is_not_replication_is_refused() {
         .flat_map(|r| padded[r * 4..r * 4 + 3].to_vec())
         .collect();
     padded[3] = padded[2].wrapping_add(1);
-    let payload = encode_image(&m, &padded, 1, 4, 4).unwrap();
-    let file = ImageFile {
-        model: ModelRef::external(m.id()),
-        image: CodedImage {
-            header: ImageHeader {
-                width: 3,
-                height: 3,
-                pixel_format: PixelFormat::Gray8,
-                tiling: Tiling::Whole,
-                pixel_crc: format::crc32(&crop),
+    let crc = format::crc32(&crop);
+    for (version, start, pixel_crc) in [
+        (Version::V1, StreamStart::One, Some(crc)),
+        (Version::V2, StreamStart::Checksum(crc), None),
+    ] {
+        let payload = encode_image(&m, &padded, 1, 4, 4, start).unwrap();
+        let file = ImageFile {
+            version,
+            model: ModelRef::external(m.id()),
+            image: CodedImage {
+                header: ImageHeader {
+                    width: 3,
+                    height: 3,
+                    pixel_format: PixelFormat::Gray8,
+                    tiling: Tiling::Whole,
+                    pixel_crc,
+                },
+                extensions: vec![],
+                tiles: vec![payload],
             },
-            tiles: vec![payload],
-        },
-    };
+        };
+        let err = decode(&file.to_bytes().unwrap(), &m).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ImageCodecError::Tile {
+                    error: CodecError::CorruptPayload(_),
+                    ..
+                }
+            ),
+            "{version}: {err}"
+        );
+    }
+}
+
+#[test]
+fn extension_records_are_refused_by_this_codec() {
+    let m = model(13);
+    let bytes = compress(&gray(8, 8, 1), &m, &EncodeOptions::default()).unwrap();
+    let mut file = ImageFile::read(&bytes, &Limits::default())
+        .unwrap()
+        .to_owned_file();
+    file.image.extensions = vec![Extension {
+        kind: ExtensionKind::Gamma,
+        data: vec![0, 1, 0x86, 0xa0],
+    }];
     let err = decode(&file.to_bytes().unwrap(), &m).unwrap_err();
     assert!(
-        matches!(
-            err,
-            ImageCodecError::Tile {
-                error: CodecError::CorruptPayload(_),
-                ..
-            }
-        ),
+        matches!(err, ImageCodecError::UnsupportedExtensions(1)),
         "{err}"
     );
 }
@@ -271,28 +302,42 @@ fn decoder_limits_are_enforced() {
     assert!(err.to_string().contains("--max-pixels"), "{err}");
 }
 
-/// Every truncation and every single-bit flip either fails or gives exactly the image.
+/// Every truncation and every single-bit flip either fails or gives exactly the image, in
+/// version 2 (what the encoder writes) and version 1 (built here from version-1 streams).
 #[test]
 fn damaged_files_never_give_wrong_pixels() {
     let m = model(13);
     let image = gray(5, 3, 4);
-    let bytes = compress(&image, &m, &EncodeOptions::default()).unwrap();
-    for len in 0..bytes.len() {
-        assert!(decode(&bytes[..len], &m).is_err(), "truncated to {len}");
-    }
-    let mut extended = bytes.clone();
-    extended.push(1);
-    assert!(decode(&extended, &m).is_err(), "extended");
-    let mut accepted = 0;
-    for bit in 0..bytes.len() * 8 {
-        let mut damaged = bytes.clone();
-        damaged[bit / 8] ^= 1 << (bit % 8);
-        if let Ok(decoded) = decode(&damaged, &m) {
-            assert_eq!(decoded, image, "bit {bit} gave other pixels");
-            accepted += 1;
+    let v2 = compress(&image, &m, &EncodeOptions::default()).unwrap();
+    let mut v1 = ImageFile::read(&v2, &Limits::default())
+        .unwrap()
+        .to_owned_file();
+    v1.version = Version::V1;
+    v1.image.header.pixel_crc = Some(format::crc32(image.samples()));
+    let layout = TileLayout::new(v1.image.header.grid().rect(0).unwrap(), 4);
+    let padded = layout.extract(image.samples(), 5);
+    let (h, w) = (layout.padded_height, layout.padded_width);
+    v1.image.tiles = vec![encode_image(&m, &padded, 1, h, w, StreamStart::One).unwrap()];
+    let v1 = v1.to_bytes().unwrap();
+    assert_eq!(decode(&v1, &m).unwrap(), image);
+    for bytes in [v2, v1] {
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len], &m).is_err(), "truncated to {len}");
         }
+        let mut extended = bytes.clone();
+        extended.push(1);
+        assert!(decode(&extended, &m).is_err(), "extended");
+        let mut accepted = 0;
+        for bit in 0..bytes.len() * 8 {
+            let mut damaged = bytes.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            if let Ok(decoded) = decode(&damaged, &m) {
+                assert_eq!(decoded, image, "bit {bit} gave other pixels");
+                accepted += 1;
+            }
+        }
+        assert_eq!(accepted, 0, "every bit of a canonical file matters");
     }
-    assert_eq!(accepted, 0, "every bit of a canonical file matters");
 }
 
 #[test]

@@ -1,21 +1,25 @@
 //! The golden files of `fixtures/` through the library alone (no PNG, no libtorch): every
-//! `.idf` decodes with the committed test model (the pixel checksum makes that bit-exact) and
-//! re-encodes to the same bytes. `tests/cli_golden.rs` also compares the pixels with the PNGs.
+//! `.idf` decodes with the committed test model (the pixel checksums make that bit-exact); the
+//! version-2 ones (`fixtures/v2/`) re-encode to the same bytes, and the version-1 ones decode to
+//! the same pixels as their version-2 twins. `tests/cli_golden.rs` also compares the pixels with
+//! the PNGs.
 
 use std::path::{Path, PathBuf};
 
-use idfcodec_codec::format::{ImageFile, Limits, Tiling};
+use idfcodec_codec::entropy::{decode_image, StreamStart};
+use idfcodec_codec::format::{crc32, Archive, ImageFile, Limits, Tiling, Version};
 use idfcodec_codec::tile::MAX_TILE_SIDE;
 use idfcodec_codec::{
-    compress, decompress, DecodeOptions, EncodeOptions, Model, ModelStorage, NamedModel,
+    compress, compress_archive, decompress, decompress_archive, DecodeOptions, EncodeOptions,
+    Model, ModelStorage, NamedModel,
 };
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
 }
 
-fn golden_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures())
+fn golden_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "idf"))
@@ -24,22 +28,80 @@ fn golden_files() -> Vec<PathBuf> {
     files
 }
 
-#[test]
-fn golden_files_round_trip_through_the_library() {
+fn test_model() -> Model {
     let bytes = std::fs::read(fixtures().join("test-model.safetensors")).unwrap();
-    let model = Model::from_safetensors(&bytes).unwrap();
+    Model::from_safetensors(&bytes).unwrap()
+}
+
+#[test]
+fn version_1_goldens_still_decode_to_their_version_2_twins() {
+    let model = test_model();
     let named = NamedModel {
         name: "test-model",
         model: &model,
     };
-    let files = golden_files();
+    let files = golden_files(&fixtures());
+    assert!(files.len() >= 3, "{files:?}");
+    for path in files {
+        let v1 = std::fs::read(&path).unwrap();
+        assert_eq!(
+            ImageFile::read(&v1, &Limits::default()).unwrap().version,
+            Version::V1
+        );
+        let v2 = std::fs::read(fixtures().join("v2").join(path.file_name().unwrap())).unwrap();
+        let options = DecodeOptions::default();
+        assert_eq!(
+            decompress(&v1, &named, &options).unwrap(),
+            decompress(&v2, &named, &options).unwrap(),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+/// The stream of an untiled version-2 golden ends at `2^32 + crc32(pixels)`, with the CRC
+/// computed here from the version-1 twin's pixels (not by the codec's tile code).
+#[test]
+fn version_2_streams_end_at_the_pixel_checksum() {
+    let model = test_model();
+    let named = NamedModel {
+        name: "test-model",
+        model: &model,
+    };
+    for stem in ["mnist-test-0", "fashion-mnist-test-0"] {
+        let name = format!("{stem}.png.idf");
+        let v1 = std::fs::read(fixtures().join(&name)).unwrap();
+        let pixels = decompress(&v1, &named, &DecodeOptions::default())
+            .unwrap()
+            .into_samples();
+        let v2 = std::fs::read(fixtures().join("v2").join(&name)).unwrap();
+        let file = ImageFile::read(&v2, &Limits::default()).unwrap();
+        assert_eq!(file.image.tiles.len(), 1);
+        let crc = crc32(&pixels);
+        let decode = |expected| {
+            decode_image(&model, file.image.tiles[0], 1, 28, 28, |_| {
+                StreamStart::Checksum(expected)
+            })
+        };
+        assert_eq!(decode(crc).unwrap(), pixels, "{name}");
+        assert!(decode(crc ^ 0x8000_0000).is_err(), "{name}");
+    }
+}
+
+#[test]
+fn golden_files_round_trip_through_the_library() {
+    let model = test_model();
+    let named = NamedModel {
+        name: "test-model",
+        model: &model,
+    };
+    let files = golden_files(&fixtures().join("v2"));
     assert!(files.len() >= 3, "{files:?}");
     for path in files {
         let golden = std::fs::read(&path).unwrap();
-        let header = ImageFile::read(&golden, &Limits::default())
-            .unwrap()
-            .image
-            .header;
+        let file = ImageFile::read(&golden, &Limits::default()).unwrap();
+        assert_eq!(file.version, Version::V2);
+        let header = file.image.header;
         for threads in [1, 2] {
             let options = DecodeOptions {
                 threads,
@@ -63,4 +125,32 @@ fn golden_files_round_trip_through_the_library() {
             );
         }
     }
+}
+
+#[test]
+fn the_golden_archive_round_trips_through_the_library() {
+    let model = test_model();
+    let named = NamedModel {
+        name: "test-model",
+        model: &model,
+    };
+    let golden = std::fs::read(fixtures().join("v2/goldens.idfa")).unwrap();
+    let archive = Archive::read(&golden, &Limits::default()).unwrap();
+    assert_eq!(archive.version, Version::V2);
+    assert_eq!(archive.entries.len(), 3);
+    let images = decompress_archive(&golden, &named, &DecodeOptions::default()).unwrap();
+    for image in &images {
+        let single = std::fs::read(fixtures().join("v2").join(format!("{}.idf", image.name)));
+        let single = decompress(&single.unwrap(), &named, &DecodeOptions::default()).unwrap();
+        assert_eq!(image.image, single, "{}", image.name);
+    }
+    let options = EncodeOptions {
+        threads: 2,
+        tile_side: 32,
+        model_storage: ModelStorage::External,
+    };
+    assert!(
+        compress_archive(&images, &model, &options).unwrap() == golden,
+        "re-encoding the archive changed the bytes"
+    );
 }

@@ -64,6 +64,9 @@ pub struct LimitArgs {
     /// Most entries in one archive.
     #[arg(long, default_value_t = Limits::default().max_entries, value_name = "N")]
     pub max_entries: u64,
+    /// Most bytes of entry names in one archive, all names together.
+    #[arg(long, default_value_t = Limits::default().max_name_bytes, value_name = "N")]
+    pub max_name_bytes: u64,
     /// Largest tile in pixels, padding included (decoding memory grows with it).
     #[arg(long, default_value_t = DEFAULT_MAX_TILE_PIXELS, value_name = "N")]
     pub max_tile_pixels: u64,
@@ -78,6 +81,7 @@ impl LimitArgs {
             max_pixels: self.max_pixels,
             max_tiles: self.max_tiles,
             max_entries: self.max_entries,
+            max_name_bytes: self.max_name_bytes,
         }
     }
 

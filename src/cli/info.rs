@@ -41,7 +41,7 @@ fn describe(source: &Source) -> Result<()> {
         Container::Image(file) => {
             println!(
                 "{name}: idfcodec image, format version {}, {} bytes",
-                format::VERSION,
+                file.version,
                 bytes.len()
             );
             println!("  model:    {}", describe_model(file.model));
@@ -58,7 +58,7 @@ fn describe(source: &Source) -> Result<()> {
             let dims: u64 = archive.entries.iter().map(|e| dimensions(&e.image)).sum();
             println!(
                 "{name}: idfcodec archive, format version {}, {} bytes, {} entries",
-                format::VERSION,
+                archive.version,
                 bytes.len(),
                 archive.entries.len()
             );
@@ -102,10 +102,18 @@ fn describe_image<T: AsRef<[u8]>>(image: &CodedImage<T>, indent: &str) {
             grid.rows
         ),
     }
-    println!(
-        "{indent}checksum: {:08x} (CRC-32 of the pixels)",
-        h.pixel_crc
-    );
+    match h.pixel_crc {
+        Some(crc) => println!("{indent}checksum: {crc:08x} (CRC-32 of the pixels)"),
+        None => println!("{indent}checksum: CRC-32 of each tile's pixels, in its ANS stream"),
+    }
+    if !image.extensions.is_empty() {
+        let kinds: Vec<String> = image
+            .extensions
+            .iter()
+            .map(|e| format!("{:?} ({} bytes)", e.kind, e.data.as_ref().len()))
+            .collect();
+        println!("{indent}extras:   {}", kinds.join(", "));
+    }
 }
 
 /// The model reference, with the embedded model's name when this build has it.

@@ -1,10 +1,14 @@
 //! Archives: many named coded images sharing one model and one magic.
+//!
+//! Version 2 entries are compact: the name is front-coded against the previous entry's name
+//! (longest shared prefix, then longest shared suffix of the rest, then the bytes in between),
+//! and a flag repeats the previous entry's geometry. Version 1 entries store both in full.
 
 use super::cursor::Cursor;
-use super::header::ModelBit;
+use super::header::{Geometry, ModelBit};
 use super::limits::{self, Limits};
 use super::magic::{self, FileKind};
-use super::{varint, CodedImage, EntryName, FormatError, ImageHeader, ModelRef};
+use super::{varint, CodedImage, EntryName, FormatError, ImageHeader, ModelRef, Version};
 use byteorder::WriteBytesExt;
 use std::collections::HashSet;
 use std::io::Write;
@@ -12,6 +16,7 @@ use std::io::Write;
 /// Many coded images, each with a name, all coded with one model.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Archive<T = Vec<u8>> {
+    pub version: Version,
     pub model: ModelRef,
     pub entries: Vec<ArchiveEntry<T>>,
 }
@@ -26,15 +31,25 @@ pub struct ArchiveEntry<T = Vec<u8>> {
 /// The model flags byte: bit 0 external model, other bits reserved (zero).
 const EXTERNAL_MODEL: u8 = 0x01;
 
-/// Fewest bytes an entry can take: name length and one name byte, width, height, descriptor,
-/// checksum, section length.
-const MIN_ENTRY_BYTES: usize = 1 + 1 + 1 + 1 + 1 + 4 + 1;
+/// The entry flags byte (version 2): bit 0 the entry has the previous entry's geometry, other
+/// bits reserved (zero).
+const SAME_GEOMETRY: u8 = 0x01;
+
+/// Fewest bytes an entry can take. Version 1: name length and one name byte, width, height,
+/// descriptor, checksum (4), section length. Version 2: flags, shared prefix and suffix lengths,
+/// middle length (a name can be the previous one shortened), section length.
+fn min_entry_bytes(version: Version) -> usize {
+    match version {
+        Version::V1 => 1 + 1 + 1 + 1 + 1 + 4 + 1,
+        Version::V2 => 1 + 1 + 1 + 1 + 1,
+    }
+}
 
 impl<T: AsRef<[u8]>> Archive<T> {
     /// Writes the archive. Nothing is written if an entry is invalid or a name repeats.
     pub fn write_to(&self, out: &mut impl Write) -> Result<(), FormatError> {
         self.validate()?;
-        magic::write(out, FileKind::Archive)?;
+        magic::write(out, FileKind::Archive, self.version)?;
         out.write_u8(if self.model.is_external() {
             EXTERNAL_MODEL
         } else {
@@ -42,9 +57,14 @@ impl<T: AsRef<[u8]>> Archive<T> {
         })?;
         self.model.write_id(out)?;
         varint::write(out, self.entries.len() as u64)?;
-        self.entries
-            .iter()
-            .try_for_each(|entry| entry.write_to(out))
+        let mut previous = Previous::default();
+        for entry in &self.entries {
+            match self.version {
+                Version::V1 => entry.write_v1(out)?,
+                Version::V2 => entry.write_v2(out, &mut previous)?,
+            }
+        }
+        Ok(())
     }
 
     /// The archive as bytes.
@@ -57,7 +77,7 @@ impl<T: AsRef<[u8]>> Archive<T> {
     fn validate(&self) -> Result<(), FormatError> {
         let mut names = HashSet::with_capacity(self.entries.len());
         for entry in &self.entries {
-            entry.image.validate()?;
+            entry.image.validate(self.version)?;
             if !names.insert(entry.name.as_str()) {
                 return Err(FormatError::DuplicateName {
                     name: entry.name.to_string(),
@@ -68,25 +88,96 @@ impl<T: AsRef<[u8]>> Archive<T> {
     }
 }
 
+/// What a version-2 entry is coded against: the previous entry's name and geometry bytes.
+#[derive(Default)]
+struct Previous {
+    name: String,
+    geometry: Option<Vec<u8>>,
+}
+
 impl<T: AsRef<[u8]>> ArchiveEntry<T> {
-    /// Name, header (no model id), section length, section.
-    fn write_to(&self, out: &mut impl Write) -> Result<(), FormatError> {
+    /// Version 1: name, geometry, checksum, section length, section.
+    fn write_v1(&self, out: &mut impl Write) -> Result<(), FormatError> {
         let name = self.name.as_str().as_bytes();
         varint::write(out, name.len() as u64)?;
         out.write_all(name)?;
-        self.image.header.write_geometry(out, false)?;
-        self.image.header.write_crc(out)?;
+        self.image.write_geometry(out, false)?;
+        self.write_rest(out, Version::V1)
+    }
+
+    /// Version 2: flags, front-coded name, geometry (unless the previous entry's), extension
+    /// block (if any), section length, section.
+    fn write_v2(&self, out: &mut impl Write, previous: &mut Previous) -> Result<(), FormatError> {
+        let mut geometry = Vec::new();
+        self.image.write_geometry(&mut geometry, false)?;
+        let same = previous.geometry.as_deref() == Some(geometry.as_slice());
+        out.write_u8(if same { SAME_GEOMETRY } else { 0 })?;
+        let name = self.name.as_str().as_bytes();
+        let (prefix, suffix) = shared(previous.name.as_bytes(), name);
+        varint::write(out, prefix as u64)?;
+        varint::write(out, suffix as u64)?;
+        let middle = &name[prefix..name.len() - suffix];
+        varint::write(out, middle.len() as u64)?;
+        out.write_all(middle)?;
+        if !same {
+            out.write_all(&geometry)?;
+        }
+        self.write_rest(out, Version::V2)?;
+        previous.name = self.name.as_str().to_string();
+        previous.geometry = Some(geometry);
+        Ok(())
+    }
+
+    /// After the geometry: checksum or extension block, section length, section.
+    fn write_rest(&self, out: &mut impl Write, version: Version) -> Result<(), FormatError> {
+        self.image.write_trailer(out, version)?;
         varint::write(out, self.image.section_len())?;
         self.image.write_section(out)
     }
 }
 
+/// The front coding of `name` after `previous`: the longest shared prefix, then the longest
+/// shared suffix of what remains of both (so prefix and suffix never overlap in either name).
+fn shared(previous: &[u8], name: &[u8]) -> (usize, usize) {
+    let prefix = previous
+        .iter()
+        .zip(name)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let suffix = previous[prefix..]
+        .iter()
+        .rev()
+        .zip(name[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    (prefix, suffix)
+}
+
+/// The running total of name bytes against [`Limits::max_name_bytes`], checked before each name
+/// is allocated.
+struct NameBudget {
+    used: u64,
+    limit: u64,
+}
+
+impl NameBudget {
+    fn take(&mut self, len: u64) -> Result<(), FormatError> {
+        self.used = self.used.saturating_add(len);
+        limits::check(
+            "total entry name bytes",
+            self.used,
+            self.limit,
+            "--max-name-bytes",
+        )
+    }
+}
+
 impl<'a> Archive<&'a [u8]> {
-    /// Parses an archive, checking limits before allocating and rejecting trailing bytes,
-    /// invalid names and repeated names.
+    /// Parses an archive of either version, checking limits before allocating and rejecting
+    /// trailing bytes, invalid names, repeated names and non-canonical entries.
     pub fn read(bytes: &'a [u8], limits: &Limits) -> Result<Self, FormatError> {
         let mut cur = Cursor::new(bytes);
-        magic::read(&mut cur, FileKind::Archive)?;
+        let version = magic::read(&mut cur, FileKind::Archive)?;
         let flags = cur.u8("model flags byte")?;
         if flags & !EXTERNAL_MODEL != 0 {
             return Err(FormatError::ReservedBits {
@@ -102,45 +193,204 @@ impl<'a> Archive<&'a [u8]> {
             limits.max_entries,
             "--max-entries",
         )?;
-        if count > (cur.remaining() / MIN_ENTRY_BYTES) as u64 {
+        if count > (cur.remaining() / min_entry_bytes(version)) as u64 {
             return Err(FormatError::Truncated {
                 what: "archive entries",
             });
         }
-        let mut entries = Vec::with_capacity(count as usize);
-        let mut names = HashSet::with_capacity(count as usize);
+        let mut entries: Vec<ArchiveEntry<&'a [u8]>> = Vec::with_capacity(count as usize);
+        let mut budget = NameBudget {
+            used: 0,
+            limit: limits.max_name_bytes,
+        };
+        let mut previous_geometry = None;
         for _ in 0..count {
-            let entry = ArchiveEntry::read(&mut cur, limits)?;
-            if !names.insert(entry.name.clone()) {
-                return Err(FormatError::DuplicateName {
-                    name: entry.name.to_string(),
-                });
-            }
+            let entry = match version {
+                Version::V1 => ArchiveEntry::read_v1(&mut cur, limits, &mut budget)?,
+                Version::V2 => {
+                    let previous_name = entries.last().map_or("", |e| e.name.as_str());
+                    ArchiveEntry::read_v2(
+                        &mut cur,
+                        limits,
+                        &mut budget,
+                        previous_name,
+                        &mut previous_geometry,
+                    )?
+                }
+            };
             entries.push(entry);
         }
+        check_unique(&entries)?;
         match cur.remaining() {
-            0 => Ok(Archive { model, entries }),
+            0 => Ok(Archive {
+                version,
+                model,
+                entries,
+            }),
             count => Err(FormatError::TrailingBytes { count }),
         }
     }
 }
 
+/// Refuses repeated names (sorting references: no copies of the names).
+fn check_unique<T>(entries: &[ArchiveEntry<T>]) -> Result<(), FormatError> {
+    let mut names: Vec<&EntryName> = entries.iter().map(|e| &e.name).collect();
+    names.sort_unstable();
+    match names.windows(2).find(|pair| pair[0] == pair[1]) {
+        Some(pair) => Err(FormatError::DuplicateName {
+            name: pair[0].to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
 impl<'a> ArchiveEntry<&'a [u8]> {
-    fn read(cur: &mut Cursor<'a>, limits: &Limits) -> Result<Self, FormatError> {
+    fn read_v1(
+        cur: &mut Cursor<'a>,
+        limits: &Limits,
+        budget: &mut NameBudget,
+    ) -> Result<Self, FormatError> {
         let name_len = cur.varint("entry name length")?;
-        if name_len > super::MAX_NAME_BYTES as u64 {
-            return Err(FormatError::FieldOutOfRange {
-                field: "entry name length",
-                value: name_len,
-                range: "1..=1024",
+        check_name_len(name_len)?;
+        budget.take(name_len)?;
+        let name = EntryName::from_bytes(cur.take(name_len, "entry name")?)?;
+        let geometry = ImageHeader::read_geometry(cur, limits, ModelBit::Reserved, Version::V1)?;
+        let image = read_rest(cur, geometry, Version::V1, limits)?;
+        Ok(ArchiveEntry { name, image })
+    }
+
+    fn read_v2(
+        cur: &mut Cursor<'a>,
+        limits: &Limits,
+        budget: &mut NameBudget,
+        previous_name: &str,
+        previous_geometry: &mut Option<&'a [u8]>,
+    ) -> Result<Self, FormatError> {
+        let flags = cur.u8("entry flags byte")?;
+        if flags & !SAME_GEOMETRY != 0 {
+            return Err(FormatError::ReservedBits {
+                field: "entry flags byte",
+                value: flags,
             });
         }
-        let name = EntryName::from_bytes(cur.take(name_len, "entry name")?)?;
-        let (mut header, _) = ImageHeader::read_geometry(cur, limits, ModelBit::Reserved)?;
-        header.read_crc(cur)?;
-        let section_len = cur.varint("entry section length")?;
-        let section = cur.take(section_len, "entry tiles")?;
-        let image = CodedImage::read_section(header, section, limits)?;
+        let name = read_front_coded(cur, previous_name.as_bytes(), budget)?;
+        let read_geometry = |cur: &mut Cursor<'_>| {
+            ImageHeader::read_geometry(cur, limits, ModelBit::Reserved, Version::V2)
+        };
+        let geometry = if flags & SAME_GEOMETRY != 0 {
+            let bytes = previous_geometry.ok_or(FormatError::NonCanonical {
+                what: "the first archive entry cannot repeat a previous entry's geometry",
+            })?;
+            read_geometry(&mut Cursor::new(bytes))?
+        } else {
+            let start = cur.rest();
+            let geometry = read_geometry(cur)?;
+            let bytes = &start[..start.len() - cur.remaining()];
+            if *previous_geometry == Some(bytes) {
+                return Err(FormatError::NonCanonical {
+                    what: "an archive entry with the previous entry's geometry must set the \
+                           same-geometry flag instead of repeating it",
+                });
+            }
+            *previous_geometry = Some(bytes);
+            geometry
+        };
+        let image = read_rest(cur, geometry, Version::V2, limits)?;
         Ok(ArchiveEntry { name, image })
+    }
+}
+
+fn check_name_len(len: u64) -> Result<(), FormatError> {
+    if len > super::MAX_NAME_BYTES as u64 {
+        return Err(FormatError::FieldOutOfRange {
+            field: "entry name length",
+            value: len,
+            range: "1..=1024",
+        });
+    }
+    Ok(())
+}
+
+/// Reads a front-coded name and checks that its coding is the one [`shared`] gives.
+fn read_front_coded(
+    cur: &mut Cursor<'_>,
+    previous: &[u8],
+    budget: &mut NameBudget,
+) -> Result<EntryName, FormatError> {
+    let prefix = cur.varint("shared name prefix length")?;
+    if prefix > previous.len() as u64 {
+        return Err(FormatError::FieldOutOfRange {
+            field: "shared name prefix length",
+            value: prefix,
+            range: "0..=the length of the previous name",
+        });
+    }
+    let prefix = prefix as usize;
+    let suffix = cur.varint("shared name suffix length")?;
+    if suffix > (previous.len() - prefix) as u64 {
+        return Err(FormatError::FieldOutOfRange {
+            field: "shared name suffix length",
+            value: suffix,
+            range: "0..=the length of the previous name after the shared prefix",
+        });
+    }
+    let suffix = suffix as usize;
+    let middle_len = cur.varint("name middle length")?;
+    let len = middle_len.saturating_add((prefix + suffix) as u64);
+    check_name_len(len)?;
+    budget.take(len)?;
+    let middle = cur.take(middle_len, "entry name")?;
+    let bytes = [
+        &previous[..prefix],
+        middle,
+        &previous[previous.len() - suffix..],
+    ]
+    .concat();
+    let name = EntryName::from_bytes(&bytes)?;
+    if shared(previous, &bytes) != (prefix, suffix) {
+        return Err(FormatError::NonCanonical {
+            what: "an archive entry name must share the longest possible prefix with the \
+                   previous name, then the longest possible suffix",
+        });
+    }
+    Ok(name)
+}
+
+/// After the geometry: checksum or extension block, section length, section.
+fn read_rest<'a>(
+    cur: &mut Cursor<'a>,
+    geometry: Geometry,
+    version: Version,
+    limits: &Limits,
+) -> Result<CodedImage<&'a [u8]>, FormatError> {
+    let (header, extensions) = CodedImage::read_trailer(cur, geometry, version)?;
+    let section_len = cur.varint("entry section length")?;
+    let section = cur.take(section_len, "entry tiles")?;
+    CodedImage::read_section(header, extensions, section, limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn front_coding_shares_prefix_then_suffix() {
+        let cases: [(&str, &str, (usize, usize)); 7] = [
+            ("", "a.png", (0, 0)),
+            ("mnist-test-00001.png", "mnist-test-00002.png", (15, 4)),
+            ("mnist-test-00009.png", "mnist-test-00010.png", (14, 4)),
+            ("ab", "a", (1, 0)),
+            ("a", "ab", (1, 0)),
+            // the suffix never reaches into the prefix
+            ("aa", "aaa", (2, 0)),
+            ("x/y.png", "z/y.png", (0, 6)),
+        ];
+        for (previous, name, expected) in cases {
+            assert_eq!(
+                shared(previous.as_bytes(), name.as_bytes()),
+                expected,
+                "{previous} -> {name}"
+            );
+        }
     }
 }

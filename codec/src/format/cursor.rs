@@ -19,6 +19,11 @@ impl<'a> Cursor<'a> {
         self.rest.len()
     }
 
+    /// Everything not read yet, without consuming it.
+    pub fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
+
     /// Everything not read yet.
     pub fn into_rest(self) -> &'a [u8] {
         self.rest

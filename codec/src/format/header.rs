@@ -1,17 +1,17 @@
-//! The image header: geometry, pixel format, tiling and pixel checksum.
+//! The image header: geometry, pixel format, tiling and (version 1) pixel checksum.
 
 use super::cursor::Cursor;
 use super::limits::{self, Limits};
 use super::tiling::{TileGrid, Tiling};
-use super::{crc32, varint, FormatError, PixelFormat};
+use super::{crc32, varint, FormatError, PixelFormat, Version};
 use byteorder::{LittleEndian, WriteBytesExt};
 use std::io::Write;
 
 /// Everything about an image except its model and its tile payloads.
 ///
-/// Layout: `width` varint, `height` varint, descriptor byte, tile size byte (tiled images only),
-/// `pixel_crc` (4 bytes, little-endian). In a single-image file the model id follows the tile size
-/// byte; see `FORMAT.md`.
+/// Layout ("geometry"): `width` varint, `height` varint, descriptor byte, tile size byte (tiled
+/// images only); in version 1 `pixel_crc` (4 bytes, little-endian) comes after the model id of a
+/// single-image file or directly after the geometry in an archive entry; see `FORMAT.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ImageHeader {
     /// Width in pixels, at least 1.
@@ -22,17 +22,30 @@ pub struct ImageHeader {
     pub pixel_format: PixelFormat,
     /// How the image is cut into tiles.
     pub tiling: Tiling,
-    /// [`crc32`] of the canonical pixel bytes.
-    pub pixel_crc: u32,
+    /// Version 1: [`crc32`] of the whole image's canonical pixel bytes. Version 2: `None` (each
+    /// tile's checksum is carried in its ANS stream's start state).
+    pub pixel_crc: Option<u32>,
 }
 
 /// The descriptor byte: bits 0–4 pixel format code, bit 5 external model, bit 6 tiled,
-/// bit 7 reserved (zero).
+/// bit 7 extension block follows (version 2; reserved, zero, in version 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Descriptor {
     pub pixel_format: PixelFormat,
     pub external_model: bool,
     pub tiled: bool,
+    pub extensions: bool,
+}
+
+/// What the geometry fields say besides the header itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Geometry {
+    /// The header, with `pixel_crc` left `None`.
+    pub header: ImageHeader,
+    /// The descriptor's external-model bit.
+    pub external_model: bool,
+    /// The descriptor's extension bit.
+    pub extensions: bool,
 }
 
 /// Whether the descriptor's external-model bit may be set: in single-image files it selects the
@@ -46,25 +59,27 @@ pub(super) enum ModelBit {
 const FORMAT_MASK: u8 = 0x1f;
 const EXTERNAL_MODEL: u8 = 0x20;
 const TILED: u8 = 0x40;
-const RESERVED: u8 = 0x80;
+const EXTENSIONS: u8 = 0x80;
 
 impl Descriptor {
     fn encode(self) -> u8 {
+        let bit = |set: bool, bit: u8| if set { bit } else { 0 };
         self.pixel_format.code()
-            | if self.external_model {
-                EXTERNAL_MODEL
-            } else {
-                0
-            }
-            | if self.tiled { TILED } else { 0 }
+            | bit(self.external_model, EXTERNAL_MODEL)
+            | bit(self.tiled, TILED)
+            | bit(self.extensions, EXTENSIONS)
     }
 
-    /// Decodes `byte`; the external-model bit is reserved unless `model_bit` is allowed.
-    fn decode(byte: u8, model_bit: ModelBit) -> Result<Self, FormatError> {
-        let reserved = match model_bit {
-            ModelBit::Allowed => RESERVED,
-            ModelBit::Reserved => RESERVED | EXTERNAL_MODEL,
+    /// Decodes `byte`; the external-model bit is reserved unless `model_bit` is allowed, the
+    /// extension bit before version 2.
+    fn decode(byte: u8, model_bit: ModelBit, version: Version) -> Result<Self, FormatError> {
+        let mut reserved = match model_bit {
+            ModelBit::Allowed => 0,
+            ModelBit::Reserved => EXTERNAL_MODEL,
         };
+        if version == Version::V1 {
+            reserved |= EXTENSIONS;
+        }
         if byte & reserved != 0 {
             return Err(FormatError::ReservedBits {
                 field: "descriptor byte",
@@ -77,6 +92,7 @@ impl Descriptor {
                 .ok_or(FormatError::UnknownPixelFormat { code })?,
             external_model: byte & EXTERNAL_MODEL != 0,
             tiled: byte & TILED != 0,
+            extensions: byte & EXTENSIONS != 0,
         })
     }
 }
@@ -99,7 +115,8 @@ impl ImageHeader {
         self.pixel_count() * u64::from(self.pixel_format.bytes_per_pixel())
     }
 
-    /// Checks decoded canonical pixel bytes against the size and checksum in this header.
+    /// Checks decoded canonical pixel bytes against the size in this header and, in version 1,
+    /// its checksum.
     pub fn verify_pixels(&self, pixels: &[u8]) -> Result<(), FormatError> {
         if pixels.len() as u64 != self.pixel_bytes() {
             return Err(FormatError::PixelSizeMismatch {
@@ -107,12 +124,11 @@ impl ImageHeader {
                 found: pixels.len(),
             });
         }
-        match crc32(pixels) {
-            computed if computed == self.pixel_crc => Ok(()),
-            computed => Err(FormatError::PixelChecksum {
-                stored: self.pixel_crc,
-                computed,
-            }),
+        match (self.pixel_crc, crc32(pixels)) {
+            (Some(stored), computed) if computed != stored => {
+                Err(FormatError::PixelChecksum { stored, computed })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -130,11 +146,13 @@ impl ImageHeader {
         self.tiling.validate()
     }
 
-    /// Writes the fields up to the tile size byte; `external_model` goes into the descriptor.
+    /// Writes the geometry (up to the tile size byte); `external_model` and `extensions` go into
+    /// the descriptor.
     pub(super) fn write_geometry(
         &self,
         out: &mut impl Write,
         external_model: bool,
+        extensions: bool,
     ) -> Result<(), FormatError> {
         self.validate()?;
         varint::write(out, self.width.into())?;
@@ -145,6 +163,7 @@ impl ImageHeader {
                 pixel_format: self.pixel_format,
                 external_model,
                 tiled,
+                extensions,
             }
             .encode(),
         )?;
@@ -154,23 +173,28 @@ impl ImageHeader {
         Ok(())
     }
 
-    /// Writes the checksum.
+    /// Writes the version-1 checksum.
     pub(super) fn write_crc(&self, out: &mut impl Write) -> Result<(), FormatError> {
-        Ok(out.write_u32::<LittleEndian>(self.pixel_crc)?)
+        let crc = self.pixel_crc.ok_or(FormatError::NotInVersion {
+            version: Version::V1,
+            what: "an image without a pixel checksum in its header",
+        })?;
+        Ok(out.write_u32::<LittleEndian>(crc)?)
     }
 
-    /// Reads the fields up to the tile size byte, checking `limits`; the checksum is left at zero
-    /// for [`ImageHeader::read_crc`]. Returns the descriptor's external-model flag too.
+    /// Reads the geometry (up to the tile size byte), checking `limits`; the checksum is left
+    /// `None` for [`ImageHeader::read_crc`].
     pub(super) fn read_geometry(
         cur: &mut Cursor<'_>,
         limits: &Limits,
         model_bit: ModelBit,
-    ) -> Result<(Self, bool), FormatError> {
+        version: Version,
+    ) -> Result<Geometry, FormatError> {
         let width = read_dimension(cur, "image width", limits.max_width, "--max-width")?;
         let height = read_dimension(cur, "image height", limits.max_height, "--max-height")?;
         let pixels = u64::from(width) * u64::from(height);
         limits::check("pixel count", pixels, limits.max_pixels, "--max-pixels")?;
-        let descriptor = Descriptor::decode(cur.u8("descriptor byte")?, model_bit)?;
+        let descriptor = Descriptor::decode(cur.u8("descriptor byte")?, model_bit, version)?;
         let tiling = if descriptor.tiled {
             Tiling::read_square(cur)?
         } else {
@@ -181,14 +205,18 @@ impl ImageHeader {
             height,
             pixel_format: descriptor.pixel_format,
             tiling,
-            pixel_crc: 0,
+            pixel_crc: None,
         };
-        Ok((header, descriptor.external_model))
+        Ok(Geometry {
+            header,
+            external_model: descriptor.external_model,
+            extensions: descriptor.extensions,
+        })
     }
 
-    /// Reads the checksum.
+    /// Reads the version-1 checksum.
     pub(super) fn read_crc(&mut self, cur: &mut Cursor<'_>) -> Result<(), FormatError> {
-        self.pixel_crc = cur.u32_le("pixel checksum")?;
+        self.pixel_crc = Some(cur.u32_le("pixel checksum")?);
         Ok(())
     }
 }
@@ -219,19 +247,21 @@ mod tests {
 
     #[test]
     fn descriptor_round_trips_and_rejects_unknown_bits() {
-        for (byte, model_bit) in
-            (0..=255u8).flat_map(|b| [(b, ModelBit::Allowed), (b, ModelBit::Reserved)])
-        {
-            match Descriptor::decode(byte, model_bit) {
-                Ok(d) => assert_eq!(d.encode(), byte),
-                Err(FormatError::ReservedBits { .. }) => assert!(
-                    byte & RESERVED != 0
-                        || (model_bit == ModelBit::Reserved && byte & EXTERNAL_MODEL != 0)
-                ),
-                Err(FormatError::UnknownPixelFormat { code }) => {
-                    assert!(usize::from(code) >= PixelFormat::ALL.len())
+        for byte in 0..=255u8 {
+            for model_bit in [ModelBit::Allowed, ModelBit::Reserved] {
+                for version in [Version::V1, Version::V2] {
+                    match Descriptor::decode(byte, model_bit, version) {
+                        Ok(d) => assert_eq!(d.encode(), byte),
+                        Err(FormatError::ReservedBits { .. }) => assert!(
+                            (version == Version::V1 && byte & EXTENSIONS != 0)
+                                || (model_bit == ModelBit::Reserved && byte & EXTERNAL_MODEL != 0)
+                        ),
+                        Err(FormatError::UnknownPixelFormat { code }) => {
+                            assert!(usize::from(code) >= PixelFormat::ALL.len())
+                        }
+                        Err(e) => panic!("{byte:#04x}: {e}"),
+                    }
                 }
-                Err(e) => panic!("{byte:#04x}: {e}"),
             }
         }
     }
@@ -244,7 +274,7 @@ mod tests {
             height: 3,
             pixel_format: PixelFormat::Gray8,
             tiling: Tiling::Whole,
-            pixel_crc: crc32(&pixels),
+            pixel_crc: Some(crc32(&pixels)),
         };
         h.verify_pixels(&pixels).unwrap();
         assert!(matches!(
@@ -257,6 +287,9 @@ mod tests {
             h.verify_pixels(&flipped),
             Err(FormatError::PixelChecksum { .. })
         ));
+        // version 2: no checksum in the header, the size is still checked
+        h.pixel_crc = None;
+        h.verify_pixels(&flipped).unwrap();
         h.pixel_format = PixelFormat::Gray16;
         assert!(matches!(
             h.verify_pixels(&pixels),

@@ -13,6 +13,9 @@ pub struct Limits {
     pub max_tiles: u64,
     /// Most entries in one archive (`--max-entries`).
     pub max_entries: u64,
+    /// Most bytes of entry names in one archive, all names together (`--max-name-bytes`): a
+    /// front-coded name (version 2) costs a few bytes of the file however long it is.
+    pub max_name_bytes: u64,
 }
 
 impl Limits {
@@ -23,12 +26,13 @@ impl Limits {
         max_pixels: u64::MAX,
         max_tiles: u64::MAX,
         max_entries: u64::MAX,
+        max_name_bytes: u64::MAX,
     };
 }
 
 impl Default for Limits {
     /// 65 536 pixels per side, 2^28 pixels (a 16 384² image, 256 MiB as gray8), 2^20 tiles,
-    /// 2^20 archive entries.
+    /// 2^20 archive entries, 2^26 bytes (64 MiB) of entry names.
     fn default() -> Self {
         Limits {
             max_width: 1 << 16,
@@ -36,6 +40,7 @@ impl Default for Limits {
             max_pixels: 1 << 28,
             max_tiles: 1 << 20,
             max_entries: 1 << 20,
+            max_name_bytes: 1 << 26,
         }
     }
 }

@@ -5,9 +5,47 @@ use super::FormatError;
 use std::fmt;
 use std::io::{self, Write};
 
-/// The format version this build writes and reads. Any change to the layout bumps it; decoders
-/// for older versions are kept (see "Version policy" in `FORMAT.md`).
-pub const VERSION: u8 = 1;
+/// The format version this build writes (the newest it reads). Any change to the layout bumps
+/// it; decoders for older versions are kept (see "Version policy" in `FORMAT.md`).
+pub const VERSION: u8 = 2;
+
+/// A format version this build reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Version {
+    /// Version 1: pixel checksum in the header, ANS streams start at state 1, archive entries
+    /// store whole names.
+    V1,
+    /// Version 2: per-tile checksums in the ANS start states, optional extension block,
+    /// front-coded archive entries.
+    V2,
+}
+
+impl Version {
+    /// The version this build writes.
+    pub const NEWEST: Version = Version::V2;
+
+    /// The number in the magic's low nibble.
+    pub fn number(self) -> u8 {
+        match self {
+            Version::V1 => 1,
+            Version::V2 => 2,
+        }
+    }
+
+    fn from_number(number: u8) -> Option<Self> {
+        [Version::V1, Version::V2]
+            .into_iter()
+            .find(|v| v.number() == number)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.number())
+    }
+}
+
+const _: () = assert!(VERSION == 2 && matches!(Version::NEWEST, Version::V2));
 
 /// First byte of every idfcodec file.
 const MAGIC: u8 = b'i';
@@ -15,9 +53,9 @@ const MAGIC: u8 = b'i';
 /// What a file holds, from the high nibble of its second byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileKind {
-    /// One coded image (`69 d1` for version 1).
+    /// One coded image (`69 d2` for version 2, `69 d1` for version 1).
     Image,
-    /// Many named coded images sharing one model (`69 a1` for version 1).
+    /// Many named coded images sharing one model (`69 a2` for version 2, `69 a1` for version 1).
     Archive,
 }
 
@@ -45,16 +83,16 @@ impl fmt::Display for FileKind {
     }
 }
 
-/// Writes the magic of `kind` at the current [`VERSION`].
-pub(super) fn write(out: &mut impl Write, kind: FileKind) -> io::Result<()> {
-    out.write_all(&[MAGIC, kind.nibble() << 4 | VERSION])
+/// Writes the magic of `kind` at `version`.
+pub(super) fn write(out: &mut impl Write, kind: FileKind, version: Version) -> io::Result<()> {
+    out.write_all(&[MAGIC, kind.nibble() << 4 | version.number()])
 }
 
 /// Reads the magic and checks that the file is `expected` at a supported version.
-pub(super) fn read(cur: &mut Cursor<'_>, expected: FileKind) -> Result<(), FormatError> {
-    let found = read_kind(cur)?;
+pub(super) fn read(cur: &mut Cursor<'_>, expected: FileKind) -> Result<Version, FormatError> {
+    let (found, version) = read_kind(cur)?;
     if found == expected {
-        Ok(())
+        Ok(version)
     } else {
         Err(FormatError::WrongKind { expected, found })
     }
@@ -62,10 +100,15 @@ pub(super) fn read(cur: &mut Cursor<'_>, expected: FileKind) -> Result<(), Forma
 
 /// Tells an image from an archive by the first two bytes, checking the version.
 pub fn detect(bytes: &[u8]) -> Result<FileKind, FormatError> {
+    identify(bytes).map(|(kind, _)| kind)
+}
+
+/// The kind and version of a file, from its first two bytes.
+pub fn identify(bytes: &[u8]) -> Result<(FileKind, Version), FormatError> {
     read_kind(&mut Cursor::new(bytes))
 }
 
-fn read_kind(cur: &mut Cursor<'_>) -> Result<FileKind, FormatError> {
+fn read_kind(cur: &mut Cursor<'_>) -> Result<(FileKind, Version), FormatError> {
     let bad_magic = |bytes: &[u8]| FormatError::BadMagic {
         found: bytes
             .iter()
@@ -79,12 +122,12 @@ fn read_kind(cur: &mut Cursor<'_>) -> Result<FileKind, FormatError> {
     }
     let second = cur.u8("magic bytes")?;
     let kind = FileKind::from_nibble(second >> 4).ok_or_else(|| bad_magic(&[first, second]))?;
-    match second & 0x0f {
-        VERSION => Ok(kind),
-        found => Err(FormatError::UnsupportedVersion {
+    match Version::from_number(second & 0x0f) {
+        Some(version) => Ok((kind, version)),
+        None => Err(FormatError::UnsupportedVersion {
             kind,
-            found,
-            supported: VERSION,
+            found: second & 0x0f,
+            newest: VERSION,
         }),
     }
 }
@@ -96,9 +139,12 @@ mod tests {
     #[test]
     fn detects_kinds_and_rejects_others() {
         for kind in [FileKind::Image, FileKind::Archive] {
-            let mut buf = Vec::new();
-            write(&mut buf, kind).unwrap();
-            assert_eq!(detect(&buf).unwrap(), kind);
+            for version in [Version::V1, Version::V2] {
+                let mut buf = Vec::new();
+                write(&mut buf, kind, version).unwrap();
+                assert_eq!(identify(&buf).unwrap(), (kind, version));
+                assert_eq!(detect(&buf).unwrap(), kind);
+            }
         }
         assert!(matches!(
             detect(b"\x89PNG"),
@@ -107,15 +153,13 @@ mod tests {
         assert!(matches!(detect(b"iX"), Err(FormatError::BadMagic { .. })));
         assert!(matches!(detect(b"i"), Err(FormatError::Truncated { .. })));
         assert!(matches!(detect(b""), Err(FormatError::Truncated { .. })));
-        let err = detect(&[b'i', 0xd2]).unwrap_err();
-        assert!(matches!(
-            err,
-            FormatError::UnsupportedVersion {
-                found: 2,
-                supported: 1,
-                ..
-            }
-        ));
-        assert!(err.to_string().contains("reads version 1"), "{err}");
+        for found in [0, 3, 15] {
+            let err = detect(&[b'i', 0xd0 | found]).unwrap_err();
+            assert!(matches!(
+                err,
+                FormatError::UnsupportedVersion { found: f, newest: 2, .. } if f == found
+            ));
+            assert!(err.to_string().contains("reads versions 1 to 2"), "{err}");
+        }
     }
 }
