@@ -222,20 +222,37 @@ fn model_card_markdown(
         ),
         _ => String::new(),
     };
+    let d = &cfg.data;
+    let data = if d.dataset.parse::<crate::data::Dataset>().is_ok() {
+        format!(
+            "{} training split (60000 images); evaluated on its test split ({} images), never trained on",
+            d.dataset, card["test_images"]
+        )
+    } else {
+        format!(
+            "{n} random {s}×{s} patches (half mirrored) of the images in `{ds}/train`; evaluated on {t} patches of `{ds}/test`, never trained on",
+            n = d.train_patches, s = d.patch_size, t = card["test_images"], ds = d.dataset
+        )
+    };
+    let grown = match &cfg.train.init_from {
+        Some(run) => format!(
+            "- Started from the weights of run `{}` (grown: see `copy_matching` in `src/train/checkpoint.rs`); the steps below are this stage's\n",
+            run.display()
+        ),
+        None => String::new(),
+    };
     format!(
         "# Model card: `{name}`\n\n\
          Integer discrete flow for 8-bit images, trained by `idfcodec train` and exported by `idfcodec export`.\n\n\
-         - Data: {ds} training split (60000 images); evaluated on its test split ({ti} images), never trained on.\n\
+         - Data: {data}.\n\
          - Test NLL: **{bpd:.4} bits per dimension** (float model, exact discrete NLL, whole test set)\n\
-         {check}\
+         {check}{grown}\
          - Parameters: {params}\n\
          - Training: {steps} steps, batch {batch}, {opt} peak lr {lr:.1e} (cosine to {lr_min:.1e}), {secs:.0} s wall time\n\
          - Schedule details: priors started from the data: {data_init}; last-layer learning-rate multipliers: prior weights {out_scale}, couplings {coupling_scale}\n\
          - Hardware: {hw}\n\n\
          ## Architecture\n\n```json\n{arch}\n```\n\n\
          Measured by the export command; the coded rate of the codec is reported by `idfcodec verify` and `idfcodec bench`.\n",
-        ds = cfg.data.dataset,
-        ti = card["test_images"],
         bpd = card["test_bpd"].as_f64().unwrap_or(f64::NAN),
         params = card["parameters"],
         steps = card["steps"],
