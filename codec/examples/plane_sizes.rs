@@ -15,7 +15,7 @@ use idfcodec_codec::png::{self, SourceImage};
 fn class(image: &SourceImage) -> &'static str {
     use PixelFormat::*;
     match image.pixel_format() {
-        None => "palette",
+        None | Some(Palette8 | Palette4 | Palette2 | Palette1) => "palette",
         Some(Gray1 | Gray2 | Gray4) => "gray 1/2/4",
         Some(Gray8) => "gray8",
         Some(Gray16) => "gray16",

@@ -48,7 +48,7 @@
 //! region passed in, plus ~40 bytes per pixel of scratch planes: code large images in tiles.
 //!
 //! [`encode_planes`] / [`decode_planes`] wrap one image in a payload of its own, with the
-//! conventions of [`crate::entropy`]: initial state [`INITIAL_STATE`], checked to be reached
+//! conventions of [`crate::entropy`]: start state [`StreamStart::One`], checked to be reached
 //! exactly at the end; little-endian words without the last word's zero high bytes.
 
 use std::borrow::Borrow;
@@ -60,7 +60,7 @@ use constriction::stream::{
     Decode, Encode,
 };
 
-use crate::entropy::INITIAL_STATE;
+use crate::entropy::{self, StreamStart};
 use crate::format::PixelFormat;
 use crate::png::{Pixels, SourceImage};
 use crate::{CodecError, Result};
@@ -1029,59 +1029,29 @@ pub fn decode(
 
 /// An image's samples as a payload of their own (see the module docs).
 pub fn encode_planes(image: &SourceImage) -> Result<Vec<u8>> {
-    let mut coder = DefaultAnsCoder::from_raw_parts(Vec::new(), INITIAL_STATE);
+    let mut coder = entropy::start_stream(StreamStart::One);
     encode(
         &mut coder,
         &PlaneLayout::of(image),
         source_samples(image),
         false,
     )?;
-    let words = coder
-        .into_compressed()
-        .map_err(|e| CodecError::Internal(format!("ANS flush failed: {e:?}")))?;
-    let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    while bytes.last() == Some(&0) {
-        bytes.pop();
-    }
-    Ok(bytes)
+    entropy::finish_stream(coder)
 }
 
 /// Decodes a payload of [`encode_planes`]: the samples ([`source_samples`]) of an image of this
 /// layout. Damaged payloads give [`CodecError::CorruptPayload`].
 pub fn decode_planes(payload: &[u8], layout: &PlaneLayout) -> Result<Vec<u8>> {
-    match payload.last() {
-        None => return Err(CodecError::CorruptPayload("empty".into())),
-        Some(0) => return Err(CodecError::CorruptPayload("ends in a zero byte".into())),
-        Some(_) => {}
-    }
-    let words = payload
-        .chunks(4)
-        .map(|b| {
-            let mut w = [0u8; 4];
-            w[..b.len()].copy_from_slice(b);
-            u32::from_le_bytes(w)
-        })
-        .collect();
-    let mut coder = DefaultAnsCoder::from_compressed(words)
-        .map_err(|_| CodecError::CorruptPayload("ends in a zero word".into()))?;
+    let mut coder = entropy::open_stream(payload)?;
     let samples = decode(&mut coder, layout, None)?;
-    let (words, state) = coder.into_raw_parts();
-    if state == 0 {
-        return Err(CodecError::CorruptPayload(
-            "data exhausted before the last sample".into(),
-        ));
-    }
-    if !words.is_empty() || state != INITIAL_STATE {
-        return Err(CodecError::CorruptPayload(
-            "data does not end with the last sample".into(),
-        ));
-    }
+    entropy::close_stream(coder, StreamStart::One)?;
     Ok(samples)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entropy::INITIAL_STATE;
 
     fn round_trip(layout: PlaneLayout, samples: &[u8]) -> usize {
         let mut coder = DefaultAnsCoder::from_raw_parts(Vec::new(), INITIAL_STATE);

@@ -458,6 +458,79 @@ fn image_shape(model: &Model, channels: usize, height: usize, width: usize) -> R
     Ok(shape)
 }
 
+/// A new ANS stream for one tile's payload, at `start`. Push everything in the reverse of the
+/// decoding order, then [`finish_stream`].
+pub fn start_stream(start: StreamStart) -> DefaultAnsCoder {
+    DefaultAnsCoder::from_raw_parts(Vec::new(), start.state())
+}
+
+/// The payload bytes of a finished stream (see the module docs).
+pub fn finish_stream(coder: DefaultAnsCoder) -> Result<Vec<u8>> {
+    let words = coder
+        .into_compressed()
+        .map_err(|e| CodecError::Internal(format!("ANS flush failed: {e:?}")))?;
+    Ok(payload_bytes(&words))
+}
+
+/// A payload's ANS stream, ready to pop from; rejects non-canonical payloads.
+pub fn open_stream(payload: &[u8]) -> Result<DefaultAnsCoder> {
+    DefaultAnsCoder::from_compressed(payload_words(payload)?)
+        .map_err(|_| CodecError::CorruptPayload("ends in a zero word".into()))
+}
+
+/// After the last value the stream must be back at `start` with no words left:
+/// [`CodecError::CorruptPayload`] if it ran dry or has data left, [`CodecError::PixelChecksum`]
+/// if it ends at another checksum.
+pub fn close_stream(coder: DefaultAnsCoder, start: StreamStart) -> Result<()> {
+    check_finished(coder, start)
+}
+
+/// Pushes an image (`channels×height×width` pixels, CHW order) coded by `model` onto `coder`.
+pub fn push_image(
+    coder: &mut DefaultAnsCoder,
+    model: &Model,
+    pixels: &[u8],
+    channels: usize,
+    height: usize,
+    width: usize,
+) -> Result<()> {
+    let shape = image_shape(model, channels, height, width)?;
+    let image = IntTensor::from_vec(shape, pixels.iter().map(|&p| i32::from(p)).collect())?;
+    let latents = flow::forward(model, &image)?;
+    // Emission order with each group reversed is exactly the reverse of the decoding order.
+    for group in &latents.groups {
+        for (i, &z) in group.values.data().iter().enumerate().rev() {
+            latent_model(&group.params, i)?.encode(coder, z)?;
+        }
+    }
+    Ok(())
+}
+
+/// Pops an image pushed by [`push_image`] with the same model and dimensions.
+///
+/// Damaged or foreign data give [`CodecError::CorruptPayload`] (or
+/// [`CodecError::NonFiniteParameters`] when garbage latents drive the networks out of range):
+/// an escaped value inside its window, data exhausted, or pixels outside `0..=255`.
+pub fn pop_image(
+    coder: &mut DefaultAnsCoder,
+    model: &Model,
+    channels: usize,
+    height: usize,
+    width: usize,
+) -> Result<Vec<u8>> {
+    let shape = image_shape(model, channels, height, width)?;
+    let z = flow::decode(model, shape, |part, params| {
+        decode_group(coder, part, params)
+    })?;
+    z.data()
+        .iter()
+        .map(|&v| {
+            u8::try_from(v)
+                .map_err(|_| CodecError::CorruptPayload("decoded pixel outside 0..=255".into()))
+        })
+        .collect()
+}
+
 /// Codes an image (`channels×height×width` pixels, CHW order) into payload bytes, starting the
 /// ANS stream at `start`.
 pub fn encode_image(
@@ -468,32 +541,18 @@ pub fn encode_image(
     width: usize,
     start: StreamStart,
 ) -> Result<Vec<u8>> {
-    let shape = image_shape(model, channels, height, width)?;
-    let image = IntTensor::from_vec(shape, pixels.iter().map(|&p| i32::from(p)).collect())?;
-    let latents = flow::forward(model, &image)?;
-    let mut coder = DefaultAnsCoder::from_raw_parts(Vec::new(), start.state());
-    // Emission order with each group reversed is exactly the reverse of the decoding order.
-    for group in &latents.groups {
-        for (i, &z) in group.values.data().iter().enumerate().rev() {
-            latent_model(&group.params, i)?.encode(&mut coder, z)?;
-        }
-    }
-    let words = coder
-        .into_compressed()
-        .map_err(|e| CodecError::Internal(format!("ANS flush failed: {e:?}")))?;
-    Ok(payload_bytes(&words))
+    let mut coder = start_stream(start);
+    push_image(&mut coder, model, pixels, channels, height, width)?;
+    finish_stream(coder)
 }
 
 /// Decodes payload bytes made by [`encode_image`] with the same model and dimensions.
 /// `start` gives, from the decoded pixels, the [`StreamStart`] the stream must end at
 /// (`|_| StreamStart::One` for version 1).
 ///
-/// Damaged or foreign payloads give [`CodecError::CorruptPayload`] (or
-/// [`CodecError::NonFiniteParameters`] when garbage latents drive the networks out of range):
-/// an empty payload or one ending in a zero byte, an escaped value inside its window, data
-/// exhausted before or left over after the last latent, or pixels outside `0..=255`; and
-/// [`CodecError::PixelChecksum`] when a version-2 stream ends at another checksum than the
-/// decoded pixels have.
+/// Errors as for [`open_stream`], [`pop_image`] and [`close_stream`]: an empty payload or one
+/// ending in a zero byte, damaged data, data left over, or (version 2) a stream that ends at
+/// another checksum than the decoded pixels have.
 pub fn decode_image(
     model: &Model,
     payload: &[u8],
@@ -502,21 +561,10 @@ pub fn decode_image(
     width: usize,
     start: impl FnOnce(&[u8]) -> StreamStart,
 ) -> Result<Vec<u8>> {
-    let shape = image_shape(model, channels, height, width)?;
-    let mut coder = DefaultAnsCoder::from_compressed(payload_words(payload)?)
-        .map_err(|_| CodecError::CorruptPayload("ends in a zero word".into()))?;
-    let z = flow::decode(model, shape, |part, params| {
-        decode_group(&mut coder, part, params)
-    })?;
-    let pixels = z
-        .data()
-        .iter()
-        .map(|&v| {
-            u8::try_from(v)
-                .map_err(|_| CodecError::CorruptPayload("decoded pixel outside 0..=255".into()))
-        })
-        .collect::<Result<Vec<u8>>>()?;
-    check_finished(coder, start(&pixels))?;
+    image_shape(model, channels, height, width)?;
+    let mut coder = open_stream(payload)?;
+    let pixels = pop_image(&mut coder, model, channels, height, width)?;
+    close_stream(coder, start(&pixels))?;
     Ok(pixels)
 }
 

@@ -29,6 +29,7 @@ mod tiling;
 mod varint;
 
 pub use archive::{Archive, ArchiveEntry};
+pub(crate) use extension::validate as validate_extensions;
 pub use extension::{Extension, ExtensionKind, MAX_EXTENSION_BYTES};
 pub use header::ImageHeader;
 pub use image::{CodedImage, ImageFile};

@@ -16,10 +16,11 @@
 
 use rayon::prelude::*;
 
-use crate::entropy::{decode_image, encode_image, StreamStart};
+use crate::context::{self, PlaneContent, PlaneLayout};
+use crate::entropy::{self, StreamStart};
 use crate::format::{
-    Archive, ArchiveEntry, CodedImage, EntryName, FormatError, ImageFile, ImageHeader, Limits,
-    ModelRef, PixelFormat, Version,
+    Archive, ArchiveEntry, CodedImage, EntryName, Extension, ExtensionKind, FormatError, ImageFile,
+    ImageHeader, Limits, ModelRef, PixelFormat, Version,
 };
 use crate::tile::{self, TileLayout};
 use crate::{CodecError, Model};
@@ -34,6 +35,8 @@ pub struct Image {
     height: u32,
     pixel_format: PixelFormat,
     samples: Vec<u8>,
+    /// Palette, transparency and colour information, as the container stores them.
+    extensions: Vec<Extension>,
 }
 
 impl Image {
@@ -63,7 +66,33 @@ impl Image {
             height,
             pixel_format,
             samples,
+            extensions: Vec::new(),
         })
+    }
+
+    /// The image with these extension records (palette, transparency, colour information; see
+    /// [`ExtensionKind`]), which must be valid for a container: increasing kinds, each at most
+    /// once, lengths within their rules (none at all is fine). Palette formats need a palette
+    /// record to be coded.
+    pub fn with_extensions(mut self, extensions: Vec<Extension>) -> Result<Self, ImageCodecError> {
+        if !extensions.is_empty() {
+            crate::format::validate_extensions(&extensions)?;
+        }
+        self.extensions = extensions;
+        Ok(self)
+    }
+
+    /// The extension records.
+    pub fn extensions(&self) -> &[Extension] {
+        &self.extensions
+    }
+
+    /// The record of `kind`, if the image has one.
+    pub fn extension(&self, kind: ExtensionKind) -> Option<&[u8]> {
+        self.extensions
+            .iter()
+            .find(|e| e.kind == kind)
+            .map(|e| e.data.as_slice())
     }
 
     /// An 8-bit grayscale image, one byte per pixel, row-major.
@@ -199,21 +228,17 @@ impl ModelLookup for NamedModel<'_> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ImageCodecError {
-    /// A pixel format the container describes but this version does not code.
-    #[error(
-        "{} images are not supported yet: this version of idfcodec codes 8-bit grayscale only",
-        format_name(*.0)
-    )]
-    Unsupported(PixelFormat),
     /// The image itself is inconsistent (size and samples disagree).
     #[error("invalid image: {0}")]
     InvalidImage(String),
     /// The encoder options are unusable.
     #[error("invalid options: {0}")]
     InvalidOptions(String),
-    /// The model codes another number of channels than the image has.
+    /// The model cannot code the image: learned models code the gray plane of gray8 and
+    /// gray+alpha 8 images.
     #[error(
-        "the model codes {model_channels}-channel images, but the image is {}",
+        "a {model_channels}-channel model cannot code {} images: learned models code the gray \
+         plane of 8-bit grayscale (+alpha) images, every other plane is context-coded",
         format_name(*format)
     )]
     ModelDoesNotFit {
@@ -236,13 +261,6 @@ pub enum ImageCodecError {
         height: usize,
         limit: u64,
     },
-    /// The image carries extension records (palette, colour information, ...), which this
-    /// version of the codec does not use.
-    #[error(
-        "the image carries {0} extension record(s) (palette, transparency or colour \
-         information), which this version of idfcodec does not support"
-    )]
-    UnsupportedExtensions(usize),
     /// The container is malformed, or the decoded pixels fail its checks.
     #[error(transparent)]
     Format(#[from] FormatError),
@@ -294,25 +312,32 @@ pub fn format_name(format: PixelFormat) -> &'static str {
         Rgb16 => "16-bit RGB",
         Rgba8 => "8-bit RGBA",
         Rgba16 => "16-bit RGBA",
+        Palette8 => "8-bit palette",
+        Palette4 => "4-bit palette",
+        Palette2 => "2-bit palette",
+        Palette1 => "1-bit palette",
     }
 }
 
-/// Codes `image` with `model` into a single-image file.
-pub fn compress(
+/// Codes `image` into a single-image file: with `model` (a learned model for its gray plane:
+/// gray8 and gray+alpha 8 images) or without (`None`: every plane by the context coder).
+pub fn compress<'m>(
     image: &Image,
-    model: &Model,
+    model: impl Into<Option<&'m Model>>,
     options: &EncodeOptions,
 ) -> Result<Vec<u8>, ImageCodecError> {
+    let model = model.into();
     let coded = on_threads(options.threads, || encode_coded(image, model, options))?;
     let file = ImageFile {
         version: Version::NEWEST,
-        model: options.model_storage.reference(model),
+        model: reference(model, options),
         image: coded,
     };
     Ok(file.to_bytes()?)
 }
 
-/// Decodes a single-image file, with the model `models` finds for it.
+/// Decodes a single-image file, with the model `models` finds for it (none is needed for a file
+/// coded without one).
 pub fn decompress(
     bytes: &[u8],
     models: &dyn ModelLookup,
@@ -325,12 +350,14 @@ pub fn decompress(
     })
 }
 
-/// Codes `images` with `model` into an archive (names must be distinct).
-pub fn compress_archive(
+/// Codes `images` into an archive (names must be distinct), with `model` or without, as
+/// [`compress`].
+pub fn compress_archive<'m>(
     images: &[NamedImage],
-    model: &Model,
+    model: impl Into<Option<&'m Model>>,
     options: &EncodeOptions,
 ) -> Result<Vec<u8>, ImageCodecError> {
+    let model = model.into();
     let entries = on_threads(options.threads, || {
         images
             .par_iter()
@@ -346,7 +373,7 @@ pub fn compress_archive(
     })?;
     let archive = Archive {
         version: Version::NEWEST,
-        model: options.model_storage.reference(model),
+        model: reference(model, options),
         entries,
     };
     Ok(archive.to_bytes()?)
@@ -376,6 +403,11 @@ pub fn decompress_archive(
     })
 }
 
+/// How the file refers to `model` ([`ModelRef::NONE`] without one).
+fn reference(model: Option<&Model>, options: &EncodeOptions) -> ModelRef {
+    model.map_or(ModelRef::NONE, |m| options.model_storage.reference(m))
+}
+
 fn entry_error(name: &EntryName, error: ImageCodecError) -> ImageCodecError {
     ImageCodecError::Entry {
         name: name.to_string(),
@@ -383,14 +415,18 @@ fn entry_error(name: &EntryName, error: ImageCodecError) -> ImageCodecError {
     }
 }
 
-/// Finds the model and checks its id against the reference once more.
+/// Finds the model and checks its id against the reference once more; `None` for a file coded
+/// without a model.
 fn checked_model(
     models: &dyn ModelLookup,
     wanted: ModelRef,
-) -> Result<NamedModel<'_>, ImageCodecError> {
+) -> Result<Option<NamedModel<'_>>, ImageCodecError> {
+    if wanted.is_none() {
+        return Ok(None);
+    }
     let named = models.resolve(wanted)?;
     wanted.verify(named.name, named.model.id())?;
-    Ok(named)
+    Ok(Some(named))
 }
 
 /// Most worker threads a caller may ask for.
@@ -416,13 +452,19 @@ fn on_threads<R: Send>(
     pool.install(work)
 }
 
-/// Refuses pixel formats this version does not code, and models of the wrong channel count.
-fn check_codable(format: PixelFormat, model: &Model) -> Result<(), ImageCodecError> {
-    if format != PixelFormat::Gray8 {
-        return Err(ImageCodecError::Unsupported(format));
-    }
+/// Whether a learned (one-channel) model can code the image's first plane: the gray samples of
+/// gray8 and gray+alpha 8 images.
+pub fn has_learned_plane(format: PixelFormat) -> bool {
+    matches!(format, PixelFormat::Gray8 | PixelFormat::GrayAlpha8)
+}
+
+/// Refuses a model for an image it cannot code.
+fn check_model_fits(format: PixelFormat, model: Option<&Model>) -> Result<(), ImageCodecError> {
+    let Some(model) = model else {
+        return Ok(());
+    };
     let model_channels = model.config().in_channels;
-    if model_channels != usize::from(format.channels()) {
+    if !has_learned_plane(format) || model_channels != 1 {
         return Err(ImageCodecError::ModelDoesNotFit {
             model_channels,
             format,
@@ -431,10 +473,33 @@ fn check_codable(format: PixelFormat, model: &Model) -> Result<(), ImageCodecErr
     Ok(())
 }
 
+/// What the context coder sees of an image of `format` with these extension records.
+fn plane_content(
+    format: PixelFormat,
+    extensions: &[Extension<impl AsRef<[u8]>>],
+) -> Result<PlaneContent, ImageCodecError> {
+    if !format.is_palette() {
+        return Ok(PlaneContent::Direct(format));
+    }
+    let palette = extensions
+        .iter()
+        .find(|e| e.kind == ExtensionKind::Palette)
+        .ok_or_else(|| {
+            ImageCodecError::InvalidImage(format!(
+                "a {} image needs a palette record",
+                format_name(format)
+            ))
+        })?;
+    Ok(PlaneContent::Palette {
+        bit_depth: format.bits_per_sample(),
+        entries: (palette.data.as_ref().len() / 3) as u16,
+    })
+}
+
 /// Checks the tile side against the format and the model.
-fn check_tile_side(side: u32, model: &Model) -> Result<(), ImageCodecError> {
+fn check_tile_side(side: u32, model: Option<&Model>) -> Result<(), ImageCodecError> {
     tile::check_tile_side(side).map_err(ImageCodecError::InvalidOptions)?;
-    let multiple = model.config().size_multiple();
+    let multiple = size_multiple(model);
     if (side as usize) < multiple {
         return Err(ImageCodecError::InvalidOptions(format!(
             "tile side {side} is smaller than the model's size multiple {multiple}"
@@ -443,25 +508,31 @@ fn check_tile_side(side: u32, model: &Model) -> Result<(), ImageCodecError> {
     Ok(())
 }
 
+/// What tile sizes are padded to: the model's size multiple, 1 without a model.
+fn size_multiple(model: Option<&Model>) -> usize {
+    model.map_or(1, |m| m.config().size_multiple())
+}
+
 /// The layout of every tile of `header`'s image for `model`, in raster order.
-fn layouts(header: &ImageHeader, model: &Model) -> Vec<TileLayout> {
+fn layouts(header: &ImageHeader, model: Option<&Model>) -> Vec<TileLayout> {
     let grid = header.grid();
-    let multiple = model.config().size_multiple();
+    let multiple = size_multiple(model);
     (0..grid.count())
         .filter_map(|i| grid.rect(i))
         .map(|rect| TileLayout::new(rect, multiple))
         .collect()
 }
 
-/// Tiles, pads and codes one image in [`Version::NEWEST`] (in parallel over tiles, on the
-/// current pool): each tile's stream starts from its pixel checksum.
+/// Tiles and codes one image in [`Version::NEWEST`] (in parallel over tiles, on the current
+/// pool): each tile's stream starts from its pixel checksum.
 fn encode_coded(
     image: &Image,
-    model: &Model,
+    model: Option<&Model>,
     options: &EncodeOptions,
 ) -> Result<CodedImage, ImageCodecError> {
-    check_codable(image.pixel_format, model)?;
+    check_model_fits(image.pixel_format, model)?;
     check_tile_side(options.tile_side, model)?;
+    let content = plane_content(image.pixel_format, &image.extensions)?;
     let header = ImageHeader {
         width: image.width,
         height: image.height,
@@ -475,19 +546,27 @@ fn encode_coded(
         .par_iter()
         .enumerate()
         .map(|(index, layout)| {
-            let padded = layout.extract(&image.samples, image.width);
-            let start = StreamStart::Checksum(layout.checksum(&padded));
-            let (h, w) = (layout.padded_height, layout.padded_width);
-            encode_image(model, &padded, 1, h, w, start).map_err(|error| ImageCodecError::Tile {
-                index: index as u64,
-                count,
-                error,
-            })
+            let coding = TileCoding {
+                model,
+                format: image.pixel_format,
+                content,
+                layout,
+            };
+            let bytes_per_pixel = usize::from(image.pixel_format.bytes_per_pixel());
+            let samples =
+                tile::copy_rect(&image.samples, image.width, bytes_per_pixel, layout.rect);
+            coding
+                .encode(&samples)
+                .map_err(|error| ImageCodecError::Tile {
+                    index: index as u64,
+                    count,
+                    error,
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(CodedImage {
         header,
-        extensions: Vec::new(),
+        extensions: image.extensions.clone(),
         tiles,
     })
 }
@@ -498,43 +577,58 @@ fn encode_coded(
 /// checksum).
 fn decode_coded<T: AsRef<[u8]> + Sync>(
     coded: &CodedImage<T>,
-    named: NamedModel<'_>,
+    named: Option<NamedModel<'_>>,
     options: &DecodeOptions,
 ) -> Result<Image, ImageCodecError> {
     let header = coded.header;
-    check_codable(header.pixel_format, named.model)?;
-    if !coded.extensions.is_empty() {
-        return Err(ImageCodecError::UnsupportedExtensions(
-            coded.extensions.len(),
-        ));
-    }
-    check_tile_area(&header, named.model, options.max_tile_pixels)?;
-    let layouts = layouts(&header, named.model);
+    let model = named.map(|n| n.model);
+    check_model_fits(header.pixel_format, model)?;
+    let content = plane_content(header.pixel_format, &coded.extensions)?;
+    check_tile_area(&header, model, options.max_tile_pixels)?;
+    let layouts = layouts(&header, model);
     let count = layouts.len() as u64;
     let tiles = layouts
         .par_iter()
         .zip(coded.tiles.par_iter())
         .enumerate()
         .map(|(index, (layout, payload))| {
-            decode_tile(
-                named.model,
+            let coding = TileCoding {
+                model,
+                format: header.pixel_format,
+                content,
                 layout,
-                payload.as_ref(),
-                header.pixel_crc.is_none(),
-            )
-            .map_err(|error| ImageCodecError::Tile {
-                index: index as u64,
-                count,
-                error,
-            })
+            };
+            coding
+                .decode(payload.as_ref(), header.pixel_crc.is_none())
+                .map_err(|error| ImageCodecError::Tile {
+                    index: index as u64,
+                    count,
+                    error,
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut samples = zeroed(header.pixel_bytes())?;
-    for (layout, padded) in layouts.iter().zip(&tiles) {
-        layout.place(padded, &mut samples, header.width);
+    let bytes_per_pixel = usize::from(header.pixel_format.bytes_per_pixel());
+    for (layout, tile_samples) in layouts.iter().zip(&tiles) {
+        tile::paste_rect(
+            tile_samples,
+            &mut samples,
+            header.width,
+            bytes_per_pixel,
+            layout.rect,
+        );
     }
     header.verify_pixels(&samples)?;
-    Image::new(header.width, header.height, header.pixel_format, samples)
+    let extensions = coded
+        .extensions
+        .iter()
+        .map(|e| Extension {
+            kind: e.kind,
+            data: e.data.as_ref().to_vec(),
+        })
+        .collect();
+    Image::new(header.width, header.height, header.pixel_format, samples)?
+        .with_extensions(extensions)
 }
 
 /// `len` zero bytes, or an error if the memory cannot be had (rather than an abort).
@@ -550,12 +644,16 @@ fn zeroed(len: u64) -> Result<Vec<u8>, ImageCodecError> {
 
 /// Refuses tiles above `limit` pixels (padded) before any decoding. The first tile is the
 /// largest: only tiles at the right and bottom edges are clipped.
-fn check_tile_area(header: &ImageHeader, model: &Model, limit: u64) -> Result<(), ImageCodecError> {
+fn check_tile_area(
+    header: &ImageHeader,
+    model: Option<&Model>,
+    limit: u64,
+) -> Result<(), ImageCodecError> {
     let grid = header.grid();
     let first = grid
         .rect(0)
         .ok_or_else(|| ImageCodecError::InvalidImage("the image has no tiles".to_string()))?;
-    let layout = TileLayout::new(first, model.config().size_multiple());
+    let layout = TileLayout::new(first, size_multiple(model));
     if layout.padded_pixels() > limit {
         return Err(ImageCodecError::TileTooLarge {
             width: layout.padded_width,
@@ -566,24 +664,76 @@ fn check_tile_area(header: &ImageHeader, model: &Model, limit: u64) -> Result<()
     Ok(())
 }
 
-/// Decodes one padded tile and checks that its padding is the edge replication; with
-/// `checksum_start` (version 2) its stream must end at its pixels' checksum.
-fn decode_tile(
-    model: &Model,
-    layout: &TileLayout,
-    payload: &[u8],
-    checksum_start: bool,
-) -> Result<Vec<u8>, CodecError> {
-    let start = |padded: &[u8]| match checksum_start {
-        true => StreamStart::Checksum(layout.checksum(padded)),
-        false => StreamStart::One,
-    };
-    let (h, w) = (layout.padded_height, layout.padded_width);
-    let padded = decode_image(model, payload, 1, h, w, start)?;
-    if !layout.padding_is_replicated(&padded) {
-        return Err(CodecError::CorruptPayload(
-            "the decoded padding does not repeat the tile's edge".into(),
-        ));
+/// How one tile is coded. Its ANS stream holds, in decoding order: the learned model's latents of
+/// the first plane (with a model: the gray samples, padded to the model's size multiple by edge
+/// replication), then the context coder's block for every other plane (every plane without a
+/// model; nothing for gray8 with a model), and ends at the start state (version 2: the tile's
+/// pixel checksum).
+struct TileCoding<'a> {
+    model: Option<&'a Model>,
+    format: PixelFormat,
+    content: PlaneContent,
+    layout: &'a TileLayout,
+}
+
+impl TileCoding<'_> {
+    fn planes(&self) -> PlaneLayout {
+        PlaneLayout {
+            width: self.layout.rect.width,
+            height: self.layout.rect.height,
+            content: self.content,
+        }
     }
-    Ok(padded)
+
+    /// Whether the context coder has planes to code.
+    fn has_context_planes(&self) -> bool {
+        !(self.model.is_some() && self.format == PixelFormat::Gray8)
+    }
+
+    /// Codes the tile's canonical pixel bytes into its payload.
+    fn encode(&self, samples: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let mut coder = entropy::start_stream(StreamStart::Checksum(crate::format::crc32(samples)));
+        let planes = self.planes();
+        if self.has_context_planes() {
+            context::encode(&mut coder, &planes, samples, self.model.is_some())?;
+        }
+        if let Some(model) = self.model {
+            let first = match self.format {
+                PixelFormat::Gray8 => samples.to_vec(),
+                _ => context::first_plane(&planes, samples)?,
+            };
+            let (h, w) = (self.layout.padded_height, self.layout.padded_width);
+            entropy::push_image(&mut coder, model, &self.layout.pad(&first), 1, h, w)?;
+        }
+        entropy::finish_stream(coder)
+    }
+
+    /// Decodes a payload of [`TileCoding::encode`] into the tile's canonical pixel bytes; with
+    /// `checksum_start` (version 2) its stream must end at their checksum.
+    fn decode(&self, payload: &[u8], checksum_start: bool) -> Result<Vec<u8>, CodecError> {
+        let mut coder = entropy::open_stream(payload)?;
+        let first = match self.model {
+            Some(model) => {
+                let (h, w) = (self.layout.padded_height, self.layout.padded_width);
+                let padded = entropy::pop_image(&mut coder, model, 1, h, w)?;
+                if !self.layout.padding_is_replicated(&padded) {
+                    return Err(CodecError::CorruptPayload(
+                        "the decoded padding does not repeat the tile's edge".into(),
+                    ));
+                }
+                Some(self.layout.crop(&padded))
+            }
+            None => None,
+        };
+        let samples = match first {
+            Some(first) if !self.has_context_planes() => first,
+            first => context::decode(&mut coder, &self.planes(), first.as_deref())?,
+        };
+        let start = match checksum_start {
+            true => StreamStart::Checksum(crate::format::crc32(&samples)),
+            false => StreamStart::One,
+        };
+        entropy::close_stream(coder, start)?;
+        Ok(samples)
+    }
 }

@@ -227,6 +227,11 @@ impl SourceImage {
                 samples,
                 transparent,
             } => {
+                if format.is_palette() {
+                    return bad(format!(
+                        "{format:?} samples need their palette: use Pixels::Palette"
+                    ));
+                }
                 let expected = count * u64::from(format.bytes_per_pixel());
                 if samples.len() as u64 != expected {
                     return bad(format!(
@@ -910,6 +915,8 @@ pub fn write(image: &SourceImage) -> Result<Vec<u8>> {
                 GrayAlpha8 | GrayAlpha16 => ColorType::GrayscaleAlpha,
                 Rgb8 | Rgb16 => ColorType::Rgb,
                 Rgba8 | Rgba16 => ColorType::Rgba,
+                // refused by `SourceImage::new`: palette samples come as `Pixels::Palette`
+                Palette8 | Palette4 | Palette2 | Palette1 => ColorType::Indexed,
             };
             let trns = transparent.map(|t| match t {
                 Transparent::Gray(g) => g.to_be_bytes().to_vec(),

@@ -135,6 +135,13 @@ impl Registry {
     pub fn check(&self) -> Result<(), ImageCodecError> {
         for (i, entry) in self.entries.iter().enumerate() {
             let id = entry.model()?.id();
+            if ModelRef::NONE.matches(id) {
+                return Err(ImageCodecError::EmbeddedModel {
+                    name: entry.name().to_string(),
+                    reason: "the low 32 bits of its id are 0, which files use for \"no model\""
+                        .to_string(),
+                });
+            }
             for earlier in &self.entries[..i] {
                 let clash = if earlier.name() == entry.name() {
                     Some("its name is used twice".to_string())

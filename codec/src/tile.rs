@@ -148,6 +148,29 @@ impl TileLayout {
         hasher.finalize()
     }
 
+    /// Pads a plane of the tile's own size (row-major, one byte per pixel) to the coded size by
+    /// edge replication, as [`TileLayout::extract`] does from a whole image.
+    pub fn pad(&self, plane: &[u8]) -> Vec<u8> {
+        let local = TileLayout {
+            rect: TileRect {
+                x: 0,
+                y: 0,
+                ..self.rect
+            },
+            ..*self
+        };
+        local.extract(plane, self.rect.width)
+    }
+
+    /// The tile's own pixels of a padded tile (padding cropped), row-major.
+    pub fn crop(&self, padded: &[u8]) -> Vec<u8> {
+        let width = self.rect.width as usize;
+        (0..self.rect.height as usize)
+            .flat_map(|r| &padded[r * self.padded_width..][..width])
+            .copied()
+            .collect()
+    }
+
     /// Writes the tile's own pixels (padding cropped) into a row-major image of width
     /// `image_width`.
     pub fn place(&self, padded: &[u8], image: &mut [u8], image_width: u32) {
@@ -158,6 +181,40 @@ impl TileLayout {
             let to = (self.rect.y as usize + r) * stride + self.rect.x as usize;
             image[to..to + width].copy_from_slice(from);
         }
+    }
+}
+
+/// The canonical bytes of `rect` in an image of `image_width` pixels with `bytes_per_pixel`
+/// bytes per pixel (row-major, interleaved): a tile's canonical pixel bytes.
+pub fn copy_rect(
+    image: &[u8],
+    image_width: u32,
+    bytes_per_pixel: usize,
+    rect: TileRect,
+) -> Vec<u8> {
+    let stride = image_width as usize * bytes_per_pixel;
+    let row = rect.width as usize * bytes_per_pixel;
+    let x = rect.x as usize * bytes_per_pixel;
+    (rect.y as usize..(rect.y + rect.height) as usize)
+        .flat_map(|y| &image[y * stride + x..][..row])
+        .copied()
+        .collect()
+}
+
+/// Inverse of [`copy_rect`]: writes a tile's canonical bytes into the image.
+pub fn paste_rect(
+    tile: &[u8],
+    image: &mut [u8],
+    image_width: u32,
+    bytes_per_pixel: usize,
+    rect: TileRect,
+) {
+    let stride = image_width as usize * bytes_per_pixel;
+    let row = rect.width as usize * bytes_per_pixel;
+    let x = rect.x as usize * bytes_per_pixel;
+    for (r, from) in tile.chunks_exact(row).enumerate() {
+        let at = (rect.y as usize + r) * stride + x;
+        image[at..at + row].copy_from_slice(from);
     }
 }
 

@@ -181,7 +181,7 @@ fn extensions() -> impl Strategy<Value = Vec<Extension>> {
             .map(|(kind, n)| {
                 let len = match kind {
                     ExtensionKind::Palette => 3 * n,
-                    ExtensionKind::Gamma => 4,
+                    ExtensionKind::Gamma | ExtensionKind::Cicp => 4,
                     ExtensionKind::Chromaticities => 32,
                     ExtensionKind::Srgb => 1,
                     _ => n,

@@ -134,15 +134,17 @@ fn invalid_options_are_refused() {
 }
 
 #[test]
-fn other_pixel_formats_are_refused_both_ways() {
+fn a_gray_model_is_refused_for_images_without_a_gray_plane() {
     let m = model(7);
     let rgb = Image::new(2, 2, PixelFormat::Rgb8, vec![0; 12]).unwrap();
     let err = compress(&rgb, &m, &EncodeOptions::default()).unwrap_err();
     assert!(matches!(
         err,
-        ImageCodecError::Unsupported(PixelFormat::Rgb8)
+        ImageCodecError::ModelDoesNotFit {
+            format: PixelFormat::Rgb8,
+            ..
+        }
     ));
-    assert!(err.to_string().contains("not supported yet"), "{err}");
     let file = ImageFile {
         version: Version::V2,
         model: ModelRef::external(m.id()),
@@ -161,7 +163,10 @@ fn other_pixel_formats_are_refused_both_ways() {
     let err = decode(&file.to_bytes().unwrap(), &m).unwrap_err();
     assert!(matches!(
         err,
-        ImageCodecError::Unsupported(PixelFormat::Gray16)
+        ImageCodecError::ModelDoesNotFit {
+            format: PixelFormat::Gray16,
+            ..
+        }
     ));
     assert!(Image::gray8(2, 2, vec![0; 3]).is_err());
     assert!(Image::gray8(0, 2, vec![]).is_err());
@@ -258,21 +263,78 @@ fn padding_that_is_not_replication_is_refused() {
 }
 
 #[test]
-fn extension_records_are_refused_by_this_codec() {
+fn extension_records_travel_with_the_pixels() {
     let m = model(13);
-    let bytes = compress(&gray(8, 8, 1), &m, &EncodeOptions::default()).unwrap();
-    let mut file = ImageFile::read(&bytes, &Limits::default())
-        .unwrap()
-        .to_owned_file();
-    file.image.extensions = vec![Extension {
+    let gamma = Extension {
         kind: ExtensionKind::Gamma,
         data: vec![0, 1, 0x86, 0xa0],
-    }];
-    let err = decode(&file.to_bytes().unwrap(), &m).unwrap_err();
-    assert!(
-        matches!(err, ImageCodecError::UnsupportedExtensions(1)),
-        "{err}"
-    );
+    };
+    let image = gray(8, 8, 1).with_extensions(vec![gamma.clone()]).unwrap();
+    let bytes = compress(&image, &m, &EncodeOptions::default()).unwrap();
+    let back = decode(&bytes, &m).unwrap();
+    assert_eq!(back, image);
+    assert_eq!(back.extensions(), [gamma]);
+}
+
+/// Pseudo-random canonical samples of `format` (sub-byte and palette samples in range).
+fn samples_of(format: PixelFormat, pixels: usize, rng: &mut Rng) -> Vec<u8> {
+    let bits = format.bits_per_sample();
+    let bytes = pixels * usize::from(format.bytes_per_pixel());
+    let mut smooth = |i: usize| ((i / 3) as u8).wrapping_mul(7) ^ (rng.range(0, 4) as u8);
+    (0..bytes)
+        .map(|i| match bits {
+            1 | 2 | 4 => smooth(i) & ((1u8 << bits) - 1),
+            _ => smooth(i),
+        })
+        .collect()
+}
+
+#[test]
+fn every_pixel_format_round_trips_without_a_model() {
+    let mut rng = Rng::new(77);
+    let none: Option<&Model> = None;
+    for format in PixelFormat::ALL {
+        for (w, h) in [(1, 1), (1, 13), (13, 1), (17, 31), (40, 20)] {
+            let mut image =
+                Image::new(w, h, format, samples_of(format, (w * h) as usize, &mut rng)).unwrap();
+            if format.is_palette() {
+                let entries = 1usize << format.bits_per_sample();
+                image = image
+                    .with_extensions(vec![
+                        Extension {
+                            kind: ExtensionKind::Palette,
+                            data: (0..entries * 3).map(|i| i as u8).collect(),
+                        },
+                        Extension {
+                            kind: ExtensionKind::Transparency,
+                            data: vec![0x80],
+                        },
+                    ])
+                    .unwrap();
+            }
+            // tiled at 16 pixels: the output does not depend on the thread count
+            let one = compress(&image, none, &options(16, 1)).unwrap();
+            let two = compress(&image, none, &options(16, 2)).unwrap();
+            assert_eq!(one, two, "{format:?} {w}×{h}");
+            let back = decompress(&one, &Registry::new([]), &DecodeOptions::default()).unwrap();
+            assert_eq!(back, image, "{format:?} {w}×{h}");
+        }
+    }
+}
+
+#[test]
+fn gray_alpha_codes_its_gray_plane_with_the_model() {
+    let m = model(21);
+    let mut rng = Rng::new(5);
+    let format = PixelFormat::GrayAlpha8;
+    let image = Image::new(19, 11, format, samples_of(format, 19 * 11, &mut rng)).unwrap();
+    let with_model = compress(&image, &m, &options(16, 1)).unwrap();
+    assert_eq!(decode(&with_model, &m).unwrap(), image);
+    let without: Option<&Model> = None;
+    let context_only = compress(&image, without, &options(16, 1)).unwrap();
+    assert_ne!(with_model, context_only, "the model codes the gray plane");
+    // the file names its model: another one is refused before decoding
+    assert!(decode(&with_model, &model(22)).is_err());
 }
 
 #[test]

@@ -235,7 +235,7 @@ const ODD_SIZES: [(u32, u32); 7] = [
 fn odd_sizes_in_every_format() {
     let mut seed = 1;
     for (w, h) in ODD_SIZES {
-        for format in PixelFormat::ALL {
+        for format in PixelFormat::ALL.into_iter().filter(|f| !f.is_palette()) {
             for _ in 0..4 {
                 seed += 1;
                 let image = synthetic_direct(format, w, h, seed);

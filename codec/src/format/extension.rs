@@ -31,21 +31,24 @@ pub enum ExtensionKind {
     Chromaticities,
     /// Type 6: sRGB rendering intent, 1 byte (PNG `sRGB`).
     Srgb,
+    /// Type 7: coding-independent code points, 4 bytes (PNG `cICP`).
+    Cicp,
 }
 
 /// Every kind, in type order (type = index + 1).
-const KINDS: [ExtensionKind; 6] = [
+const KINDS: [ExtensionKind; 7] = [
     ExtensionKind::Palette,
     ExtensionKind::Transparency,
     ExtensionKind::IccProfile,
     ExtensionKind::Gamma,
     ExtensionKind::Chromaticities,
     ExtensionKind::Srgb,
+    ExtensionKind::Cicp,
 ];
 
 impl ExtensionKind {
     /// Every kind, in type order.
-    pub const ALL: [ExtensionKind; 6] = KINDS;
+    pub const ALL: [ExtensionKind; 7] = KINDS;
 
     /// The type number stored in the record.
     pub fn code(self) -> u64 {
@@ -85,6 +88,7 @@ impl ExtensionKind {
             Gamma => ("gamma record length", "4", len == 4),
             Chromaticities => ("chromaticities record length", "32", len == 32),
             Srgb => ("sRGB record length", "1", len == 1),
+            Cicp => ("cICP record length", "4", len == 4),
         };
         if ok {
             Ok(())
@@ -117,7 +121,7 @@ fn records_len<T: AsRef<[u8]>>(records: &[Extension<T>]) -> u64 {
 }
 
 /// Checks what the reader would: increasing types, lengths, total size.
-pub(super) fn validate<T: AsRef<[u8]>>(records: &[Extension<T>]) -> Result<(), FormatError> {
+pub(crate) fn validate<T: AsRef<[u8]>>(records: &[Extension<T>]) -> Result<(), FormatError> {
     for pair in records.windows(2) {
         if pair[0].kind >= pair[1].kind {
             return Err(FormatError::NonCanonical {
@@ -201,7 +205,7 @@ mod tests {
             assert_eq!(ExtensionKind::from_code(k.code()), Some(*k));
         }
         assert_eq!(ExtensionKind::from_code(0), None);
-        assert_eq!(ExtensionKind::from_code(7), None);
+        assert_eq!(ExtensionKind::from_code(8), None);
         assert_eq!(ExtensionKind::from_code(u64::MAX), None);
     }
 

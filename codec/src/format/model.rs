@@ -39,6 +39,16 @@ impl ModelRef {
         ModelRef::External { id }
     }
 
+    /// No learned model: every plane is coded by the context coder ([`crate::context`]). Stored
+    /// as an embedded reference whose low 32 bits are 0; no embedded model has those bits
+    /// ([`crate::Registry::check`]).
+    pub const NONE: ModelRef = ModelRef::Embedded { id_low32: 0 };
+
+    /// Whether this is [`ModelRef::NONE`].
+    pub fn is_none(&self) -> bool {
+        *self == ModelRef::NONE
+    }
+
     /// Whether a model with this id is the one referenced.
     pub fn matches(&self, id: u64) -> bool {
         match *self {
@@ -90,6 +100,7 @@ impl ModelRef {
 impl fmt::Display for ModelRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ModelRef::Embedded { id_low32: 0 } => write!(f, "no model (context coding only)"),
             ModelRef::Embedded { id_low32 } => {
                 write!(f, "the embedded model whose id ends in {id_low32:08x}")
             }

@@ -30,10 +30,18 @@ pub enum PixelFormat {
     Rgba8,
     /// Code 10: 16-bit RGBA.
     Rgba16,
+    /// Code 11: palette indices of 8 bits (one byte per pixel); the palette is an extension record.
+    Palette8,
+    /// Code 12: palette indices of 4 bits (one byte per pixel, `0..16`).
+    Palette4,
+    /// Code 13: palette indices of 2 bits (one byte per pixel, `0..4`).
+    Palette2,
+    /// Code 14: palette indices of 1 bit (one byte per pixel, `0..2`).
+    Palette1,
 }
 
 /// Every format, indexed by its code.
-const BY_CODE: [PixelFormat; 11] = [
+const BY_CODE: [PixelFormat; 15] = [
     PixelFormat::Gray8,
     PixelFormat::Gray1,
     PixelFormat::Gray2,
@@ -45,11 +53,15 @@ const BY_CODE: [PixelFormat; 11] = [
     PixelFormat::Rgb16,
     PixelFormat::Rgba8,
     PixelFormat::Rgba16,
+    PixelFormat::Palette8,
+    PixelFormat::Palette4,
+    PixelFormat::Palette2,
+    PixelFormat::Palette1,
 ];
 
 impl PixelFormat {
     /// Every defined format, in code order.
-    pub const ALL: [PixelFormat; 11] = BY_CODE;
+    pub const ALL: [PixelFormat; 15] = BY_CODE;
 
     /// The format's code in the descriptor byte.
     pub fn code(self) -> u8 {
@@ -69,6 +81,7 @@ impl PixelFormat {
         use PixelFormat::*;
         match self {
             Gray8 | Gray1 | Gray2 | Gray4 | Gray16 => 1,
+            Palette8 | Palette4 | Palette2 | Palette1 => 1,
             GrayAlpha8 | GrayAlpha16 => 2,
             Rgb8 | Rgb16 => 3,
             Rgba8 | Rgba16 => 4,
@@ -79,12 +92,18 @@ impl PixelFormat {
     pub fn bits_per_sample(self) -> u8 {
         use PixelFormat::*;
         match self {
-            Gray1 => 1,
-            Gray2 => 2,
-            Gray4 => 4,
-            Gray8 | GrayAlpha8 | Rgb8 | Rgba8 => 8,
+            Gray1 | Palette1 => 1,
+            Gray2 | Palette2 => 2,
+            Gray4 | Palette4 => 4,
+            Gray8 | GrayAlpha8 | Rgb8 | Rgba8 | Palette8 => 8,
             Gray16 | GrayAlpha16 | Rgb16 | Rgba16 => 16,
         }
+    }
+
+    /// Whether the samples are indices into a palette (an extension record).
+    pub fn is_palette(self) -> bool {
+        use PixelFormat::*;
+        matches!(self, Palette8 | Palette4 | Palette2 | Palette1)
     }
 
     /// Bytes per sample in the canonical pixel bytes (1 or 2).
