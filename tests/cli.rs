@@ -243,21 +243,24 @@ fn wrong_input_and_wrong_model_are_explained() {
     let err = fails(&["decompress", i, "-o", o, "--model", png.to_str().unwrap()]);
     assert!(err.contains("not a usable idfcodec model"), "{err}");
     assert!(!out.exists());
-    // an RGB image is refused with a clear message
+    // an RGB image is context-coded whatever --model says, and the report says so
     let rgb = dir.path().join("rgb.png");
     image::RgbImage::from_pixel(3, 3, image::Rgb([1, 2, 3]))
         .save(&rgb)
         .unwrap();
-    let err = fails(&[
+    let out = ok(&[
         "compress",
         rgb.to_str().unwrap(),
         "--model",
         a.to_str().unwrap(),
     ]);
-    assert!(
-        err.contains("8-bit RGB") && err.contains("grayscale"),
-        "{err}"
-    );
+    assert!(out.contains("model none (context coding)"), "{out}");
+    fs::remove_file(dir.path().join("rgb.png.idf")).unwrap();
+    // a damaged PNG is refused with a clear message and leaves nothing behind
+    let bytes = fs::read(&rgb).unwrap();
+    fs::write(&rgb, &bytes[..bytes.len() - 20]).unwrap();
+    let err = fails(&["compress", rgb.to_str().unwrap()]);
+    assert!(err.contains("rgb.png") && err.contains("PNG"), "{err}");
     assert!(!dir.path().join("rgb.png.idf").exists());
     let err = fails(&[
         "compress",
@@ -408,9 +411,11 @@ fn verify_reports_and_fails_on_bad_images() {
     ]);
     assert!(out.contains("x.png") && out.contains("y.png"), "{out}");
     assert!(out.contains("total: 2 images round-tripped"), "{out}");
-    image::RgbImage::from_pixel(2, 2, image::Rgb([9, 9, 9]))
-        .save(imgs.join("z.png"))
-        .unwrap();
+    // a truncated PNG fails; the others are still reported
+    let z = imgs.join("z.png");
+    write_gray_png(&z, 5, 5, &pattern(5, 5, 1));
+    let bytes = fs::read(&z).unwrap();
+    fs::write(&z, &bytes[..bytes.len() - 16]).unwrap();
     let result = run(&["verify", imgs.to_str().unwrap(), "--model", m]);
     let err = assert_clean_failure(&["verify"], &result);
     assert!(err.contains("1 of 3 images failed"), "{err}");
@@ -431,4 +436,51 @@ fn models_lists_or_explains() {
         help.contains("--max-pixels") && help.contains("--max-tile-pixels"),
         "{help}"
     );
+}
+
+/// Every PngSuite image (every PNG colour type and bit depth, palettes, transparency, colour
+/// chunks) through `compress` and `decompress` with the default models: the PNG that comes back
+/// has the same pixels, palette, tRNS and colour chunks.
+#[test]
+fn every_pngsuite_image_round_trips_through_the_binary() {
+    use idfcodec_codec::png;
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pngsuite");
+    let dir = tempfile::tempdir().unwrap();
+    let mut names: Vec<_> = fs::read_dir(&suite)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 40);
+    for original in names {
+        let name = original.file_name().unwrap();
+        let input = dir.path().join(name);
+        fs::copy(&original, &input).unwrap();
+        let idf = dir.path().join("coded.idf");
+        let back = dir.path().join("back.png");
+        ok(&[
+            "compress".as_ref(),
+            input.as_os_str(),
+            "-o".as_ref(),
+            idf.as_os_str(),
+            "--force".as_ref(),
+        ]);
+        ok(&[
+            "decompress".as_ref(),
+            idf.as_os_str(),
+            "-o".as_ref(),
+            back.as_os_str(),
+            "--force".as_ref(),
+        ]);
+        let a = png::read(&fs::read(&input).unwrap()).unwrap();
+        let b = png::read(&fs::read(&back).unwrap()).unwrap();
+        assert_eq!(a.pixels(), b.pixels(), "{name:?}");
+        let sorted = |img: &png::SourceImage| {
+            let mut c = img.colour_chunks().to_vec();
+            c.sort_by_key(|c| c.chunk_type);
+            c
+        };
+        assert_eq!(sorted(&a), sorted(&b), "{name:?}");
+    }
 }

@@ -32,7 +32,8 @@
 
 use std::io::Cursor;
 
-use crate::format::PixelFormat;
+use crate::format::{Extension, ExtensionKind, PixelFormat};
+use crate::Image;
 
 /// The 8-byte PNG signature.
 pub const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
@@ -976,6 +977,131 @@ pub fn write(image: &SourceImage) -> Result<Vec<u8>> {
     }
     write_chunk(&mut out, *b"IEND", &[]);
     Ok(out)
+}
+
+/// The container record that carries a colour chunk, and back.
+const COLOUR_RECORDS: [([u8; 4], ExtensionKind); 5] = [
+    (*b"iCCP", ExtensionKind::IccProfile),
+    (*b"gAMA", ExtensionKind::Gamma),
+    (*b"cHRM", ExtensionKind::Chromaticities),
+    (*b"sRGB", ExtensionKind::Srgb),
+    (*b"cICP", ExtensionKind::Cicp),
+];
+
+/// The palette format of a bit depth.
+fn palette_format(bit_depth: u8) -> Option<PixelFormat> {
+    match bit_depth {
+        8 => Some(PixelFormat::Palette8),
+        4 => Some(PixelFormat::Palette4),
+        2 => Some(PixelFormat::Palette2),
+        1 => Some(PixelFormat::Palette1),
+        _ => None,
+    }
+}
+
+impl SourceImage {
+    /// The codec's image: the same samples (palette images as their indices), with the palette,
+    /// tRNS and colour chunks as extension records (bytes as PNG stores them).
+    pub fn to_image(&self) -> Result<Image> {
+        let invalid = |e: crate::ImageCodecError| PngError::InvalidImage(e.to_string());
+        let mut records = Vec::new();
+        let (format, samples) = match &self.pixels {
+            Pixels::Direct {
+                format,
+                samples,
+                transparent,
+            } => {
+                if let Some(t) = transparent {
+                    let data = match t {
+                        Transparent::Gray(g) => g.to_be_bytes().to_vec(),
+                        Transparent::Rgb(c) => c.iter().flat_map(|v| v.to_be_bytes()).collect(),
+                    };
+                    records.push(Extension {
+                        kind: ExtensionKind::Transparency,
+                        data,
+                    });
+                }
+                (*format, samples.clone())
+            }
+            Pixels::Palette(p) => {
+                let format = palette_format(p.bit_depth).ok_or_else(|| {
+                    PngError::InvalidImage(format!("palette bit depth {}", p.bit_depth))
+                })?;
+                records.push(Extension {
+                    kind: ExtensionKind::Palette,
+                    data: p.palette.iter().flatten().copied().collect(),
+                });
+                if !p.alpha.is_empty() {
+                    records.push(Extension {
+                        kind: ExtensionKind::Transparency,
+                        data: p.alpha.clone(),
+                    });
+                }
+                (format, p.indices.clone())
+            }
+        };
+        for chunk in &self.colour_chunks {
+            if let Some((_, kind)) = COLOUR_RECORDS.iter().find(|(t, _)| *t == chunk.chunk_type) {
+                records.push(Extension {
+                    kind: *kind,
+                    data: chunk.data.clone(),
+                });
+            }
+        }
+        records.sort_by_key(|r| r.kind);
+        Image::new(self.width, self.height, format, samples)
+            .and_then(|image| image.with_extensions(records))
+            .map_err(invalid)
+    }
+
+    /// The PNG content of a codec image (inverse of [`SourceImage::to_image`]; colour chunks in
+    /// record order).
+    pub fn from_image(image: &Image) -> Result<SourceImage> {
+        let format = image.pixel_format();
+        let bad = |m: String| PngError::InvalidImage(m);
+        let trns = image.extension(ExtensionKind::Transparency);
+        let pixels = if format.is_palette() {
+            let plte = image
+                .extension(ExtensionKind::Palette)
+                .ok_or_else(|| bad("a palette image without its palette".into()))?;
+            Pixels::Palette(PaletteImage {
+                bit_depth: format.bits_per_sample(),
+                palette: plte.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect(),
+                alpha: trns.map(<[u8]>::to_vec).unwrap_or_default(),
+                indices: image.samples().to_vec(),
+            })
+        } else {
+            let be = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
+            let transparent = match (trns, format.channels()) {
+                (None, _) => None,
+                (Some(t), 1) if t.len() == 2 => Some(Transparent::Gray(be(t))),
+                (Some(t), 3) if t.len() == 6 => {
+                    Some(Transparent::Rgb([be(&t[0..2]), be(&t[2..4]), be(&t[4..6])]))
+                }
+                (Some(t), _) => {
+                    return Err(bad(format!(
+                        "a {}-byte transparency record on a {format:?} image",
+                        t.len()
+                    )))
+                }
+            };
+            Pixels::Direct {
+                format,
+                samples: image.samples().to_vec(),
+                transparent,
+            }
+        };
+        let colour_chunks = COLOUR_RECORDS
+            .iter()
+            .filter_map(|(chunk_type, kind)| {
+                image.extension(*kind).map(|data| ColourChunk {
+                    chunk_type: *chunk_type,
+                    data: data.to_vec(),
+                })
+            })
+            .collect();
+        SourceImage::new(image.width(), image.height(), pixels, colour_chunks)
+    }
 }
 
 #[cfg(test)]

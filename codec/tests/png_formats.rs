@@ -403,3 +403,48 @@ fn samples_match_an_independent_decoder() {
         assert_eq!(crc32fast::hash(source_samples(&image)), crc, "{name}");
     }
 }
+
+/// Every valid PngSuite image through the whole codec (as `idfcodec compress` / `decompress` do):
+/// PNG → image → container file → image → PNG gives the same pixels, palette, tRNS and colour
+/// chunks, without a model and, for the gray formats it codes, with a learned model.
+#[test]
+fn pngsuite_images_round_trip_through_the_container() {
+    use idfcodec_codec::{compress, decompress, DecodeOptions, EncodeOptions, Model, NamedModel};
+    let model_bytes = std::fs::read(fixtures("test-model.safetensors")).unwrap();
+    let model = Model::from_safetensors(&model_bytes).unwrap();
+    let named = NamedModel {
+        name: "test-model",
+        model: &model,
+    };
+    let options = EncodeOptions {
+        tile_side: 16,
+        ..EncodeOptions::default()
+    };
+    let mut checked = 0;
+    for path in pngs("pngsuite").into_iter().filter(|p| !is_broken(p)) {
+        let name = path.display().to_string();
+        let source = png::read(&std::fs::read(&path).unwrap()).unwrap();
+        let image = source.to_image().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let none: Option<&Model> = None;
+        let mut files = vec![compress(&image, none, &options).unwrap()];
+        if idfcodec_codec::image::has_learned_plane(image.pixel_format()) {
+            files.push(compress(&image, &model, &options).unwrap());
+        }
+        for file in files {
+            let back = decompress(&file, &named, &DecodeOptions::default())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(back, image, "{name}");
+            let png_back = SourceImage::from_image(&back).unwrap();
+            assert_eq!(png_back.pixels(), source.pixels(), "{name}");
+            let mut chunks = source.colour_chunks().to_vec();
+            let mut chunks_back = png_back.colour_chunks().to_vec();
+            chunks.sort_by_key(|c| c.chunk_type);
+            chunks_back.sort_by_key(|c| c.chunk_type);
+            assert_eq!(chunks_back, chunks, "{name}: colour chunks");
+            let written = png::write(&png_back).unwrap();
+            assert_eq!(png::read(&written).unwrap().pixels(), source.pixels());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 40, "{checked} images");
+}

@@ -11,7 +11,7 @@ use image::{DynamicImage, ImageFormat};
 
 use super::memory;
 use super::{Codec, Family, Outcome, Picture, Trial};
-use crate::cli::compress::CodingArgs;
+use crate::cli::compress::{model_name, CodingArgs};
 use crate::cli::io::codec_image;
 use crate::cli::verify::RoundTrip;
 
@@ -33,10 +33,11 @@ impl Idfcodec {
         };
         let (tile, threads) = (coding.tile, coding.threads);
         let mut trips = RoundTrip::new(coding);
-        // the only pixel format coded yet; a given model serves every format
-        let model = trips.model(PixelFormat::Gray8)?.name.clone();
+        // gray images use the learned model (checked here); other formats are context-coded
+        let model = model_name(trips.model(PixelFormat::Gray8)?).to_string();
         let settings = format!(
-            "model {model}, tile {tile}, {threads} thread{}",
+            "model {model} (gray; other formats: context coding), tile {}, {threads} thread{}",
+            tile.map_or("default".to_string(), |t| t.to_string()),
             if threads == 1 { "" } else { "s" }
         );
         Ok(Idfcodec {

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use idfcodec_codec::tile::DEFAULT_TILE_SIDE;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::compress::{collect_inputs, CodingArgs};
@@ -72,9 +71,10 @@ pub struct BenchArgs {
     /// codecs use one.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
-    /// idfcodec's tile side (see `idfcodec compress --help`).
-    #[arg(long, default_value_t = DEFAULT_TILE_SIDE, value_name = "N")]
-    pub tile: u32,
+    /// idfcodec's tile side (see `idfcodec compress --help`; default: 128 with a learned model,
+    /// 512 for context coding).
+    #[arg(long, value_name = "N")]
+    pub tile: Option<u32>,
     /// Write the per-codec figures as CSV.
     #[arg(long, value_name = "OUT.csv")]
     pub csv: Option<PathBuf>,

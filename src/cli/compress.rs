@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use idfcodec_codec::format::{EntryName, PixelFormat};
-use idfcodec_codec::tile::DEFAULT_TILE_SIDE;
-use idfcodec_codec::{compress, compress_archive, EncodeOptions, Image, NamedImage};
+use idfcodec_codec::tile::{DEFAULT_CONTEXT_TILE_SIDE, DEFAULT_TILE_SIDE};
+use idfcodec_codec::{
+    compress, compress_archive, EncodeOptions, Image, Model, ModelStorage, NamedImage,
+};
 
 use super::io::{self, Sink, Source};
 use super::models::ChosenModel;
@@ -28,7 +30,8 @@ Examples:
   cat digit.png | idfcodec compress - > digit.idf
   idfcodec compress --archive digits.idfa digits/  # every PNG/JPEG under digits/, one archive")]
 pub struct CompressArgs {
-    /// Images to compress: PNG or JPEG, 8-bit grayscale; `-` reads stdin. With --archive: files
+    /// Images to compress: PNG (every colour type and bit depth; palette, transparency and
+    /// colour information are kept) or JPEG/PNM; `-` reads stdin. With --archive: files
     /// and folders (searched recursively for .png, .jpg and .jpeg files).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
@@ -50,34 +53,52 @@ pub struct CompressArgs {
 /// Encoder settings shared by `compress` and `verify`.
 #[derive(Debug, Args)]
 pub struct CodingArgs {
-    /// Model: the name of an embedded model (see `idfcodec models`) or a model file
-    /// (.safetensors made by `idfcodec export`). Default: the embedded model for the image's
-    /// pixel format. A file coded with a model file needs the same file to decompress.
+    /// Model for the gray plane of 8-bit grayscale (and gray+alpha) images: the name of an
+    /// embedded model (see `idfcodec models`) or a model file (.safetensors made by `idfcodec
+    /// export`). Default: the embedded gray model. Every other plane and pixel format is coded
+    /// by the built-in context coder (the report says "model none"). A file coded with a model
+    /// file needs the same file to decompress.
     #[arg(long, value_name = "NAME|PATH")]
     pub model: Option<String>,
     /// Worker threads (0: all cores). The output is identical for every count.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
     /// Tile side in pixels, a power of two from 16 to 512. Larger images are cut into tiles
-    /// coded independently (in parallel); smaller ones are coded whole.
-    #[arg(long, default_value_t = DEFAULT_TILE_SIDE, value_name = "N")]
-    pub tile: u32,
+    /// coded independently (in parallel); smaller ones are coded whole. Default: 128 with a
+    /// learned model, 512 for context coding (measured best for each).
+    #[arg(long, value_name = "N")]
+    pub tile: Option<u32>,
 }
 
 impl CodingArgs {
-    /// The model for images of `format`.
-    pub fn model(&self, format: PixelFormat) -> Result<ChosenModel> {
+    /// The model for images of `format` (`None`: every plane context-coded).
+    pub fn model(&self, format: PixelFormat) -> Result<Option<ChosenModel>> {
         ChosenModel::for_encoding(self.model.as_deref(), format)
     }
 
     /// Encoder options for `model`.
-    pub fn options(&self, model: &ChosenModel) -> EncodeOptions {
+    pub fn options(&self, model: Option<&ChosenModel>) -> EncodeOptions {
         EncodeOptions {
             threads: self.threads,
-            tile_side: self.tile,
-            model_storage: model.storage,
+            tile_side: self.tile.unwrap_or(match model {
+                Some(_) => DEFAULT_TILE_SIDE,
+                None => DEFAULT_CONTEXT_TILE_SIDE,
+            }),
+            model_storage: model.map_or(ModelStorage::Embedded, |m| m.storage),
         }
     }
+}
+
+/// The model of a choice, as the codec takes it.
+pub fn model_of(chosen: &Option<ChosenModel>) -> Option<&Model> {
+    chosen.as_ref().map(|c| &*c.model)
+}
+
+/// The model's name for reports.
+pub fn model_name(chosen: &Option<ChosenModel>) -> &str {
+    chosen
+        .as_ref()
+        .map_or("none (context coding)", |c| c.name.as_str())
 }
 
 pub fn run(a: CompressArgs) -> Result<()> {
@@ -112,8 +133,12 @@ fn compress_one(a: &CompressArgs, input: &Path) -> Result<()> {
     let input_bytes = source.read()?;
     let image = io::decode_picture(&input_bytes, &source.display())?;
     let chosen = a.coding.model(image.pixel_format())?;
-    let coded = compress(&image, &chosen.model, &a.coding.options(&chosen))
-        .with_context(|| format!("cannot compress {}", source.display()))?;
+    let coded = compress(
+        &image,
+        model_of(&chosen),
+        &a.coding.options(chosen.as_ref()),
+    )
+    .with_context(|| format!("cannot compress {}", source.display()))?;
     sink.write(&coded, a.force)?;
     io::report(
         sink.is_stdout(),
@@ -127,7 +152,7 @@ fn compress_one(a: &CompressArgs, input: &Path) -> Result<()> {
             coded.len(),
             io::bpd(coded.len() as u64, image.dimensions()),
             io::bpd(input_bytes.len() as u64, image.dimensions()),
-            chosen.name
+            model_name(&chosen)
         ),
     );
     Ok(())
@@ -149,7 +174,11 @@ fn compress_to_archive(a: &CompressArgs, archive: &Path) -> Result<()> {
     }
     let format = single_format(&images)?;
     let chosen = a.coding.model(format)?;
-    let coded = compress_archive(&images, &chosen.model, &a.coding.options(&chosen))?;
+    let coded = compress_archive(
+        &images,
+        model_of(&chosen),
+        &a.coding.options(chosen.as_ref()),
+    )?;
     sink.write(&coded, a.force)?;
     let dimensions: u64 = images.iter().map(|n| n.image.dimensions()).sum();
     io::report(
@@ -162,7 +191,7 @@ fn compress_to_archive(a: &CompressArgs, archive: &Path) -> Result<()> {
             coded.len(),
             io::bpd(coded.len() as u64, dimensions),
             io::bpd(input_bytes, dimensions),
-            chosen.name
+            model_name(&chosen)
         ),
     );
     Ok(())

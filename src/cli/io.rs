@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
 use idfcodec_codec::format::PixelFormat;
-use idfcodec_codec::Image;
+use idfcodec_codec::{png, Image};
 
 /// Where bytes come from: a file, or stdin for `-`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,15 +254,22 @@ pub fn create_path_under(root: &Path, name: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Decodes a PNG or JPEG file into an [`Image`]; only 8-bit grayscale is accepted for now.
+/// Decodes an image file into an [`Image`]: a PNG exactly as stored (every colour type and bit
+/// depth, palette, tRNS and colour chunks; see [`idfcodec_codec::png`]), anything else the `image`
+/// crate reads (JPEG, PNM) by its pixels.
 pub fn decode_picture(bytes: &[u8], name: &str) -> Result<Image> {
-    codec_image(read_picture(bytes, name)?).map_err(|color| {
-        anyhow::anyhow!(
-            "{name} is {color}: only 8-bit grayscale images can be compressed yet \
-             (convert it first, e.g. `magick {name} -colorspace Gray -depth 8 gray.png`)"
-        )
-    })
+    if bytes.starts_with(PNG_SIGNATURE) {
+        let source = png::read(bytes).with_context(|| format!("cannot read {name}"))?;
+        return source
+            .to_image()
+            .with_context(|| format!("cannot read {name}"));
+    }
+    codec_image(read_picture(bytes, name)?)
+        .map_err(|color| anyhow::anyhow!("{name} is {color}, which idfcodec cannot code"))
 }
+
+/// The first bytes of every PNG file.
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
 
 /// Decodes a PNG or JPEG file (whatever its color type).
 pub fn read_picture(bytes: &[u8], name: &str) -> Result<image::DynamicImage> {
@@ -273,33 +280,31 @@ pub fn read_picture(bytes: &[u8], name: &str) -> Result<image::DynamicImage> {
         .with_context(|| format!("{name} is not a PNG or JPEG image idfcodec can read"))
 }
 
-/// The codec's [`Image`] of a decoded picture, or the description of its color type ("8-bit
-/// RGB") when the codec does not code it yet.
+/// The codec's [`Image`] of a decoded picture (8- and 16-bit gray, gray+alpha, RGB and RGBA), or
+/// the description of its color type ("32-bit float RGB") when the codec cannot code it.
 pub fn codec_image(picture: image::DynamicImage) -> Result<Image, String> {
+    use image::DynamicImage as D;
     let (width, height) = (picture.width(), picture.height());
-    match picture {
-        image::DynamicImage::ImageLuma8(gray) => {
-            Image::gray8(width, height, gray.into_raw()).map_err(|e| e.to_string())
-        }
-        other => Err(describe_color(other.color())),
-    }
+    let wide = |v: Vec<u16>| v.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>();
+    let (format, samples) = match picture {
+        D::ImageLuma8(p) => (PixelFormat::Gray8, p.into_raw()),
+        D::ImageLumaA8(p) => (PixelFormat::GrayAlpha8, p.into_raw()),
+        D::ImageRgb8(p) => (PixelFormat::Rgb8, p.into_raw()),
+        D::ImageRgba8(p) => (PixelFormat::Rgba8, p.into_raw()),
+        D::ImageLuma16(p) => (PixelFormat::Gray16, wide(p.into_raw())),
+        D::ImageLumaA16(p) => (PixelFormat::GrayAlpha16, wide(p.into_raw())),
+        D::ImageRgb16(p) => (PixelFormat::Rgb16, wide(p.into_raw())),
+        D::ImageRgba16(p) => (PixelFormat::Rgba16, wide(p.into_raw())),
+        other => return Err(describe_color(other.color())),
+    };
+    Image::new(width, height, format, samples).map_err(|e| e.to_string())
 }
 
-/// Encodes an [`Image`] as PNG.
+/// Encodes an [`Image`] as PNG with its own colour type and bit depth, palette, transparency and
+/// colour chunks.
 pub fn encode_png(image: &Image) -> Result<Vec<u8>> {
-    use image::ImageEncoder;
-    let color = match image.pixel_format() {
-        PixelFormat::Gray8 => image::ExtendedColorType::L8,
-        other => bail!(
-            "{} images cannot be written as PNG yet",
-            idfcodec_codec::image::format_name(other)
-        ),
-    };
-    let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(image.samples(), image.width(), image.height(), color)
-        .context("PNG encoding failed")?;
-    Ok(out)
+    let source = png::SourceImage::from_image(image).context("cannot write the image as PNG")?;
+    png::write(&source).context("PNG encoding failed")
 }
 
 /// A human name of a decoded picture's color type ("8-bit RGB").

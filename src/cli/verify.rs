@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use clap::Args;
 use idfcodec_codec::format::{Limits, PixelFormat};
-use idfcodec_codec::{compress, decompress, DecodeOptions, Image};
+use idfcodec_codec::{compress, decompress, DecodeOptions, Image, Registry};
 
-use super::compress::{collect_inputs, read_input_image, CodingArgs, InputImage};
+use super::compress::{collect_inputs, model_of, read_input_image, CodingArgs, InputImage};
 use super::io;
 use super::models::ChosenModel;
 
@@ -59,7 +59,7 @@ pub struct Coded {
 /// `bench`), checking every pixel. The model for each pixel format is chosen once.
 pub struct RoundTrip {
     coding: CodingArgs,
-    models: Vec<(PixelFormat, ChosenModel)>,
+    models: Vec<(PixelFormat, Option<ChosenModel>)>,
 }
 
 impl RoundTrip {
@@ -71,16 +71,16 @@ impl RoundTrip {
     }
 
     /// The model used for images of `format` (chosen on first use).
-    pub fn model(&mut self, format: PixelFormat) -> Result<&ChosenModel> {
+    pub fn model(&mut self, format: PixelFormat) -> Result<&Option<ChosenModel>> {
         model_for(&mut self.models, &self.coding, format)
     }
 
     /// Codes `image` and decodes the bytes again; an error unless every pixel comes back.
     pub fn run(&mut self, image: &Image) -> Result<Coded> {
         let chosen = model_for(&mut self.models, &self.coding, image.pixel_format())?;
-        let options = self.coding.options(chosen);
+        let options = self.coding.options(chosen.as_ref());
         let start = Instant::now();
-        let coded = compress(image, &chosen.model, &options)?;
+        let coded = compress(image, model_of(chosen), &options)?;
         let encode = start.elapsed();
         let start = Instant::now();
         // the bytes were made here: no limits beyond the encoder's own
@@ -89,7 +89,10 @@ impl RoundTrip {
             limits: Limits::UNLIMITED,
             ..DecodeOptions::default()
         };
-        let decoded = decompress(&coded, &chosen.named(), &options)?;
+        let decoded = match chosen {
+            Some(chosen) => decompress(&coded, &chosen.named(), &options)?,
+            None => decompress(&coded, &Registry::new([]), &options)?,
+        };
         let decode = start.elapsed();
         if decoded != *image {
             bail!("the decoded pixels differ from the original");
@@ -104,10 +107,10 @@ impl RoundTrip {
 
 /// The model for `format` in `models`, chosen from `coding` and added on first use.
 fn model_for<'a>(
-    models: &'a mut Vec<(PixelFormat, ChosenModel)>,
+    models: &'a mut Vec<(PixelFormat, Option<ChosenModel>)>,
     coding: &CodingArgs,
     format: PixelFormat,
-) -> Result<&'a ChosenModel> {
+) -> Result<&'a Option<ChosenModel>> {
     let at = match models.iter().position(|(f, _)| *f == format) {
         Some(at) => at,
         None => {
