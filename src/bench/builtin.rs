@@ -26,17 +26,27 @@ pub struct Idfcodec {
 impl Idfcodec {
     /// An entry for `coding.model` (`None`: the embedded default model of each pixel format).
     /// The model is loaded here, so that a wrong `--model` fails before any work.
-    pub fn new(coding: CodingArgs) -> Result<Self> {
-        let name = match &coding.model {
+    /// With `name_effort`, the entry's name ends in `@e<effort>`.
+    pub fn new(coding: CodingArgs, name_effort: bool) -> Result<Self> {
+        let mut name = match &coding.model {
             Some(model) => format!("idfcodec:{model}"),
             None => "idfcodec".to_string(),
         };
-        let (tile, threads) = (coding.tile, coding.threads);
+        if name_effort {
+            name.push_str(&format!("@e{}", coding.effort));
+        }
+        let (tile, threads, effort) = (coding.tile, coding.threads, coding.effort);
         let mut trips = RoundTrip::new(coding);
-        // gray images use the learned model (checked here); other formats are context-coded
-        let model = model_name(trips.model(PixelFormat::Gray8)?).to_string();
+        // gray images use the learned model(s) of the effort (loaded here); other formats are
+        // context-coded
+        let model = trips
+            .candidates(PixelFormat::Gray8)?
+            .iter()
+            .map(model_name)
+            .collect::<Vec<_>>()
+            .join(" | ");
         let settings = format!(
-            "model {model} (gray; other formats: context coding), tile {}, {threads} thread{}",
+            "effort {effort}, model {model} (gray; other formats: context coding), tile {}, {threads} thread{}",
             tile.map_or("default".to_string(), |t| t.to_string()),
             if threads == 1 { "" } else { "s" }
         );
@@ -67,7 +77,7 @@ impl Codec for Idfcodec {
             Err(color) => return Outcome::Unsupported(color),
         };
         // the model is loaded outside the measurement (once per run, not per image)
-        if let Err(e) = self.trips.model(image.pixel_format()) {
+        if let Err(e) = self.trips.candidates(image.pixel_format()) {
             return Outcome::Failed(format!("{e:#}"));
         }
         match memory::measure(|| self.trips.run(&image)) {

@@ -41,13 +41,15 @@ What is measured, per codec, over the images it coded and decoded back to identi
                above its RSS during the round trip (Linux VmHWM, reset through
                /proc/self/clear_refs); Python modules: the same, in the helper process;
                command-line tools: the tool process's own peak RSS (its VmHWM as it exits)
-Images idfcodec does not code yet (anything but 8-bit grayscale) are reported as unsupported
-for it and still coded by the others; each codec's figures cover the images it coded.
+idfcodec codes every pixel format: gray images with its learned model (per --effort), the
+others with its context coder. Images a codec cannot code are reported as unsupported for it
+and still coded by the others; each codec's figures cover the images it coded.
 
 Examples:
   idfcodec bench data/png/mnist-test --limit 200 --model mnist --csv mnist.csv --plot mnist.png
   idfcodec bench fixtures/*.png --against png,webp
-  idfcodec bench photos/ --model a.safetensors --model b.safetensors   # one entry per model")]
+  idfcodec bench photos/ --model a.safetensors --model b.safetensors   # one entry per model
+  idfcodec bench data/png/mnist-test --limit 500 --effort 1,5,9 --plot efforts.png")]
 pub struct BenchArgs {
     /// Images (PNG or JPEG) or folders, searched recursively and taken in name order.
     #[arg(required = true, value_name = "IMAGE|DIR")]
@@ -64,6 +66,11 @@ pub struct BenchArgs {
     /// entry per model. Default: the embedded default model of each pixel format.
     #[arg(long = "model", value_name = "NAME|PATH")]
     pub models: Vec<String>,
+    /// idfcodec efforts to bench, comma-separated (see `idfcodec compress --help`): one entry
+    /// per model and effort, so the rate/speed plot shows the trade-off. Default: 5.
+    #[arg(long, value_delimiter = ',', default_value = "5", value_name = "E,E,...",
+          value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub effort: Vec<u8>,
     /// Only the first N images (in name order).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -187,11 +194,15 @@ fn codec_list(a: &BenchArgs, skipped: &mut Vec<String>) -> Result<Vec<Box<dyn Co
         a.models.iter().cloned().map(Some).collect()
     };
     for model in models {
-        codecs.push(Box::new(Idfcodec::new(CodingArgs {
-            model,
-            threads: a.threads,
-            tile: a.tile,
-        })?));
+        for &effort in &a.effort {
+            let coding = CodingArgs {
+                model: model.clone(),
+                threads: a.threads,
+                tile: a.tile,
+                effort,
+            };
+            codecs.push(Box::new(Idfcodec::new(coding, a.effort.len() > 1)?));
+        }
     }
     codecs.push(Box::new(Png));
     let python = default_python(a.python.as_deref());

@@ -68,12 +68,54 @@ pub struct CodingArgs {
     /// learned model, 512 for context coding (measured best for each).
     #[arg(long, value_name = "N")]
     pub tile: Option<u32>,
+    /// Effort, 1 to 9 (the file format does not change; any effort decodes alike).
+    /// 1-3: context coding only, every format (fastest); 4-6: the learned model for gray
+    /// images; 7-9: every embedded gray model (or --model) and context coding are tried, the
+    /// smallest file is kept (slowest). Other pixel formats are context-coded at every effort.
+    #[arg(long, default_value_t = DEFAULT_EFFORT, value_name = "1-9",
+          value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub effort: u8,
 }
 
+/// The default `--effort`: the learned model, one try (the measured balance: see BENCHMARKS.md).
+pub const DEFAULT_EFFORT: u8 = 5;
+
 impl CodingArgs {
-    /// The model for images of `format` (`None`: every plane context-coded).
-    pub fn model(&self, format: PixelFormat) -> Result<Option<ChosenModel>> {
-        ChosenModel::for_encoding(self.model.as_deref(), format)
+    /// The models tried for images of `format` at this effort (`None`: every plane
+    /// context-coded), in order of preference on ties.
+    pub fn candidates(&self, format: PixelFormat) -> Result<Vec<Option<ChosenModel>>> {
+        let learned = ChosenModel::for_encoding(self.model.as_deref(), format)?;
+        Ok(match (self.effort, learned) {
+            (_, None) => vec![None],
+            (1..=3, Some(_)) => vec![None],
+            (4..=6, Some(model)) => vec![Some(model)],
+            (_, Some(model)) if self.model.is_some() => vec![Some(model), None],
+            (_, Some(_)) => {
+                let mut all = ChosenModel::all_for(PixelFormat::Gray8)?
+                    .into_iter()
+                    .map(Some)
+                    .collect::<Vec<_>>();
+                all.push(None);
+                all
+            }
+        })
+    }
+
+    /// Codes `image` with every candidate and keeps the smallest file (the first on ties), with
+    /// the model that made it.
+    pub fn encode_best<'c>(
+        &self,
+        image: &Image,
+        candidates: &'c [Option<ChosenModel>],
+    ) -> Result<(Vec<u8>, &'c Option<ChosenModel>)> {
+        let mut best: Option<(Vec<u8>, &Option<ChosenModel>)> = None;
+        for chosen in candidates {
+            let bytes = compress(image, model_of(chosen), &self.options(chosen.as_ref()))?;
+            if best.as_ref().is_none_or(|(b, _)| bytes.len() < b.len()) {
+                best = Some((bytes, chosen));
+            }
+        }
+        best.ok_or_else(|| anyhow::anyhow!("no model to try"))
     }
 
     /// Encoder options for `model`.
@@ -132,13 +174,11 @@ fn compress_one(a: &CompressArgs, input: &Path) -> Result<()> {
     sink.check_writable(a.force)?;
     let input_bytes = source.read()?;
     let image = io::decode_picture(&input_bytes, &source.display())?;
-    let chosen = a.coding.model(image.pixel_format())?;
-    let coded = compress(
-        &image,
-        model_of(&chosen),
-        &a.coding.options(chosen.as_ref()),
-    )
-    .with_context(|| format!("cannot compress {}", source.display()))?;
+    let candidates = a.coding.candidates(image.pixel_format())?;
+    let (coded, chosen) = a
+        .coding
+        .encode_best(&image, &candidates)
+        .with_context(|| format!("cannot compress {}", source.display()))?;
     sink.write(&coded, a.force)?;
     io::report(
         sink.is_stdout(),
@@ -152,7 +192,7 @@ fn compress_one(a: &CompressArgs, input: &Path) -> Result<()> {
             coded.len(),
             io::bpd(coded.len() as u64, image.dimensions()),
             io::bpd(input_bytes.len() as u64, image.dimensions()),
-            model_name(&chosen)
+            model_name(chosen)
         ),
     );
     Ok(())
@@ -173,12 +213,16 @@ fn compress_to_archive(a: &CompressArgs, archive: &Path) -> Result<()> {
         });
     }
     let format = single_format(&images)?;
-    let chosen = a.coding.model(format)?;
-    let coded = compress_archive(
-        &images,
-        model_of(&chosen),
-        &a.coding.options(chosen.as_ref()),
-    )?;
+    // an archive has one model: the candidates are tried on the whole archive
+    let mut best: Option<(Vec<u8>, Option<ChosenModel>)> = None;
+    for chosen in a.coding.candidates(format)? {
+        let options = a.coding.options(chosen.as_ref());
+        let coded = compress_archive(&images, model_of(&chosen), &options)?;
+        if best.as_ref().is_none_or(|(b, _)| coded.len() < b.len()) {
+            best = Some((coded, chosen));
+        }
+    }
+    let (coded, chosen) = best.expect("at least one candidate");
     sink.write(&coded, a.force)?;
     let dimensions: u64 = images.iter().map(|n| n.image.dimensions()).sum();
     io::report(

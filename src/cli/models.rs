@@ -69,6 +69,16 @@ impl ChosenModel {
         }
     }
 
+    /// Every embedded model serving `format`, defaults first.
+    pub fn all_for(format: PixelFormat) -> Result<Vec<Self>> {
+        Registry::embedded()
+            .entries()
+            .iter()
+            .filter(|e| e.serves().contains(&format))
+            .map(ChosenModel::embedded)
+            .collect()
+    }
+
     fn embedded(entry: &'static RegistryEntry) -> Result<Self> {
         Ok(ChosenModel {
             name: entry.name().to_string(),

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use clap::Args;
 use idfcodec_codec::format::{Limits, PixelFormat};
-use idfcodec_codec::{compress, decompress, DecodeOptions, Image, Registry};
+use idfcodec_codec::{decompress, DecodeOptions, Image, Registry};
 
-use super::compress::{collect_inputs, model_of, read_input_image, CodingArgs, InputImage};
+use super::compress::{collect_inputs, read_input_image, CodingArgs, InputImage};
 use super::io;
 use super::models::ChosenModel;
 
@@ -56,31 +56,44 @@ pub struct Coded {
 }
 
 /// Compresses and decompresses images in memory with the coding settings of `verify` (and
-/// `bench`), checking every pixel. The model for each pixel format is chosen once.
+/// `bench`), checking every pixel. The models tried for each pixel format are chosen once.
 pub struct RoundTrip {
     coding: CodingArgs,
-    models: Vec<(PixelFormat, Option<ChosenModel>)>,
+    candidates: Vec<(PixelFormat, Vec<Option<ChosenModel>>)>,
 }
 
 impl RoundTrip {
     pub fn new(coding: CodingArgs) -> Self {
         RoundTrip {
             coding,
-            models: Vec::new(),
+            candidates: Vec::new(),
         }
     }
 
-    /// The model used for images of `format` (chosen on first use).
-    pub fn model(&mut self, format: PixelFormat) -> Result<&Option<ChosenModel>> {
-        model_for(&mut self.models, &self.coding, format)
+    /// The models tried for images of `format` (chosen and loaded on first use).
+    pub fn candidates(&mut self, format: PixelFormat) -> Result<&[Option<ChosenModel>]> {
+        let at = match self.candidates.iter().position(|(f, _)| *f == format) {
+            Some(at) => at,
+            None => {
+                let found = self.coding.candidates(format)?;
+                self.candidates.push((format, found));
+                self.candidates.len() - 1
+            }
+        };
+        Ok(&self.candidates[at].1)
     }
 
-    /// Codes `image` and decodes the bytes again; an error unless every pixel comes back.
+    /// Codes `image` (the smallest of the candidates) and decodes the bytes again; an error
+    /// unless every pixel comes back.
     pub fn run(&mut self, image: &Image) -> Result<Coded> {
-        let chosen = model_for(&mut self.models, &self.coding, image.pixel_format())?;
-        let options = self.coding.options(chosen.as_ref());
+        self.candidates(image.pixel_format())?;
+        let (_, candidates) = self
+            .candidates
+            .iter()
+            .find(|(f, _)| *f == image.pixel_format())
+            .expect("added above");
         let start = Instant::now();
-        let coded = compress(image, model_of(chosen), &options)?;
+        let (coded, chosen) = self.coding.encode_best(image, candidates)?;
         let encode = start.elapsed();
         let start = Instant::now();
         // the bytes were made here: no limits beyond the encoder's own
@@ -103,22 +116,6 @@ impl RoundTrip {
             decode,
         })
     }
-}
-
-/// The model for `format` in `models`, chosen from `coding` and added on first use.
-fn model_for<'a>(
-    models: &'a mut Vec<(PixelFormat, Option<ChosenModel>)>,
-    coding: &CodingArgs,
-    format: PixelFormat,
-) -> Result<&'a Option<ChosenModel>> {
-    let at = match models.iter().position(|(f, _)| *f == format) {
-        Some(at) => at,
-        None => {
-            models.push((format, coding.model(format)?));
-            models.len() - 1
-        }
-    };
-    Ok(&models[at].1)
 }
 
 pub fn run(a: VerifyArgs) -> Result<()> {
