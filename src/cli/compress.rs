@@ -108,14 +108,13 @@ impl CodingArgs {
         image: &Image,
         candidates: &'c [Option<ChosenModel>],
     ) -> Result<(Vec<u8>, &'c Option<ChosenModel>)> {
-        let mut best: Option<(Vec<u8>, &Option<ChosenModel>)> = None;
-        for chosen in candidates {
-            let bytes = compress(image, model_of(chosen), &self.options(chosen.as_ref()))?;
-            if best.as_ref().is_none_or(|(b, _)| bytes.len() < b.len()) {
-                best = Some((bytes, chosen));
-            }
-        }
-        best.ok_or_else(|| anyhow::anyhow!("no model to try"))
+        smallest(candidates, |chosen| {
+            Ok(compress(
+                image,
+                model_of(chosen),
+                &self.options(chosen.as_ref()),
+            )?)
+        })
     }
 
     /// Encoder options for `model`.
@@ -129,6 +128,22 @@ impl CodingArgs {
             model_storage: model.map_or(ModelStorage::Embedded, |m| m.storage),
         }
     }
+}
+
+/// The smallest of the files `encode` makes from each candidate (the first on ties), with its
+/// candidate.
+fn smallest(
+    candidates: &[Option<ChosenModel>],
+    mut encode: impl FnMut(&Option<ChosenModel>) -> Result<Vec<u8>>,
+) -> Result<(Vec<u8>, &Option<ChosenModel>)> {
+    let mut best: Option<(Vec<u8>, &Option<ChosenModel>)> = None;
+    for chosen in candidates {
+        let bytes = encode(chosen)?;
+        if best.as_ref().map_or(true, |(b, _)| bytes.len() < b.len()) {
+            best = Some((bytes, chosen));
+        }
+    }
+    best.ok_or_else(|| anyhow::anyhow!("no model to try"))
 }
 
 /// The model of a choice, as the codec takes it.
@@ -214,15 +229,11 @@ fn compress_to_archive(a: &CompressArgs, archive: &Path) -> Result<()> {
     }
     let format = single_format(&images)?;
     // an archive has one model: the candidates are tried on the whole archive
-    let mut best: Option<(Vec<u8>, Option<ChosenModel>)> = None;
-    for chosen in a.coding.candidates(format)? {
+    let candidates = a.coding.candidates(format)?;
+    let (coded, chosen) = smallest(&candidates, |chosen| {
         let options = a.coding.options(chosen.as_ref());
-        let coded = compress_archive(&images, model_of(&chosen), &options)?;
-        if best.as_ref().is_none_or(|(b, _)| coded.len() < b.len()) {
-            best = Some((coded, chosen));
-        }
-    }
-    let (coded, chosen) = best.expect("at least one candidate");
+        Ok(compress_archive(&images, model_of(chosen), &options)?)
+    })?;
     sink.write(&coded, a.force)?;
     let dimensions: u64 = images.iter().map(|n| n.image.dimensions()).sum();
     io::report(
@@ -235,7 +246,7 @@ fn compress_to_archive(a: &CompressArgs, archive: &Path) -> Result<()> {
             coded.len(),
             io::bpd(coded.len() as u64, dimensions),
             io::bpd(input_bytes, dimensions),
-            model_name(&chosen)
+            model_name(chosen)
         ),
     );
     Ok(())
