@@ -484,3 +484,40 @@ fn every_pngsuite_image_round_trips_through_the_binary() {
         assert_eq!(sorted(&a), sorted(&b), "{name:?}");
     }
 }
+
+/// `--effort`: 1 context-codes gray images, 9 keeps the smaller of the model's and the context
+/// coder's file; every effort decodes the same way.
+#[test]
+fn effort_levels_choose_the_coding_and_decode_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = random_model(dir.path(), 3);
+    let png = dir.path().join("g.png");
+    let (w, h) = (40, 24);
+    let pixels = pattern(w, h, 9);
+    write_gray_png(&png, w, h, &pixels);
+    let mut sizes = Vec::new();
+    for effort in ["1", "5", "9"] {
+        let idf = dir.path().join(format!("g{effort}.idf"));
+        let back = dir.path().join(format!("g{effort}.png"));
+        let m = model.to_str().unwrap();
+        let p = png.to_str().unwrap();
+        let i = idf.to_str().unwrap();
+        let out = ok(&["compress", p, "-o", i, "--model", m, "--effort", effort]);
+        match effort {
+            "1" => assert!(out.contains("model none"), "{out}"),
+            "5" => assert!(!out.contains("model none"), "{out}"),
+            _ => {}
+        }
+        ok(&["decompress", i, "-o", back.to_str().unwrap(), "--model", m]);
+        assert_eq!(
+            read_gray_png(&back),
+            (w, h, pixels.clone()),
+            "effort {effort}"
+        );
+        sizes.push(fs::metadata(&idf).unwrap().len());
+    }
+    assert_eq!(sizes[2], sizes[0].min(sizes[1]), "{sizes:?}");
+    let out = run(&["compress", png.to_str().unwrap(), "--effort", "10"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1..=9"));
+}
