@@ -11,8 +11,9 @@
 //! and ANS stream, and returns pixels only when they match the stored checksums: each tile's,
 //! carried in its ANS start state (version 2), or the whole image's in the header (version 1).
 //!
-//! Only 8-bit grayscale is coded for now; the container can describe other pixel formats, and
-//! both directions refuse them with [`ImageCodecError::Unsupported`].
+//! Every pixel format is coded: a learned model (optional) codes the gray plane of gray8 and
+//! gray+alpha 8 images, the context coder ([`crate::context`]) every other plane; see
+//! [`TileCoding`] and FORMAT.md's "Payload".
 
 use rayon::prelude::*;
 
