@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{noise_pixels, small_config, smooth_pixels, to_tensor, Rng};
+use common::{grouped_config, noise_pixels, small_config, smooth_pixels, to_tensor, Rng};
 use idfcodec_codec::engine::Shape;
 use idfcodec_codec::entropy::{
     decode_image, encode_image, LatentModel, LogisticMixture, StreamStart,
@@ -56,11 +56,7 @@ fn round_trips_are_bit_exact() {
     for (i, &(channels, levels, top_groups, prior_groups, height, width)) in
         cases.iter().enumerate()
     {
-        let config = IdfConfig {
-            top_groups,
-            prior_groups,
-            ..small_config(channels, levels)
-        };
+        let config = grouped_config(channels, levels, top_groups, prior_groups);
         let model = Model::new_random(config, 100 + i as u64).unwrap();
         let shape = Shape::new(channels, height, width);
         for pixels in [

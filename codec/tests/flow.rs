@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{metadata, safetensors_file, set, small_config, zero_tensors, Rng};
+use common::{grouped_config, metadata, safetensors_file, set, small_config, zero_tensors, Rng};
 use idfcodec_codec::engine::{IntTensor, Shape};
 use idfcodec_codec::flow::{self, Latents};
 use idfcodec_codec::{CodecError, IdfConfig, Model};
@@ -46,11 +46,7 @@ fn forward_then_inverse_is_exact() {
     for (i, &(channels, levels, top_groups, prior_groups, height, width)) in
         cases.iter().enumerate()
     {
-        let config = IdfConfig {
-            top_groups,
-            prior_groups,
-            ..small_config(channels, levels)
-        };
+        let config = grouped_config(channels, levels, top_groups, prior_groups);
         let model = Model::new_random(config, i as u64).unwrap();
         let shape = Shape::new(channels, height, width);
         for (lo, hi) in [(0, 255), (-100_000, 100_000)] {

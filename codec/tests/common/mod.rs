@@ -43,6 +43,20 @@ pub fn small_config(in_channels: usize, levels: usize) -> IdfConfig {
 }
 
 /// Uniformly random pixels `0..=255`.
+/// [`small_config`] with the top latent and every factor-out in conditional groups.
+pub fn grouped_config(
+    in_channels: usize,
+    levels: usize,
+    top_groups: usize,
+    prior_groups: usize,
+) -> IdfConfig {
+    IdfConfig {
+        top_groups,
+        prior_groups,
+        ..small_config(in_channels, levels)
+    }
+}
+
 pub fn noise_pixels(rng: &mut Rng, shape: Shape) -> Vec<u8> {
     (0..shape.len()).map(|_| rng.range(0, 255) as u8).collect()
 }
