@@ -453,10 +453,19 @@ fn on_threads<R: Send>(
     pool.install(work)
 }
 
-/// Whether a learned (one-channel) model can code the image's first plane: the gray samples of
-/// gray8 and gray+alpha 8 images.
+/// How many of the image's first planes a learned model codes, if any: 1 for the gray samples of
+/// gray8 and gray+alpha 8 images (a one-channel model), 3 for rgb8 images (an RGB model).
+pub fn learned_channels(format: PixelFormat) -> Option<usize> {
+    match format {
+        PixelFormat::Gray8 | PixelFormat::GrayAlpha8 => Some(1),
+        PixelFormat::Rgb8 => Some(3),
+        _ => None,
+    }
+}
+
+/// Whether a learned model can code some of the image's planes ([`learned_channels`]).
 pub fn has_learned_plane(format: PixelFormat) -> bool {
-    matches!(format, PixelFormat::Gray8 | PixelFormat::GrayAlpha8)
+    learned_channels(format).is_some()
 }
 
 /// Refuses a model for an image it cannot code.
@@ -465,7 +474,7 @@ fn check_model_fits(format: PixelFormat, model: Option<&Model>) -> Result<(), Im
         return Ok(());
     };
     let model_channels = model.config().in_channels;
-    if !has_learned_plane(format) || model_channels != 1 {
+    if learned_channels(format) != Some(model_channels) {
         return Err(ImageCodecError::ModelDoesNotFit {
             model_channels,
             format,
@@ -666,10 +675,10 @@ fn check_tile_area(
 }
 
 /// How one tile is coded. Its ANS stream holds, in decoding order: the learned model's latents of
-/// the first plane (with a model: the gray samples, padded to the model's size multiple by edge
-/// replication), then the context coder's block for every other plane (every plane without a
-/// model; nothing for gray8 with a model), and ends at the start state (version 2: the tile's
-/// pixel checksum).
+/// its planes (with a model: the gray samples, or the red, green and blue planes of rgb8, each
+/// padded to the model's size multiple by edge replication), then the context coder's block for
+/// every other plane (every plane without a model; nothing for gray8 and rgb8 with a model), and
+/// ends at the start state (version 2: the tile's pixel checksum).
 struct TileCoding<'a> {
     model: Option<&'a Model>,
     format: PixelFormat,
@@ -678,6 +687,12 @@ struct TileCoding<'a> {
 }
 
 impl TileCoding<'_> {
+    /// Channels, height and width the model codes.
+    fn coded_shape(&self, model: &Model) -> (usize, usize, usize) {
+        let (h, w) = (self.layout.padded_height, self.layout.padded_width);
+        (model.config().in_channels, h, w)
+    }
+
     fn planes(&self) -> PlaneLayout {
         PlaneLayout {
             width: self.layout.rect.width,
@@ -686,9 +701,47 @@ impl TileCoding<'_> {
         }
     }
 
-    /// Whether the context coder has planes to code.
+    /// Whether the context coder has planes to code: not when the model codes them all.
     fn has_context_planes(&self) -> bool {
-        !(self.model.is_some() && self.format == PixelFormat::Gray8)
+        !(self.model.is_some() && matches!(self.format, PixelFormat::Gray8 | PixelFormat::Rgb8))
+    }
+
+    /// The planes the model codes, each padded to the coded size, channel after channel (CHW).
+    fn learned_planes(&self, samples: &[u8]) -> Result<Vec<u8>, CodecError> {
+        match self.format {
+            PixelFormat::Gray8 => Ok(self.layout.pad(samples)),
+            PixelFormat::Rgb8 => Ok((0..3)
+                .flat_map(|c| {
+                    let plane: Vec<u8> = samples.iter().skip(c).step_by(3).copied().collect();
+                    self.layout.pad(&plane)
+                })
+                .collect()),
+            _ => Ok(self
+                .layout
+                .pad(&context::first_plane(&self.planes(), samples)?)),
+        }
+    }
+
+    /// Inverse of [`TileCoding::learned_planes`]: the tile's own samples of the learned planes
+    /// (interleaved for rgb8), after checking that every padding is the edge replication.
+    fn unpad_learned(&self, padded: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let plane = self.layout.padded_width * self.layout.padded_height;
+        let mut planes = Vec::new();
+        for p in padded.chunks_exact(plane) {
+            if !self.layout.padding_is_replicated(p) {
+                return Err(CodecError::CorruptPayload(
+                    "the decoded padding does not repeat the tile's edge".into(),
+                ));
+            }
+            planes.push(self.layout.crop(p));
+        }
+        Ok(match planes.len() {
+            1 => planes.pop().expect("one plane"),
+            n => (0..planes[0].len())
+                .flat_map(|i| (0..n).map(move |c| (c, i)))
+                .map(|(c, i)| planes[c][i])
+                .collect(),
+        })
     }
 
     /// Codes the tile's canonical pixel bytes into its payload.
@@ -699,12 +752,8 @@ impl TileCoding<'_> {
             context::encode(&mut coder, &planes, samples, self.model.is_some())?;
         }
         if let Some(model) = self.model {
-            let first = match self.format {
-                PixelFormat::Gray8 => samples.to_vec(),
-                _ => context::first_plane(&planes, samples)?,
-            };
-            let (h, w) = (self.layout.padded_height, self.layout.padded_width);
-            entropy::push_image(&mut coder, model, &self.layout.pad(&first), 1, h, w)?;
+            let (c, h, w) = self.coded_shape(model);
+            entropy::push_image(&mut coder, model, &self.learned_planes(samples)?, c, h, w)?;
         }
         entropy::finish_stream(coder)
     }
@@ -715,14 +764,9 @@ impl TileCoding<'_> {
         let mut coder = entropy::open_stream(payload)?;
         let first = match self.model {
             Some(model) => {
-                let (h, w) = (self.layout.padded_height, self.layout.padded_width);
-                let padded = entropy::pop_image(&mut coder, model, 1, h, w)?;
-                if !self.layout.padding_is_replicated(&padded) {
-                    return Err(CodecError::CorruptPayload(
-                        "the decoded padding does not repeat the tile's edge".into(),
-                    ));
-                }
-                Some(self.layout.crop(&padded))
+                let (c, h, w) = self.coded_shape(model);
+                let padded = entropy::pop_image(&mut coder, model, c, h, w)?;
+                Some(self.unpad_learned(&padded)?)
             }
             None => None,
         };

@@ -437,3 +437,22 @@ fn archives_round_trip_with_names() {
     let twice = [images[0].clone(), images[0].clone()];
     assert!(compress_archive(&twice, &m, &opts).is_err());
 }
+
+#[test]
+fn rgb_images_are_coded_by_an_rgb_model() {
+    let rgb_model = Model::new_random(small_config(3, 2), 31).unwrap();
+    let mut rng = Rng::new(8);
+    let format = PixelFormat::Rgb8;
+    for (w, h) in [(1, 1), (7, 5), (37, 21)] {
+        let image =
+            Image::new(w, h, format, samples_of(format, (w * h) as usize, &mut rng)).unwrap();
+        let one = compress(&image, &rgb_model, &options(16, 1)).unwrap();
+        assert_eq!(one, compress(&image, &rgb_model, &options(16, 2)).unwrap());
+        assert_eq!(decode(&one, &rgb_model).unwrap(), image, "{w}×{h}");
+    }
+    // a gray model does not fit RGB, an RGB model does not fit gray or RGBA
+    let gray_image = gray(8, 8, 3);
+    assert!(compress(&gray_image, &rgb_model, &options(16, 1)).is_err());
+    let rgba = Image::new(2, 2, PixelFormat::Rgba8, vec![7; 16]).unwrap();
+    assert!(compress(&rgba, &rgb_model, &options(16, 1)).is_err());
+}

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use idfcodec_codec::format::{EntryName, PixelFormat};
+use idfcodec_codec::image::learned_channels;
 use idfcodec_codec::tile::{DEFAULT_CONTEXT_TILE_SIDE, DEFAULT_TILE_SIDE};
 use idfcodec_codec::{
     compress, compress_archive, EncodeOptions, Image, Model, ModelStorage, NamedImage,
@@ -26,7 +27,8 @@ const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 Examples:
   idfcodec compress digit.png                      # writes digit.png.idf
   idfcodec compress a.png b.png --force            # a.png.idf, b.png.idf, replacing old ones
-  idfcodec compress photo.png -o photo.idf --model gray --threads 4
+  idfcodec compress scan.png -o scan.idf --model mnist --threads 4
+  idfcodec compress photo.png --effort 9            # try every model, keep the smallest
   cat digit.png | idfcodec compress - > digit.idf
   idfcodec compress --archive digits.idfa digits/  # every PNG/JPEG under digits/, one archive")]
 pub struct CompressArgs {
@@ -53,11 +55,11 @@ pub struct CompressArgs {
 /// Encoder settings shared by `compress` and `verify`.
 #[derive(Debug, Args)]
 pub struct CodingArgs {
-    /// Model for the gray plane of 8-bit grayscale (and gray+alpha) images: the name of an
-    /// embedded model (see `idfcodec models`) or a model file (.safetensors made by `idfcodec
-    /// export`). Default: the embedded gray model. Every other plane and pixel format is coded
-    /// by the built-in context coder (the report says "model none"). A file coded with a model
-    /// file needs the same file to decompress.
+    /// Learned model for the gray plane of 8-bit grayscale (and gray+alpha) images, or for 8-bit
+    /// RGB images (an RGB model): the name of an embedded model (see `idfcodec models`) or a
+    /// model file (.safetensors made by `idfcodec export`). Default: see --effort. Planes and
+    /// formats no learned model codes are coded by the built-in context coder (the report says
+    /// "model none"). A file coded with a model file needs the same file to decompress.
     #[arg(long, value_name = "NAME|PATH")]
     pub model: Option<String>,
     /// Worker threads (0: all cores). The output is identical for every count.
@@ -68,9 +70,9 @@ pub struct CodingArgs {
     /// learned model, 512 for context coding (measured best for each).
     #[arg(long, value_name = "N")]
     pub tile: Option<u32>,
-    /// Effort, 1 to 9 (the file format does not change; any effort decodes alike).
-    /// 1-3: context coding only, every format (fastest); 4-6: the learned model for gray
-    /// images; 7-9: every embedded gray model (or --model) and context coding are tried, the
+    /// Effort, 1 to 9 (any effort decodes alike). 1-3: context coding only (fastest); 4-6:
+    /// --model, else the embedded gray model for gray images and context coding for RGB; 7-9:
+    /// --model or every embedded model for the format, and context coding, are tried and the
     /// smallest file is kept (slowest). Other pixel formats are context-coded at every effort.
     #[arg(long, default_value_t = DEFAULT_EFFORT, value_name = "1-9",
           value_parser = clap::value_parser!(u8).range(1..=9))]
@@ -82,23 +84,40 @@ pub const DEFAULT_EFFORT: u8 = 5;
 
 impl CodingArgs {
     /// The models tried for images of `format` at this effort (`None`: every plane
-    /// context-coded), in order of preference on ties.
+    /// context-coded), in order of preference on ties. Learned models code gray planes (gray8,
+    /// gray+alpha 8) and rgb8; a `--model` that does not fit the format is not used for it.
+    /// - efforts 1-3: context coding only;
+    /// - 4-6: `--model`, else the embedded gray default for gray images, context coding for RGB
+    ///   (the measured better and faster choice while the RGB model is CPU-trained);
+    /// - 7-9: `--model`, else every embedded model for the format, and context coding.
     pub fn candidates(&self, format: PixelFormat) -> Result<Vec<Option<ChosenModel>>> {
-        let learned = ChosenModel::for_encoding(self.model.as_deref(), format)?;
-        Ok(match (self.effort, learned) {
-            (_, None) => vec![None],
-            (1..=3, Some(_)) => vec![None],
-            (4..=6, Some(model)) => vec![Some(model)],
-            (_, Some(model)) if self.model.is_some() => vec![Some(model), None],
-            (_, Some(_)) => {
-                let mut all = ChosenModel::all_for(PixelFormat::Gray8)?
-                    .into_iter()
-                    .map(Some)
-                    .collect::<Vec<_>>();
-                all.push(None);
-                all
-            }
-        })
+        let Some(channels) = learned_channels(format) else {
+            return Ok(vec![None]);
+        };
+        let serves = if channels == 1 {
+            PixelFormat::Gray8
+        } else {
+            PixelFormat::Rgb8
+        };
+        let given = match self.model.as_deref() {
+            Some(arg) => Some(ChosenModel::from_arg(arg)?)
+                .filter(|m| m.model.config().in_channels == channels),
+            None => None,
+        };
+        let mut tried: Vec<Option<ChosenModel>> = match (self.effort, given) {
+            (1..=3, _) => vec![],
+            (_, Some(given)) => vec![Some(given)],
+            (4..=6, None) if channels == 1 => vec![Some(ChosenModel::default_for(serves)?)],
+            (4..=6, None) => vec![],
+            (_, None) => ChosenModel::all_for(serves)?
+                .into_iter()
+                .map(Some)
+                .collect(),
+        };
+        if tried.is_empty() || self.effort >= 7 {
+            tried.push(None);
+        }
+        Ok(tried)
     }
 
     /// Codes `image` with every candidate and keeps the smallest file (the first on ties), with

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use idfcodec_codec::format::{ModelRef, PixelFormat};
-use idfcodec_codec::image::{format_name, has_learned_plane};
+use idfcodec_codec::image::format_name;
 use idfcodec_codec::registry::RegistryEntry;
 use idfcodec_codec::{ImageCodecError, Model, ModelLookup, ModelStorage, NamedModel, Registry};
 
@@ -54,19 +54,6 @@ impl ChosenModel {
             )
         })?;
         ChosenModel::embedded(entry)
-    }
-
-    /// For formats with a gray plane a learned model codes ([`has_learned_plane`]): `--model` if
-    /// given, else the embedded gray8 default (it serves gray+alpha too). `None` (context coding
-    /// of every plane) for the other formats, whatever `--model` says: reports name the choice.
-    pub fn for_encoding(arg: Option<&str>, format: PixelFormat) -> Result<Option<Self>> {
-        if !has_learned_plane(format) {
-            return Ok(None);
-        }
-        match arg {
-            Some(arg) => ChosenModel::from_arg(arg).map(Some),
-            None => ChosenModel::default_for(PixelFormat::Gray8).map(Some),
-        }
     }
 
     /// Every embedded model serving `format`, defaults first.
