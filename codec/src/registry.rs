@@ -45,6 +45,8 @@ macro_rules! embedded_model {
 const EMBEDDED: &[EmbeddedSpec] = &[
     embedded_model!("fashion-mnist", [Gray8], "models/fashion-mnist.safetensors"),
     embedded_model!("mnist", [Gray8], "models/mnist.safetensors"),
+    // superseded models: kept so that every file coded with them still decodes
+    embedded_model!("fashion-mnist-v4", [Gray8], "models/legacy/fashion-mnist-v4.safetensors"),
 ];
 
 /// A registry entry: the spec and its lazily loaded model.
