@@ -137,6 +137,10 @@ fn one_entry_per_model_and_rgb_images_context_coded() {
         model.as_os_str(),
         "--model".as_ref(),
         "fashion-mnist".as_ref(),
+        // effort 4: the models code the gray images (5 would keep the context coder's files
+        // where they are smaller)
+        "--effort".as_ref(),
+        "4".as_ref(),
         "--csv".as_ref(),
         csv.as_os_str(),
     ]);

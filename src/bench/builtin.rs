@@ -46,7 +46,7 @@ impl Idfcodec {
             .collect::<Vec<_>>()
             .join(" | ");
         let settings = format!(
-            "effort {effort}, model {model} (gray; other formats: context coding), tile {}, {threads} thread{}",
+            "effort {effort}; gray: {model}; other formats: context coding; tile {}, {threads} thread{}",
             tile.map_or("default".to_string(), |t| t.to_string()),
             if threads == 1 { "" } else { "s" }
         );

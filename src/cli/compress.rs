@@ -70,16 +70,18 @@ pub struct CodingArgs {
     /// learned model, 512 for context coding (measured best for each).
     #[arg(long, value_name = "N")]
     pub tile: Option<u32>,
-    /// Effort, 1 to 9 (any effort decodes alike). 1-3: context coding only (fastest); 4-6:
-    /// --model, else the embedded gray model for gray images and context coding for RGB; 7-9:
-    /// --model or every embedded model for the format, and context coding, are tried and the
-    /// smallest file is kept (slowest). Other pixel formats are context-coded at every effort.
+    /// Effort, 1 to 9 (any effort decodes alike). 1-3: context coding only (fastest); 4:
+    /// --model, else the embedded gray model for gray images (context coding for RGB); 5-6: the
+    /// same and context coding, the smaller file is kept; 7-9: --model or every embedded model
+    /// for the format, and context coding, smallest kept (slowest). Other pixel formats are
+    /// context-coded at every effort.
     #[arg(long, default_value_t = DEFAULT_EFFORT, value_name = "1-9",
           value_parser = clap::value_parser!(u8).range(1..=9))]
     pub effort: u8,
 }
 
-/// The default `--effort`: the learned model, one try (the measured balance: see BENCHMARKS.md).
+/// The default `--effort`: the learned gray model and the context coder, the smaller kept (the
+/// measured balance: see BENCHMARKS.md).
 pub const DEFAULT_EFFORT: u8 = 5;
 
 impl CodingArgs {
@@ -87,8 +89,9 @@ impl CodingArgs {
     /// context-coded), in order of preference on ties. Learned models code gray planes (gray8,
     /// gray+alpha 8) and rgb8; a `--model` that does not fit the format is not used for it.
     /// - efforts 1-3: context coding only;
-    /// - 4-6: `--model`, else the embedded gray default for gray images, context coding for RGB
-    ///   (the measured better and faster choice while the RGB model is CPU-trained);
+    /// - 4: `--model`, else the embedded gray default for gray images; context coding for RGB
+    ///   (measured better and faster than any RGB model 2 CPU cores have trained);
+    /// - 5-6: the same, and context coding: the smaller file is kept;
     /// - 7-9: `--model`, else every embedded model for the format, and context coding.
     pub fn candidates(&self, format: PixelFormat) -> Result<Vec<Option<ChosenModel>>> {
         let Some(channels) = learned_channels(format) else {
@@ -114,7 +117,9 @@ impl CodingArgs {
                 .map(Some)
                 .collect(),
         };
-        if tried.is_empty() || self.effort >= 7 {
+        // from effort 5 the context coder is tried too: it costs about 1 % of a learned model's
+        // time and keeps images unlike the model's training data from costing twice as much
+        if tried.is_empty() || self.effort >= 5 {
             tried.push(None);
         }
         Ok(tried)

@@ -167,14 +167,16 @@ fn print_entry(registry: &Registry, entry: &RegistryEntry) -> Result<()> {
     println!("  codes:       {}", formats.join(", "));
     println!(
         "  model:       {} parameters, {} KiB file; {} levels × {} couplings, hidden {}, \
-         {} blocks, {} mixtures",
+         {} blocks, {} mixtures; top in {} group(s), factor-outs in {}",
         config.parameter_count(),
         entry.file_bytes().div_ceil(1024),
         config.levels,
         config.couplings,
         config.hidden,
         config.blocks,
-        config.mixtures
+        config.mixtures,
+        config.top_groups,
+        config.prior_groups
     );
     if let Some(card) = model.card().as_object() {
         for (key, value) in card {
