@@ -74,7 +74,8 @@ fn compress_archive(out: &Path) {
     for extra in ["--model".as_ref(), model_path().as_os_str()] {
         args.push(extra.into());
     }
-    args.extend(["--tile", "32", "--force"].map(Into::into));
+    // effort 4: the goldens are the model's files (from 5 the context coder's may be kept)
+    args.extend(["--tile", "32", "--effort", "4", "--force"].map(Into::into));
     ok(&args);
 }
 
@@ -90,6 +91,8 @@ fn compress(g: &Golden, out: &Path) {
         model_path().as_os_str(),
         "--tile".as_ref(),
         tile.as_ref(),
+        "--effort".as_ref(),
+        "4".as_ref(),
         "--force".as_ref(),
     ]);
 }
