@@ -525,3 +525,21 @@ fn effort_levels_choose_the_coding_and_decode_alike() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("1..=9"));
 }
+
+/// `compress --verbose` names what of a PNG is not kept.
+#[test]
+fn verbose_names_the_dropped_chunks() {
+    let png = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pngsuite/ct1n0g04.png");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.idf");
+    let run = run(&[
+        "compress".as_ref(),
+        png.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--verbose".as_ref(),
+    ]);
+    assert!(run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("dropped the tEXt chunk"), "{err}");
+}

@@ -50,6 +50,10 @@ pub struct CompressArgs {
     /// Replace existing output files.
     #[arg(long)]
     pub force: bool,
+    /// Also say what of each input is not kept (PNG chunks other than the pixels, palette,
+    /// transparency and colour information; bytes after a PNG's end).
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// Encoder settings shared by `compress` and `verify`.
@@ -212,7 +216,12 @@ fn compress_one(a: &CompressArgs, input: &Path) -> Result<()> {
     };
     sink.check_writable(a.force)?;
     let input_bytes = source.read()?;
-    let image = io::decode_picture(&input_bytes, &source.display())?;
+    let (image, notes) = io::decode_picture_noting(&input_bytes, &source.display())?;
+    if a.verbose {
+        for note in notes {
+            eprintln!("{}: {note}", source.display());
+        }
+    }
     let candidates = a.coding.candidates(image.pixel_format())?;
     let (coded, chosen) = a
         .coding

@@ -258,14 +258,36 @@ pub fn create_path_under(root: &Path, name: &Path) -> Result<PathBuf> {
 /// depth, palette, tRNS and colour chunks; see [`idfcodec_codec::png`]), anything else the `image`
 /// crate reads (JPEG, PNM) by its pixels.
 pub fn decode_picture(bytes: &[u8], name: &str) -> Result<Image> {
+    Ok(decode_picture_noting(bytes, name)?.0)
+}
+
+/// [`decode_picture`], with a note for each thing of the file that is not kept (PNG chunks that
+/// do not change how the pixels look, bytes after the end).
+pub fn decode_picture_noting(bytes: &[u8], name: &str) -> Result<(Image, Vec<String>)> {
     if bytes.starts_with(PNG_SIGNATURE) {
         let source = png::read(bytes).with_context(|| format!("cannot read {name}"))?;
-        return source
+        let mut notes: Vec<String> = source
+            .dropped()
+            .iter()
+            .map(|c| format!("dropped the {} chunk ({} bytes)", c.name(), c.len))
+            .collect();
+        if source.trailing_bytes() > 0 {
+            notes.push(format!(
+                "ignored {} bytes after the PNG's end",
+                source.trailing_bytes()
+            ));
+        }
+        let image = source
             .to_image()
-            .with_context(|| format!("cannot read {name}"));
+            .with_context(|| format!("cannot read {name}"))?;
+        return Ok((image, notes));
     }
-    codec_image(read_picture(bytes, name)?)
-        .map_err(|color| anyhow::anyhow!("{name} is {color}, which idfcodec cannot code"))
+    let image = codec_image(read_picture(bytes, name)?)
+        .map_err(|color| anyhow::anyhow!("{name} is {color}, which idfcodec cannot code"))?;
+    Ok((
+        image,
+        vec!["read by its pixels only (not a PNG)".to_string()],
+    ))
 }
 
 /// The first bytes of every PNG file.
