@@ -311,30 +311,42 @@ fn check_name_len(len: u64) -> Result<(), FormatError> {
     Ok(())
 }
 
+/// A varint `field` of at most `max` (`range` describes the bound in errors).
+fn read_at_most(
+    cur: &mut Cursor<'_>,
+    field: &'static str,
+    max: usize,
+    range: &'static str,
+) -> Result<usize, FormatError> {
+    let value = cur.varint(field)?;
+    if value > max as u64 {
+        return Err(FormatError::FieldOutOfRange {
+            field,
+            value,
+            range,
+        });
+    }
+    Ok(value as usize)
+}
+
 /// Reads a front-coded name and checks that its coding is the one [`shared`] gives.
 fn read_front_coded(
     cur: &mut Cursor<'_>,
     previous: &[u8],
     budget: &mut NameBudget,
 ) -> Result<EntryName, FormatError> {
-    let prefix = cur.varint("shared name prefix length")?;
-    if prefix > previous.len() as u64 {
-        return Err(FormatError::FieldOutOfRange {
-            field: "shared name prefix length",
-            value: prefix,
-            range: "0..=the length of the previous name",
-        });
-    }
-    let prefix = prefix as usize;
-    let suffix = cur.varint("shared name suffix length")?;
-    if suffix > (previous.len() - prefix) as u64 {
-        return Err(FormatError::FieldOutOfRange {
-            field: "shared name suffix length",
-            value: suffix,
-            range: "0..=the length of the previous name after the shared prefix",
-        });
-    }
-    let suffix = suffix as usize;
+    let prefix = read_at_most(
+        cur,
+        "shared name prefix length",
+        previous.len(),
+        "0..=the length of the previous name",
+    )?;
+    let suffix = read_at_most(
+        cur,
+        "shared name suffix length",
+        previous.len() - prefix,
+        "0..=the length of the previous name after the shared prefix",
+    )?;
     let middle_len = cur.varint("name middle length")?;
     let len = middle_len.saturating_add((prefix + suffix) as u64);
     check_name_len(len)?;
