@@ -446,9 +446,30 @@ fn half_model() -> DefaultUniformModel {
     DefaultUniformModel::new(1 << ESCAPE_HALF_BITS)
 }
 
-/// The quantised model of latent `i` of a group.
-fn latent_model(params: &GroupParams, i: usize) -> Result<LatentModel> {
-    LatentModel::new(&LogisticMixture::new(&params.get(i))?)
+/// The quantised models of a group's latents, visited one after another. A latent whose
+/// parameters equal those of the latent visited just before shares its table (every latent of a
+/// channel of the first top group; flat image regions). A table depends only on its parameters,
+/// so this changes no output, only the time spent building tables.
+struct LatentModels<'a> {
+    params: &'a GroupParams,
+    last: Option<(usize, LatentModel)>,
+}
+
+impl<'a> LatentModels<'a> {
+    fn new(params: &'a GroupParams) -> Self {
+        LatentModels { params, last: None }
+    }
+
+    /// The model of latent `i`.
+    fn get(&mut self, i: usize) -> Result<&LatentModel> {
+        let params = self.params;
+        let same = matches!(&self.last, Some((j, _)) if params.get(*j) == params.get(i));
+        if !same {
+            let model = LatentModel::new(&LogisticMixture::new(&params.get(i))?)?;
+            self.last = Some((i, model));
+        }
+        Ok(&self.last.as_ref().expect("set above").1)
+    }
 }
 
 /// Checked image shape for the coder's public entry points.
@@ -499,8 +520,9 @@ pub fn push_image(
     let latents = flow::forward(model, &image)?;
     // Emission order with each group reversed is exactly the reverse of the decoding order.
     for group in &latents.groups {
+        let mut models = LatentModels::new(&group.params);
         for (i, &z) in group.values.data().iter().enumerate().rev() {
-            latent_model(&group.params, i)?.encode(coder, z)?;
+            models.get(i)?.encode(coder, z)?;
         }
     }
     Ok(())
@@ -574,8 +596,9 @@ fn decode_group(
     shape: Shape,
     params: &GroupParams,
 ) -> Result<IntTensor> {
+    let mut models = LatentModels::new(params);
     let values = (0..shape.len())
-        .map(|i| latent_model(params, i)?.decode(coder))
+        .map(|i| models.get(i)?.decode(coder))
         .collect::<Result<Vec<_>>>()?;
     IntTensor::from_vec(shape, values)
 }
