@@ -176,6 +176,29 @@ fn whole_images(c: &mut Criterion) {
             b.iter(|| decompress(&coded, Registry::embedded(), &decode).unwrap())
         });
     }
+    // the context coder (no model): a smooth synthetic 256×256 RGB image with some texture
+    let (w, h) = (256u32, 256u32);
+    let samples: Vec<u8> = (0..w * h * 3)
+        .map(|i| {
+            let (p, c) = (i / 3, i % 3);
+            let (x, y) = (p % w, p / w);
+            ((x * (c + 1) + y * 2 + (x * y / 7) % 5) % 256) as u8
+        })
+        .collect();
+    let rgb = Image::new(w, h, PixelFormat::Rgb8, samples).unwrap();
+    let context = EncodeOptions {
+        tile_side: 512,
+        ..encode
+    };
+    let none: Option<&Model> = None;
+    let coded = compress(&rgb, none, &context).unwrap();
+    group.throughput(Throughput::Bytes(rgb.samples().len() as u64));
+    group.bench_function(BenchmarkId::new("compress-context", "rgb-256x256"), |b| {
+        b.iter(|| compress(&rgb, none, &context).unwrap())
+    });
+    group.bench_function(BenchmarkId::new("decompress-context", "rgb-256x256"), |b| {
+        b.iter(|| decompress(&coded, &Registry::new([]), &decode).unwrap())
+    });
     group.finish();
 }
 
