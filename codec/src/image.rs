@@ -703,7 +703,8 @@ impl TileCoding<'_> {
 
     /// Whether the context coder has planes to code: not when the model codes them all.
     fn has_context_planes(&self) -> bool {
-        !(self.model.is_some() && matches!(self.format, PixelFormat::Gray8 | PixelFormat::Rgb8))
+        let all = Some(usize::from(self.format.channels()));
+        self.model.is_none() || learned_channels(self.format) != all
     }
 
     /// The planes the model codes, each padded to the coded size, channel after channel (CHW).

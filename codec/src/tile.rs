@@ -145,17 +145,6 @@ impl TileLayout {
         })
     }
 
-    /// CRC-32 of the tile's canonical pixel bytes (its own pixels, row-major, padding left out)
-    /// from a padded tile: what a version-2 tile's ANS stream starts from.
-    pub fn checksum(&self, padded: &[u8]) -> u32 {
-        let width = self.rect.width as usize;
-        let mut hasher = crc32fast::Hasher::new();
-        for r in 0..self.rect.height as usize {
-            hasher.update(&padded[r * self.padded_width..][..width]);
-        }
-        hasher.finalize()
-    }
-
     /// Pads a plane of the tile's own size (row-major, one byte per pixel) to the coded size by
     /// edge replication, as [`TileLayout::extract`] does from a whole image.
     pub fn pad(&self, plane: &[u8]) -> Vec<u8> {
@@ -177,18 +166,6 @@ impl TileLayout {
             .flat_map(|r| &padded[r * self.padded_width..][..width])
             .copied()
             .collect()
-    }
-
-    /// Writes the tile's own pixels (padding cropped) into a row-major image of width
-    /// `image_width`.
-    pub fn place(&self, padded: &[u8], image: &mut [u8], image_width: u32) {
-        let stride = image_width as usize;
-        let width = self.rect.width as usize;
-        for r in 0..self.rect.height as usize {
-            let from = &padded[r * self.padded_width..][..width];
-            let to = (self.rect.y as usize + r) * stride + self.rect.x as usize;
-            image[to..to + width].copy_from_slice(from);
-        }
     }
 }
 
@@ -273,16 +250,17 @@ mod tests {
         ]);
         assert!(layout.padding_is_replicated(&padded));
         let mut back = vec![0u8; 15];
-        layout.place(&padded, &mut back, 5);
+        paste_rect(&layout.crop(&padded), &mut back, 5, 1, layout.rect);
         assert_eq!(&back[7..10], &image[7..10]);
         assert_eq!(&back[12..15], &image[12..15]);
         assert!(back[..7].iter().all(|&v| v == 0));
         // the checksum covers the tile's own 3×2 pixels, not the padding
         let own = [7, 8, 9, 12, 13, 14];
-        assert_eq!(layout.checksum(&padded), crate::format::crc32(&own));
+        assert_eq!(copy_rect(&image, 5, 1, layout.rect), own);
+        assert_eq!(layout.crop(&padded), own);
         let mut bad = padded.clone();
         bad[3] ^= 1;
-        assert_eq!(layout.checksum(&bad), crate::format::crc32(&own));
+        assert_eq!(layout.crop(&bad), own);
         assert!(!layout.padding_is_replicated(&bad));
         bad = padded;
         bad[15] ^= 1;

@@ -158,6 +158,29 @@ impl CodingArgs {
     }
 }
 
+/// The candidates of each pixel format ([`CodingArgs::candidates`]), chosen and loaded once: a
+/// model file is read once however many images it codes.
+#[derive(Default)]
+pub struct CandidateCache(Vec<(PixelFormat, Vec<Option<ChosenModel>>)>);
+
+impl CandidateCache {
+    /// The candidates for images of `format`.
+    pub fn get(
+        &mut self,
+        coding: &CodingArgs,
+        format: PixelFormat,
+    ) -> Result<&[Option<ChosenModel>]> {
+        let at = match self.0.iter().position(|(f, _)| *f == format) {
+            Some(at) => at,
+            None => {
+                self.0.push((format, coding.candidates(format)?));
+                self.0.len() - 1
+            }
+        };
+        Ok(&self.0[at].1)
+    }
+}
+
 /// The smallest of the files `encode` makes from each candidate (the first on ties), with its
 /// candidate.
 fn smallest(
@@ -193,9 +216,10 @@ pub fn run(a: CompressArgs) -> Result<()> {
             if a.inputs.len() > 1 && a.output.is_some() {
                 bail!("-o/--output takes one input; with several, each INPUT is written to INPUT.idf (or use --archive)");
             }
+            let mut cache = CandidateCache::default();
             a.inputs
                 .iter()
-                .try_for_each(|input| compress_one(&a, input))
+                .try_for_each(|input| compress_one(&a, &mut cache, input))
         }
     }
 }
@@ -207,7 +231,7 @@ pub fn default_output(input: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn compress_one(a: &CompressArgs, input: &Path) -> Result<()> {
+fn compress_one(a: &CompressArgs, cache: &mut CandidateCache, input: &Path) -> Result<()> {
     let source = Source::new(input);
     let sink = match (&a.output, &source) {
         (Some(out), _) => Sink::new(out),
@@ -222,10 +246,10 @@ fn compress_one(a: &CompressArgs, input: &Path) -> Result<()> {
             eprintln!("{}: {note}", source.display());
         }
     }
-    let candidates = a.coding.candidates(image.pixel_format())?;
+    let candidates = cache.get(&a.coding, image.pixel_format())?;
     let (coded, chosen) = a
         .coding
-        .encode_best(&image, &candidates)
+        .encode_best(&image, candidates)
         .with_context(|| format!("cannot compress {}", source.display()))?;
     sink.write(&coded, a.force)?;
     io::report(

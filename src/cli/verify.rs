@@ -9,7 +9,7 @@ use clap::Args;
 use idfcodec_codec::format::{Limits, PixelFormat};
 use idfcodec_codec::{decompress, DecodeOptions, Image, Registry};
 
-use super::compress::{collect_inputs, read_input_image, CodingArgs, InputImage};
+use super::compress::{collect_inputs, read_input_image, CandidateCache, CodingArgs, InputImage};
 use super::io;
 use super::models::ChosenModel;
 
@@ -59,39 +59,26 @@ pub struct Coded {
 /// `bench`), checking every pixel. The models tried for each pixel format are chosen once.
 pub struct RoundTrip {
     coding: CodingArgs,
-    candidates: Vec<(PixelFormat, Vec<Option<ChosenModel>>)>,
+    cache: CandidateCache,
 }
 
 impl RoundTrip {
     pub fn new(coding: CodingArgs) -> Self {
         RoundTrip {
             coding,
-            candidates: Vec::new(),
+            cache: CandidateCache::default(),
         }
     }
 
     /// The models tried for images of `format` (chosen and loaded on first use).
     pub fn candidates(&mut self, format: PixelFormat) -> Result<&[Option<ChosenModel>]> {
-        let at = match self.candidates.iter().position(|(f, _)| *f == format) {
-            Some(at) => at,
-            None => {
-                let found = self.coding.candidates(format)?;
-                self.candidates.push((format, found));
-                self.candidates.len() - 1
-            }
-        };
-        Ok(&self.candidates[at].1)
+        self.cache.get(&self.coding, format)
     }
 
     /// Codes `image` (the smallest of the candidates) and decodes the bytes again; an error
     /// unless every pixel comes back.
     pub fn run(&mut self, image: &Image) -> Result<Coded> {
-        self.candidates(image.pixel_format())?;
-        let (_, candidates) = self
-            .candidates
-            .iter()
-            .find(|(f, _)| *f == image.pixel_format())
-            .expect("added above");
+        let candidates = self.cache.get(&self.coding, image.pixel_format())?;
         let start = Instant::now();
         let (coded, chosen) = self.coding.encode_best(image, candidates)?;
         let encode = start.elapsed();
