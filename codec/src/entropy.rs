@@ -333,10 +333,9 @@ fn quantize(p: &[f64]) -> Result<Vec<u32>> {
     }
     let one = 1u64 << PRECISION;
     let free = (one - p.len() as u64) as f64;
-    let mut q: Vec<u32> = p
-        .iter()
-        .map(|&v| 1 + (v / total * free).floor() as u32)
-        .collect();
+    // `v / total · free` is finite and ≥ 0 (checked above), so the truncating cast is `floor`
+    // (without a call to the platform's `floor` on CPUs that lack a rounding instruction).
+    let mut q: Vec<u32> = p.iter().map(|&v| 1 + (v / total * free) as u32).collect();
     let sum: u64 = q.iter().map(|&v| u64::from(v)).sum();
     let top = (0..q.len()).fold(0, |best, i| if q[i] > q[best] { i } else { best });
     let adjusted = i64::from(q[top]) + one as i64 - sum as i64;
