@@ -6,7 +6,7 @@
 //! multiplies and adds (Rust never contracts them into fused multiply-adds). The hot loop runs over
 //! many *independent* output elements, so it is vectorised with any SIMD width without changing a
 //! single bit of any result: the convolution is compiled twice, for any CPU and for AVX2 (chosen at
-//! run time, never with FMA), and both give the same bits.
+//! run time, never with FMA; `IDFCODEC_CPU=portable` forces the first), and both give the same bits.
 //!
 //! # Layout inside networks
 //! Activations inside a [`Network`] live in a zero-padded layout ([`Padded`]): each channel plane
@@ -436,6 +436,26 @@ impl Conv3x3 {
     }
 }
 
+/// Environment variable that, set to `portable`, makes the engine run its portable kernels even
+/// where a faster variant is available (read once per process). Both give the same bits; this is
+/// for checking exactly that, and for timing the difference.
+pub const CPU_VARIANT_VAR: &str = "IDFCODEC_CPU";
+
+/// Which variant of the kernels runs in this process: `"avx2"` or `"portable"`.
+pub fn kernel_variant() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if !portable_kernels_only() && std::arch::is_x86_feature_detected!("avx2") {
+        return "avx2";
+    }
+    "portable"
+}
+
+/// Whether [`CPU_VARIANT_VAR`] asks for the portable kernels.
+fn portable_kernels_only() -> bool {
+    static PORTABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PORTABLE.get_or_init(|| std::env::var_os(CPU_VARIANT_VAR).is_some_and(|v| v == "portable"))
+}
+
 /// The convolution's inner loops: a variant for any CPU and one for AVX2, chosen at run time.
 ///
 /// Output pixel `(y, x)` of a plane sits at padded index `(y+1)·stride + x+1 = stride+1 + k`
@@ -454,8 +474,8 @@ mod kernel {
     /// per row are written too and must be cleared by the caller.
     pub(super) fn convolve(conv: &Conv3x3, input: &Padded, out: &mut Padded) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
+        if super::kernel_variant() == "avx2" {
+            // SAFETY: `kernel_variant` says "avx2" only where the CPU supports AVX2.
             unsafe { convolve_avx2(conv, input, out) };
             return;
         }

@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use idfcodec_codec::engine::{IntTensor, Shape};
-use idfcodec_codec::IdfConfig;
+use idfcodec_codec::entropy::{decode_image, encode_image, StreamStart};
+use idfcodec_codec::{flow, IdfConfig, Model};
 
 /// A tiny deterministic generator (xorshift64*), so tests need no extra crates.
 pub struct Rng(u64);
@@ -145,4 +146,46 @@ pub fn metadata(config: &IdfConfig) -> Vec<(&'static str, String)> {
         ("idfcodec.arch", serde_json::to_string(config).unwrap()),
         ("idfcodec.card", r#"{"note":"test"}"#.to_string()),
     ]
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// What [`fingerprint`] gave `(1, 2, 16, 16)` and `(3, 3, 16, 24)` when it was recorded: every
+/// platform, thread count, CPU feature set and build must reproduce it (`determinism.rs`,
+/// `portable_kernels.rs`).
+pub const FROZEN_FINGERPRINTS: [(u64, usize, u64, i64); 2] = [
+    (0x8809_cd9e_459a_b65f, 183, 0x2a55_91f8_5c6a_9da6, 1_439_488),
+    (0x2b01_22d7_396a_e800, 827, 0xeba7_b739_7fe9_f174, 6_594_838),
+];
+
+/// (model id, payload length, payload hash, NLL in millibits) for a fixed case.
+pub fn fingerprint(
+    channels: usize,
+    levels: usize,
+    height: usize,
+    width: usize,
+) -> (u64, usize, u64, i64) {
+    let model = Model::new_random(small_config(channels, levels), 12_345).unwrap();
+    let shape = Shape::new(channels, height, width);
+    let pixels = smooth_pixels(&mut Rng::new(7), shape);
+    // version-1 streams (start state 1): the frozen fingerprints below predate version 2; the
+    // version-2 goldens in fixtures/v2 freeze those streams
+    let start = StreamStart::One;
+    let payload = encode_image(&model, &pixels, channels, height, width, start).unwrap();
+    assert_eq!(
+        decode_image(&model, &payload, channels, height, width, |_| start).unwrap(),
+        pixels
+    );
+    let image = to_tensor(&pixels, shape);
+    let nll = flow::nll_bits(&model, &image).unwrap();
+    (
+        model.id(),
+        payload.len(),
+        fnv1a(&payload),
+        (nll * 1e3).round() as i64,
+    )
 }
