@@ -707,20 +707,18 @@ impl TileCoding<'_> {
         self.model.is_none() || learned_channels(self.format) != all
     }
 
-    /// The planes the model codes, each padded to the coded size, channel after channel (CHW).
-    fn learned_planes(&self, samples: &[u8]) -> Result<Vec<u8>, CodecError> {
-        match self.format {
-            PixelFormat::Gray8 => Ok(self.layout.pad(samples)),
-            PixelFormat::Rgb8 => Ok((0..3)
-                .flat_map(|c| {
-                    let plane: Vec<u8> = samples.iter().skip(c).step_by(3).copied().collect();
-                    self.layout.pad(&plane)
-                })
-                .collect()),
-            _ => Ok(self
-                .layout
-                .pad(&context::first_plane(&self.planes(), samples)?)),
-        }
+    /// The planes `model` codes, each padded to the coded size, channel after channel (CHW):
+    /// the first `in_channels` channels of the tile's interleaved 8-bit samples (the gray of
+    /// gray8 and gray+alpha 8, the red, green and blue of rgb8; [`check_model_fits`] has
+    /// checked that the model fits the format).
+    fn learned_planes(&self, model: &Model, samples: &[u8]) -> Vec<u8> {
+        let stride = usize::from(self.format.channels());
+        (0..model.config().in_channels)
+            .flat_map(|c| {
+                let plane: Vec<u8> = samples.iter().skip(c).step_by(stride).copied().collect();
+                self.layout.pad(&plane)
+            })
+            .collect()
     }
 
     /// Inverse of [`TileCoding::learned_planes`]: the tile's own samples of the learned planes
@@ -736,13 +734,10 @@ impl TileCoding<'_> {
             }
             planes.push(self.layout.crop(p));
         }
-        Ok(match planes.len() {
-            1 => planes.pop().expect("one plane"),
-            n => (0..planes[0].len())
-                .flat_map(|i| (0..n).map(move |c| (c, i)))
-                .map(|(c, i)| planes[c][i])
-                .collect(),
-        })
+        let pixels = planes.first().map_or(0, Vec::len);
+        Ok((0..pixels)
+            .flat_map(|i| planes.iter().map(move |p| p[i]))
+            .collect())
     }
 
     /// Codes the tile's canonical pixel bytes into its payload.
@@ -754,7 +749,14 @@ impl TileCoding<'_> {
         }
         if let Some(model) = self.model {
             let (c, h, w) = self.coded_shape(model);
-            entropy::push_image(&mut coder, model, &self.learned_planes(samples)?, c, h, w)?;
+            entropy::push_image(
+                &mut coder,
+                model,
+                &self.learned_planes(model, samples),
+                c,
+                h,
+                w,
+            )?;
         }
         entropy::finish_stream(coder)
     }

@@ -138,6 +138,34 @@ pub enum Transparent {
     Rgb([u16; 3]),
 }
 
+impl Transparent {
+    /// The tRNS chunk's bytes: each value as two bytes, big-endian, as PNG stores it.
+    fn to_bytes(self) -> Vec<u8> {
+        match self {
+            Transparent::Gray(g) => g.to_be_bytes().to_vec(),
+            Transparent::Rgb(c) => c.iter().flat_map(|v| v.to_be_bytes()).collect(),
+        }
+    }
+
+    /// From tRNS bytes of a gray (2 bytes) or RGB (6 bytes) image; `None` for other lengths.
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let v = |i: usize| u16::from_be_bytes([bytes[2 * i], bytes[2 * i + 1]]);
+        match bytes.len() {
+            2 => Some(Transparent::Gray(v(0))),
+            6 => Some(Transparent::Rgb([v(0), v(1), v(2)])),
+            _ => None,
+        }
+    }
+
+    /// Channels of the images it belongs to.
+    fn channels(self) -> u8 {
+        match self {
+            Transparent::Gray(_) => 1,
+            Transparent::Rgb(_) => 3,
+        }
+    }
+}
+
 /// A palette image: indices into a palette, as the PNG stores them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaletteImage {
@@ -751,14 +779,8 @@ pub fn read_with_limits(bytes: &[u8], limits: &PngLimits) -> Result<SourceImage>
     let pixels = match h.pixel_format() {
         Some(format) => {
             let samples = canonical_samples(&raw, width, height, format);
-            let transparent = layout.trns.map(|t| {
-                let v = |i: usize| u16::from_be_bytes([t[2 * i], t[2 * i + 1]]);
-                if h.colour_type == 0 {
-                    Transparent::Gray(v(0))
-                } else {
-                    Transparent::Rgb([v(0), v(1), v(2)])
-                }
-            });
+            // `layout` admits tRNS only with 2 bytes on gray and 6 on RGB images
+            let transparent = layout.trns.as_deref().and_then(Transparent::from_bytes);
             let max = u16::MAX >> (16 - h.bit_depth);
             let fits = match transparent {
                 None => true,
@@ -919,10 +941,7 @@ pub fn write(image: &SourceImage) -> Result<Vec<u8>> {
                 // refused by `SourceImage::new`: palette samples come as `Pixels::Palette`
                 Palette8 | Palette4 | Palette2 | Palette1 => ColorType::Indexed,
             };
-            let trns = transparent.map(|t| match t {
-                Transparent::Gray(g) => g.to_be_bytes().to_vec(),
-                Transparent::Rgb(c) => c.iter().flat_map(|v| v.to_be_bytes()).collect(),
-            });
+            let trns = transparent.map(Transparent::to_bytes);
             let raw = raw_rows(samples, image.width as usize, *format);
             (colour, format.bits_per_sample(), raw, None, trns)
         }
@@ -1012,13 +1031,9 @@ impl SourceImage {
                 transparent,
             } => {
                 if let Some(t) = transparent {
-                    let data = match t {
-                        Transparent::Gray(g) => g.to_be_bytes().to_vec(),
-                        Transparent::Rgb(c) => c.iter().flat_map(|v| v.to_be_bytes()).collect(),
-                    };
                     records.push(Extension {
                         kind: ExtensionKind::Transparency,
-                        data,
+                        data: t.to_bytes(),
                     });
                 }
                 (*format, samples.clone())
@@ -1071,19 +1086,18 @@ impl SourceImage {
                 indices: image.samples().to_vec(),
             })
         } else {
-            let be = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
-            let transparent = match (trns, format.channels()) {
-                (None, _) => None,
-                (Some(t), 1) if t.len() == 2 => Some(Transparent::Gray(be(t))),
-                (Some(t), 3) if t.len() == 6 => {
-                    Some(Transparent::Rgb([be(&t[0..2]), be(&t[2..4]), be(&t[4..6])]))
-                }
-                (Some(t), _) => {
-                    return Err(bad(format!(
-                        "a {}-byte transparency record on a {format:?} image",
-                        t.len()
-                    )))
-                }
+            let transparent = match trns {
+                None => None,
+                Some(t) => Some(
+                    Transparent::from_bytes(t)
+                        .filter(|tr| tr.channels() == format.channels())
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "a {}-byte transparency record on a {format:?} image",
+                                t.len()
+                            ))
+                        })?,
+                ),
             };
             Pixels::Direct {
                 format,
