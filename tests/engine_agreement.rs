@@ -23,10 +23,11 @@ fn small_config() -> TrainConfig {
 #[test]
 fn engine_and_tch_agree_on_real_images() {
     tch::set_num_threads(1);
-    for (top_groups, prior_groups) in [(1, 1), (4, 2)] {
+    for (top_groups, prior_groups, phase_levels) in [(1, 1, 0), (4, 2, 0), (4, 2, 1)] {
         let mut cfg = small_config();
         cfg.model.top_groups = top_groups;
         cfg.model.prior_groups = prior_groups;
+        cfg.model.phase_levels = phase_levels;
         agree_on_real_images(&cfg);
     }
 }

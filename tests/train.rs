@@ -128,7 +128,7 @@ fn a_trained_run_grows_into_conditional_groups() {
     grown.model.prior_groups = 2;
     grown.train.init_from = Some(parent.path().to_path_buf());
     let (mut vs, model) = train::build_model(&grown, Device::Cpu);
-    let fresh = checkpoint::copy_matching(parent.path(), &mut vs).unwrap();
+    let fresh = checkpoint::copy_matching(parent.path(), &grown.model, &mut vs).unwrap();
     // only the top's new group network is new: the split priors keep their rows, and the new
     // factor-out group networks start as copies of the level's prior
     assert!(!fresh.is_empty());
@@ -153,6 +153,26 @@ fn a_trained_run_grows_into_conditional_groups() {
         "factor-outs: parent {parent_levels} nats, grown {grown_levels}"
     );
     drop(model);
+
+    // coding level 0's factor-out by pixel phase changes what its priors see and emit: none of
+    // them is copied, not even the tensors whose shapes still fit (the residual blocks)
+    let mut phased = grown.clone();
+    phased.model.phase_levels = 1;
+    let (mut vs, _) = train::build_model(&phased, Device::Cpu);
+    let fresh = checkpoint::copy_matching(parent.path(), &phased.model, &mut vs).unwrap();
+    let level0: Vec<_> = vs
+        .variables()
+        .into_keys()
+        .filter(|n| n.starts_with("level0.prior"))
+        .collect();
+    assert!(level0.iter().any(|n| n.contains(".block0.")), "{level0:?}");
+    assert!(level0.iter().all(|n| fresh.contains(n)), "{fresh:?}");
+    assert!(
+        fresh
+            .iter()
+            .all(|n| n.starts_with("level0.prior") || n.starts_with("top.group1.")),
+        "{fresh:?}"
+    );
 
     // a run from it starts near the parent (the new priors fitted to the data) and trains on
     let dir = tempfile::tempdir().unwrap();

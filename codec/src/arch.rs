@@ -21,6 +21,12 @@
 //!     params_{l,0} = PriorNN_l(norm(z))                        // 3·M channels per channel of o_0
 //!     params_{l,k} = PriorNN_{l,k}(norm(concat(z, o_0, …, o_{k−1})))   // k ≥ 1
 //!     emit (o_{P−1}, params_{l,P−1}), …, (o_0, params_{l,0})
+//!     // levels l < phase_levels code the factor-out by pixel phase instead: out and z are first
+//!     // cut into their four phases (`phases`, 4× the channels at half the size) and the phased
+//!     // out is coded in 4·P groups of p channels (phase (0,0)'s channel groups first, then
+//!     // (0,1), (1,0), (1,1)), each conditioned on phases(z) and the groups before it, so the
+//!     // later phases see their already decoded neighbours
+//!     out, z = phases(out), phases(z)          // then the groups above, then out = unphases(out)
 //! // top: Ct channels in G = top_groups groups of g = Ct/G channels, coded one after another
 //! z_0, …, z_{G−1} = z[..g], z[g..2g], …
 //! params_0 = top_params                      // per-channel parameters, no network
@@ -32,6 +38,8 @@
 //! last level first. With `top_groups = 1` and `prior_groups = 1` (the defaults) the top is one
 //! group with per-channel parameters and each factor-out one group.
 //! `norm(v) = (v − 128) · (1/128)` in f32 (exact for the integers that occur).
+//! `phases(v)`: `C×H×W → 4C×H/2×W/2`, channel `(dy·2 + dx)·C + c` holds `v[c][2i+dy][2j+dx]`
+//! (phase-major, unlike `squeeze`, whose channel `c·4 + dy·2 + dx` holds the same values).
 //!
 //! Networks (`NN_{l,k}` and `PriorNN_l`), all convolutions 3×3, stride 1, zero padding 1, with bias:
 //! ```text
@@ -104,10 +112,19 @@ pub struct IdfConfig {
     /// groups before it (1: one group conditioned on the rest). Left out of the JSON when 1.
     #[serde(skip_serializing_if = "is_one")]
     pub prior_groups: usize,
+    /// The first `phase_levels` levels code their factor-out by pixel phase: `4·prior_groups`
+    /// groups at half the level's size, the later phases conditioned on the earlier ones (see the
+    /// module docs). 0 (left out of the JSON): no level does.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub phase_levels: usize,
 }
 
 fn is_one(v: &usize) -> bool {
     *v == 1
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 impl Default for IdfConfig {
@@ -122,6 +139,7 @@ impl Default for IdfConfig {
             translation_scale: 128.0,
             top_groups: 1,
             prior_groups: 1,
+            phase_levels: 0,
         }
     }
 }
@@ -179,7 +197,33 @@ impl IdfConfig {
                     .iter()
                     .all(|s| s.factored % self.prior_groups == 0),
             "prior_groups must divide every level's factored-out channels",
+        )?;
+        check(
+            self.phase_levels <= self.levels,
+            "phase_levels must be at most levels",
         )
+    }
+
+    /// True when level `l` codes its factor-out by pixel phase.
+    pub fn phased(&self, l: usize) -> bool {
+        l < self.phase_levels
+    }
+
+    /// Number of groups level `l`'s factor-out is coded in: `prior_groups`, four times that for a
+    /// phased level.
+    pub fn level_groups(&self, l: usize) -> usize {
+        self.prior_groups * if self.phased(l) { 4 } else { 1 }
+    }
+
+    /// Channels of one factor-out group (the same with or without phases).
+    pub fn prior_group_channels(&self, shape: &LevelShape) -> usize {
+        shape.factored / self.prior_groups.max(1)
+    }
+
+    /// Channels of the context every prior network of level `l` starts from: the rest, or the
+    /// phased rest (four times as many channels).
+    pub fn prior_context_channels(&self, l: usize, shape: &LevelShape) -> usize {
+        shape.rest * if self.phased(l) { 4 } else { 1 }
     }
 
     /// The shapes of every level, first to last.
@@ -216,7 +260,8 @@ impl IdfConfig {
 
     /// Spatial divisor: image height and width must be multiples of this.
     pub fn size_multiple(&self) -> usize {
-        1 << self.levels
+        // a phased level halves its factor-out once more
+        1 << self.levels.max(self.phase_levels + 1)
     }
 
     /// Name prefix of coupling `k` at level `l`.
@@ -241,7 +286,7 @@ impl IdfConfig {
     /// 0's factor-out groups, level 1's, …, then the top's groups (`top.params`, `top.group1`, …).
     pub fn prior_names(&self) -> Vec<String> {
         let mut v: Vec<String> = (0..self.levels)
-            .flat_map(|l| (0..self.prior_groups).map(move |k| Self::prior_group_name(l, k)))
+            .flat_map(|l| (0..self.level_groups(l)).map(move |k| Self::prior_group_name(l, k)))
             .collect();
         v.push(Self::TOP_PARAMS.to_string());
         v.extend((1..self.top_groups).map(Self::top_group_name));
@@ -268,12 +313,12 @@ impl IdfConfig {
                     s.coupling_out,
                 );
             }
-            let p = s.factored / self.prior_groups.max(1);
-            for k in 0..self.prior_groups {
+            let p = self.prior_group_channels(s);
+            for k in 0..self.level_groups(l) {
                 self.push_net(
                     &mut v,
                     &Self::prior_group_name(l, k),
-                    s.rest + k * p,
+                    self.prior_context_channels(l, s) + k * p,
                     3 * self.mixtures * p,
                 );
             }
@@ -470,10 +515,57 @@ mod tests {
     }
 
     #[test]
+    fn phased_levels_condition_on_the_phased_rest() {
+        let c = IdfConfig {
+            prior_groups: 2,
+            phase_levels: 1,
+            ..IdfConfig::default()
+        };
+        c.validate().unwrap();
+        assert_eq!(c.level_groups(0), 8);
+        assert_eq!(c.level_groups(1), 2);
+        assert_eq!(c.size_multiple(), 4);
+        let shape = |name: &str| {
+            c.tensor_specs()
+                .into_iter()
+                .find(|t| t.name == name)
+                .map(|t| t.shape)
+        };
+        // level 0: phased rest 4·2 channels, groups of 1 channel
+        assert_eq!(
+            shape("level0.prior.conv_in.weight"),
+            Some(vec![64, 8, 3, 3])
+        );
+        assert_eq!(
+            shape("level0.prior7.conv_in.weight"),
+            Some(vec![64, 15, 3, 3])
+        );
+        assert_eq!(shape("level0.prior7.conv_out.bias"), Some(vec![15]));
+        assert_eq!(shape("level0.prior8.conv_in.weight"), None);
+        // level 1 unchanged
+        assert_eq!(
+            shape("level1.prior1.conv_in.weight"),
+            Some(vec![64, 6, 3, 3])
+        );
+        assert_eq!(c.prior_names().len(), 8 + 2 + 1);
+        let deep = IdfConfig {
+            phase_levels: 2,
+            ..IdfConfig::default()
+        };
+        assert_eq!(deep.size_multiple(), 8);
+        assert!(IdfConfig {
+            phase_levels: 3,
+            ..IdfConfig::default()
+        }
+        .validate()
+        .is_err());
+    }
+
+    #[test]
     fn one_top_group_keeps_the_old_json() {
         // models exported before `top_groups` existed hash this JSON into their ids
         let j = serde_json::to_string(&IdfConfig::default()).unwrap();
-        assert!(!j.contains("groups"), "{j}");
+        assert!(!j.contains("groups") && !j.contains("phase"), "{j}");
         let four = IdfConfig {
             top_groups: 4,
             ..IdfConfig::default()

@@ -252,6 +252,42 @@ impl<T: Copy + Default> Tensor<T> {
             data,
         }
     }
+
+    /// The four pixel phases, phase-major: `C×H×W → 4C×H/2×W/2`, channel `(dy·2 + dx)·C + c`
+    /// holds `self[c][2i+dy][2j+dx]` (see [`crate::arch`]). [`Tensor::squeeze`] with its
+    /// channels reordered.
+    ///
+    /// # Panics
+    /// If height or width is odd (a caller bug).
+    pub fn phases(&self) -> Self {
+        let c = self.shape.channels;
+        // phase-major channel p·C + ch comes from squeeze's channel ch·4 + p
+        self.squeeze()
+            .gather_channels(|out| (out % c) * 4 + out / c)
+    }
+
+    /// The exact inverse of [`Tensor::phases`].
+    ///
+    /// # Panics
+    /// If the channel count is not a multiple of 4 (a caller bug).
+    pub fn unphases(&self) -> Self {
+        let c = self.shape.channels / 4;
+        // squeeze's channel ch·4 + p is phase-major channel p·C + ch
+        self.gather_channels(|out| (out % 4) * c + out / 4)
+            .unsqueeze()
+    }
+
+    /// A tensor of the same shape whose channel `i` is this tensor's channel `source(i)`.
+    fn gather_channels(&self, source: impl Fn(usize) -> usize) -> Self {
+        let mut data = Vec::with_capacity(self.data.len());
+        for i in 0..self.shape.channels {
+            data.extend_from_slice(self.channel(source(i)));
+        }
+        Tensor {
+            shape: self.shape,
+            data,
+        }
+    }
 }
 
 impl FloatTensor {
@@ -820,6 +856,24 @@ mod tests {
             }
         }
         assert_eq!(s.unsqueeze(), x);
+    }
+
+    #[test]
+    fn phases_are_phase_major_and_invert() {
+        let x = ramp(Shape::new(3, 4, 6));
+        let p = x.phases();
+        assert_eq!(p.shape(), Shape::new(12, 2, 3));
+        for c in 0..3 {
+            for (phase, (dy, dx)) in [(0, 0), (0, 1), (1, 0), (1, 1)].into_iter().enumerate() {
+                for y in 0..2 {
+                    for xx in 0..3 {
+                        let want = x.channel(c)[(2 * y + dy) * 6 + 2 * xx + dx];
+                        assert_eq!(p.channel(phase * 3 + c)[y * 3 + xx], want);
+                    }
+                }
+            }
+        }
+        assert_eq!(p.unphases(), x);
     }
 
     #[test]

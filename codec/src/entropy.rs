@@ -25,7 +25,9 @@
 //!
 //! # Payload
 //! Decoding order is: top latent (CHW order), then the factor-out of the last level down to
-//! level 0, each in CHW order; between groups the decoder runs the inverse flow for one level,
+//! level 0, each in CHW order, group by group as [`crate::arch`] defines them (a phased level's
+//! groups are its pixel phases' channel groups, at half the level's size); between levels the
+//! decoder runs the inverse flow for one level,
 //! which gives it the `rest` that the next prior needs. ANS is a stack, so the encoder pushes the
 //! exact reverse of that sequence.
 //!

@@ -146,7 +146,7 @@ pub fn latent_shapes(config: &IdfConfig, image: Shape) -> Result<Vec<Shape>> {
     check_image_shape(config, image)?;
     let (mut h, mut w) = (image.height, image.width);
     let mut shapes = Vec::new();
-    for (l, _) in config.level_shapes().iter().enumerate() {
+    for l in 0..config.levels {
         h /= 2;
         w /= 2;
         let stage = Stage::Level(l);
@@ -165,7 +165,17 @@ pub fn forward(model: &Model, image: &IntTensor) -> Result<Latents> {
     let mut z = image.clone();
     for level in 0..config.levels {
         let (out, rest) = forward_level(model, level, &z);
-        emit(model, Stage::Level(level), &out, Some(&rest), &mut groups)?;
+        let (out, context) = match config.phased(level) {
+            true => (out.phases(), rest.phases()),
+            false => (out, rest.clone()),
+        };
+        emit(
+            model,
+            Stage::Level(level),
+            &out,
+            Some(&context),
+            &mut groups,
+        )?;
         z = rest;
     }
     emit(model, Stage::Top, &z, None, &mut groups)?;
@@ -175,18 +185,30 @@ pub fn forward(model: &Model, image: &IntTensor) -> Result<Latents> {
 /// Maps latents back to the image (exact inverse of [`forward`]); only the values are used.
 pub fn inverse(model: &Model, latents: &Latents) -> Result<IntTensor> {
     let config = model.config();
-    let expected = config.levels * config.prior_groups + config.top_groups;
+    let counts: Vec<usize> = (0..config.levels).map(|l| config.level_groups(l)).collect();
+    let in_levels: usize = counts.iter().sum();
     let groups = &latents.groups;
-    if groups.len() != expected {
+    if groups.len() != in_levels + config.top_groups {
         return Err(CodecError::InvalidImage(format!(
-            "expected {expected} latent groups, got {}",
+            "expected {} latent groups, got {}",
+            in_levels + config.top_groups,
             groups.len()
         )));
     }
-    let (levels, top) = groups.split_at(config.levels * config.prior_groups);
+    let (mut levels, top) = groups.split_at(in_levels);
+    let mut per_level = Vec::with_capacity(counts.len());
+    for n in counts {
+        let (this, later) = levels.split_at(n);
+        per_level.push(this);
+        levels = later;
+    }
     let mut z = gather(top);
-    for (level, out) in levels.chunks(config.prior_groups).enumerate().rev() {
-        z = inverse_level(model, level, &gather(out), &z)?;
+    for (level, out) in per_level.into_iter().enumerate().rev() {
+        let out = match config.phased(level) {
+            true => gather(out).unphases(),
+            false => gather(out),
+        };
+        z = inverse_level(model, level, &out, &z)?;
     }
     Ok(z)
 }
@@ -206,7 +228,20 @@ pub fn decode(
     let mut z = decode_stage(model, Stage::Top, None, top, &mut decode)?;
     for level in (0..config.levels).rev() {
         let part = Stage::Level(level).part(config, z.shape().height, z.shape().width);
-        let out = decode_stage(model, Stage::Level(level), Some(&z), part, &mut decode)?;
+        let out = match config.phased(level) {
+            true => {
+                let context = z.phases();
+                decode_stage(
+                    model,
+                    Stage::Level(level),
+                    Some(&context),
+                    part,
+                    &mut decode,
+                )?
+                .unphases()
+            }
+            false => decode_stage(model, Stage::Level(level), Some(&z), part, &mut decode)?,
+        };
         z = inverse_level(model, level, &out, &z)?;
     }
     Ok(z)
@@ -274,18 +309,25 @@ impl Stage {
     /// How many groups the stage is coded in.
     fn groups(self, config: &IdfConfig) -> usize {
         match self {
-            Stage::Level(_) => config.prior_groups,
+            Stage::Level(l) => config.level_groups(l),
             Stage::Top => config.top_groups,
         }
     }
 
-    /// The shape of one of its groups, at spatial size `h×w`.
+    /// The shape of one of its groups, for a stage of spatial size `h×w` (a phased level's
+    /// groups are half that size).
     fn part(self, config: &IdfConfig, h: usize, w: usize) -> Shape {
-        let channels = match self {
-            Stage::Level(l) => config.level_shapes()[l].factored / config.prior_groups,
-            Stage::Top => config.top_group_channels(),
-        };
-        Shape::new(channels, h, w)
+        match self {
+            Stage::Level(l) if config.phased(l) => Shape::new(
+                config.prior_group_channels(&config.level_shapes()[l]),
+                h / 2,
+                w / 2,
+            ),
+            Stage::Level(l) => {
+                Shape::new(config.prior_group_channels(&config.level_shapes()[l]), h, w)
+            }
+            Stage::Top => Shape::new(config.top_group_channels(), h, w),
+        }
     }
 
     /// The prior of group `k` given its `context`: for a level, the rest followed by the groups
@@ -313,7 +355,8 @@ impl Stage {
     }
 }
 
-/// Appends the groups of one stage (`values`: all its channels; `rest`: a level's rest) to
+/// Appends the groups of one stage (`values`: all its channels; `rest`: a level's rest, both
+/// phased for a phased level) to
 /// `groups` in emission order, last group first.
 fn emit(
     model: &Model,

@@ -207,13 +207,14 @@ impl Model {
             values: values.into_iter(),
         };
         let mut levels = Vec::with_capacity(config.levels);
-        for shape in config.level_shapes() {
+        for (l, shape) in config.level_shapes().iter().enumerate() {
             let couplings = (0..config.couplings)
                 .map(|_| queue.network(shape.coupling_in, shape.coupling_out))
                 .collect::<Result<Vec<_>>>()?;
-            let p = shape.factored / config.prior_groups;
-            let priors = (0..config.prior_groups)
-                .map(|k| queue.network(shape.rest + k * p, 3 * config.mixtures * p))
+            let p = config.prior_group_channels(shape);
+            let context = config.prior_context_channels(l, shape);
+            let priors = (0..config.level_groups(l))
+                .map(|k| queue.network(context + k * p, 3 * config.mixtures * p))
                 .collect::<Result<Vec<_>>>()?;
             levels.push(LevelNets { couplings, priors });
         }

@@ -72,6 +72,27 @@ fn round_trips_are_bit_exact() {
 }
 
 #[test]
+fn phased_models_round_trip() {
+    let mut rng = Rng::new(6);
+    for (i, (channels, prior_groups, phase_levels)) in
+        [(1, 2, 1), (1, 1, 2), (3, 3, 1)].into_iter().enumerate()
+    {
+        let config = IdfConfig {
+            phase_levels,
+            ..grouped_config(channels, 2, 2, prior_groups)
+        };
+        let model = Model::new_random(config, 200 + i as u64).unwrap();
+        let shape = Shape::new(channels, 16, 24);
+        for pixels in [
+            noise_pixels(&mut rng, shape),
+            smooth_pixels(&mut rng, shape),
+        ] {
+            round_trip(&model, &pixels, shape);
+        }
+    }
+}
+
+#[test]
 fn extreme_images_round_trip_through_escapes() {
     let model = Model::new_random(small_config(1, 2), 3).unwrap();
     let shape = Shape::new(1, 8, 8);

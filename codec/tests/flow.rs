@@ -26,6 +26,52 @@ fn sorted_values(latents: &Latents) -> Vec<i32> {
 }
 
 #[test]
+fn phased_factor_outs_invert_exactly() {
+    // (channels, levels, top groups, prior groups, phase levels, height, width)
+    let cases = [
+        (1, 2, 4, 2, 1, 28, 28),
+        (1, 2, 1, 1, 2, 8, 8),
+        (1, 1, 1, 1, 1, 4, 8),
+        (3, 1, 1, 3, 1, 4, 4),
+        (3, 2, 2, 1, 1, 8, 12),
+    ];
+    let mut rng = Rng::new(12);
+    for (i, &(channels, levels, top_groups, prior_groups, phase_levels, height, width)) in
+        cases.iter().enumerate()
+    {
+        let config = IdfConfig {
+            phase_levels,
+            ..grouped_config(channels, levels, top_groups, prior_groups)
+        };
+        config.validate().unwrap();
+        let model = Model::new_random(config.clone(), 40 + i as u64).unwrap();
+        let shape = Shape::new(channels, height, width);
+        let shapes = flow::latent_shapes(&config, shape).unwrap();
+        // a phased level: 4·P groups at a quarter of the level's plane
+        let level0 = config.level_groups(0);
+        assert_eq!(level0, 4 * prior_groups);
+        assert_eq!(shapes[0].height, height / 4, "{shapes:?}");
+        assert_eq!(
+            shapes.len(),
+            (0..levels).map(|l| config.level_groups(l)).sum::<usize>() + top_groups
+        );
+        let image = random_image(&mut rng, shape, 0, 255);
+        let latents = flow::forward(&model, &image).unwrap();
+        let got: Vec<Shape> = latents.groups.iter().map(|g| g.values.shape()).collect();
+        assert_eq!(got, shapes);
+        assert_eq!(flow::inverse(&model, &latents).unwrap(), image, "case {i}");
+    }
+    // a phased level halves once more: the image must be divisible by 2^(phase_levels + 1)
+    let config = IdfConfig {
+        phase_levels: 2,
+        ..grouped_config(1, 2, 1, 1)
+    };
+    assert_eq!(config.size_multiple(), 8);
+    let model = Model::new_random(config, 1).unwrap();
+    assert!(flow::forward(&model, &IntTensor::zeros(Shape::new(1, 4, 4))).is_err());
+}
+
+#[test]
 fn forward_then_inverse_is_exact() {
     // (channels, levels, top groups, prior groups, height, width)
     let cases = [
@@ -160,6 +206,7 @@ fn hand_config() -> IdfConfig {
         translation_scale: 128.0,
         top_groups: 1,
         prior_groups: 1,
+        phase_levels: 0,
     }
 }
 

@@ -167,7 +167,7 @@ fn print_entry(registry: &Registry, entry: &RegistryEntry) -> Result<()> {
     println!("  codes:       {}", formats.join(", "));
     println!(
         "  model:       {} parameters, {} KiB file; {} levels × {} couplings, hidden {}, \
-         {} blocks, {} mixtures; top in {} group(s), factor-outs in {}",
+         {} blocks, {} mixtures; top in {} group(s), factor-outs in {}{}",
         config.parameter_count(),
         entry.file_bytes().div_ceil(1024),
         config.levels,
@@ -176,7 +176,11 @@ fn print_entry(registry: &Registry, entry: &RegistryEntry) -> Result<()> {
         config.blocks,
         config.mixtures,
         config.top_groups,
-        config.prior_groups
+        config.prior_groups,
+        match config.phase_levels {
+            0 => String::new(),
+            n => format!(" per pixel phase (4 phases) at the first {n} level(s)"),
+        }
     );
     if let Some(card) = model.card().as_object() {
         for (key, value) in card {

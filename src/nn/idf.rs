@@ -76,6 +76,16 @@ pub fn squeeze(x: &Tensor) -> Tensor {
         .reshape([n, 4 * c, h / 2, w / 2])
 }
 
+/// The four pixel phases: `N×C×H×W → N×4C×H/2×W/2`, output channel `(dy·2 + dx)·C + c`
+/// (phase-major; see [`idfcodec_codec::arch`]).
+pub fn phases(x: &Tensor) -> Tensor {
+    let (n, c, h, w) = x.size4().expect("phases needs a 4-d tensor");
+    squeeze(x)
+        .reshape([n, c, 4, h / 2, w / 2])
+        .transpose(1, 2)
+        .reshape([n, 4 * c, h / 2, w / 2])
+}
+
 /// Network input normalisation of integer-valued latents.
 fn norm(z: &Tensor) -> Tensor {
     (z - NORM_OFFSET as f64) * NORM_SCALE as f64
@@ -202,13 +212,14 @@ impl Idf {
                     })
                     .collect(),
             );
-            let g = s.factored / config.prior_groups;
+            let g = config.prior_group_channels(s);
             priors.push(
-                (0..config.prior_groups)
+                (0..config.level_groups(l))
                     .map(|k| {
                         let name = IdfConfig::prior_group_name(l, k);
                         let net = name.rsplit('.').next().expect("level{l}.prior{k}");
-                        let (cin, out) = (s.rest + k * g, 3 * config.mixtures * g);
+                        let cin = config.prior_context_channels(l, s) + k * g;
+                        let out = 3 * config.mixtures * g;
                         ConvNet::new(&(&lp / net), config, cin, out, OutputInit::Default)
                     })
                     .collect(),
@@ -280,12 +291,16 @@ impl Idf {
                 let t = round_ste(&(net.forward(&norm(&a)) * self.config.translation_scale as f64));
                 z = Tensor::cat(&[a, b + t], 1).flip([1]);
             }
-            let out = z.narrow(1, 0, s.factored as i64);
+            let mut out = z.narrow(1, 0, s.factored as i64);
             let rest = z.narrow(1, s.factored as i64, s.rest as i64);
-            let g = (s.factored / self.config.prior_groups) as i64;
+            let mut context = rest.shallow_clone();
+            if self.config.phased(l) {
+                (out, context) = (phases(&out), phases(&rest));
+            }
+            let g = self.config.prior_group_channels(s) as i64;
             for (k, net) in self.priors[l].iter().enumerate() {
                 let k = k as i64;
-                let context = Tensor::cat(&[&rest, &out.narrow(1, 0, k * g)], 1);
+                let context = Tensor::cat(&[&context, &out.narrow(1, 0, k * g)], 1);
                 groups.push((out.narrow(1, k * g, g), net.forward(&norm(&context))));
             }
             z = rest;
@@ -370,6 +385,20 @@ mod tests {
         assert_eq!(v(1, 0, 0), 1);
         assert_eq!(v(2, 0, 0), 4);
         assert_eq!(v(3, 1, 1), 15);
+    }
+
+    #[test]
+    fn phases_are_phase_major() {
+        let x = Tensor::arange(32, (Kind::Float, Device::Cpu)).reshape([1, 2, 4, 4]);
+        let y = phases(&x);
+        assert_eq!(y.size(), [1, 8, 2, 2]);
+        // channel (dy*2+dx)*2 + c holds x[c][2i+dy][2j+dx]
+        let v = |ch: i64, i: i64, j: i64| y.int64_value(&[0, ch, i, j]);
+        assert_eq!(v(0, 0, 0), 0);
+        assert_eq!(v(1, 0, 0), 16);
+        assert_eq!(v(2, 0, 0), 1);
+        assert_eq!(v(4, 0, 1), 6);
+        assert_eq!(v(7, 1, 1), 16 + 15);
     }
 
     /// One logistic component: the NLL must equal −ln(σ((z+½−μ)/s) − σ((z−½−μ)/s)) computed by hand.

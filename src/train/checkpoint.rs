@@ -131,9 +131,23 @@ fn read_weights(dir: &Path) -> Result<(PathBuf, Vec<(String, Tensor)>), TrainErr
 ///   `level{l}.prior`: its output rows are those of group `k`'s channels, and its first layer's
 ///   extra inputs (the groups before `k`) start at zero weight.
 ///
+/// A level whose factor-out changes between coded whole and coded by pixel phase
+/// (`phase_levels`) takes none of its prior networks: their inputs and outputs mean other things.
+///
 /// Returns the names of the variables left untouched.
-pub fn copy_matching(dir: &Path, vs: &mut VarStore) -> Result<Vec<String>, TrainError> {
+pub fn copy_matching(
+    dir: &Path,
+    config: &IdfConfig,
+    vs: &mut VarStore,
+) -> Result<Vec<String>, TrainError> {
+    let saved_config = read_state(dir)?.config.model;
     let (_, saved) = read_weights(dir)?;
+    let rephased = |name: &str| {
+        (0..config.levels).any(|l| {
+            saved_config.phased(l) != config.phased(l)
+                && name.starts_with(&IdfConfig::prior_name(l))
+        })
+    };
     let find = |name: &str| {
         let key = format!("param.{name}");
         saved.iter().find(|(n, _)| *n == key).map(|(_, t)| t)
@@ -141,6 +155,10 @@ pub fn copy_matching(dir: &Path, vs: &mut VarStore) -> Result<Vec<String>, Train
     let mut untouched = Vec::new();
     tch::no_grad(|| {
         for (name, mut var) in vs.variables() {
+            if rephased(&name) {
+                untouched.push(name);
+                continue;
+            }
             let (source, group) = match (find(&name), split_prior_group(&name)) {
                 (Some(t), _) => (Some(t), 0),
                 (None, Some((ungrouped, k))) => (find(&ungrouped), k),

@@ -276,7 +276,7 @@ pub fn run(job: &TrainJob, data: &LoadedData) -> Result<TrainReport, TrainError>
         // names of the variables a `init_from` run did not provide (None: no such run)
         let fresh = match &cfg.train.init_from {
             Some(dir) => {
-                let fresh = checkpoint::copy_matching(dir, &mut vs)?;
+                let fresh = checkpoint::copy_matching(dir, &cfg.model, &mut vs)?;
                 println!(
                     "started from {}: {} tensors copied, new: {}",
                     dir.display(),
