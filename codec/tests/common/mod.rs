@@ -154,22 +154,44 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// What [`fingerprint`] gave `(1, 2, 16, 16)` and `(3, 3, 16, 24)` when it was recorded: every
-/// platform, thread count, CPU feature set and build must reproduce it (`determinism.rs`,
+/// The fixed cases of [`fingerprint`]: (model config, height, width).
+pub fn fingerprint_cases() -> [(IdfConfig, usize, usize); 3] {
+    [
+        (small_config(1, 2), 16, 16),
+        (small_config(3, 3), 16, 24),
+        // conditional groups, level 0 coded by pixel phase
+        (
+            IdfConfig {
+                phase_levels: 1,
+                ..grouped_config(1, 2, 4, 2)
+            },
+            16,
+            24,
+        ),
+    ]
+}
+
+/// What [`fingerprint`] gave for [`fingerprint_cases`] when it was recorded: every platform,
+/// thread count, CPU feature set and build must reproduce it (`determinism.rs`,
 /// `portable_kernels.rs`).
-pub const FROZEN_FINGERPRINTS: [(u64, usize, u64, i64); 2] = [
+pub const FROZEN_FINGERPRINTS: [(u64, usize, u64, i64); 3] = [
     (0x8809_cd9e_459a_b65f, 183, 0x2a55_91f8_5c6a_9da6, 1_439_488),
     (0x2b01_22d7_396a_e800, 827, 0xeba7_b739_7fe9_f174, 6_594_838),
+    (0x7276_2b45_f588_fe2d, 272, 0x9e1f_9b4d_f45b_f60e, 2_150_692),
 ];
 
+/// Every case of [`fingerprint_cases`] fingerprinted.
+pub fn fingerprints() -> Vec<(u64, usize, u64, i64)> {
+    fingerprint_cases()
+        .into_iter()
+        .map(|(config, height, width)| fingerprint(config, height, width))
+        .collect()
+}
+
 /// (model id, payload length, payload hash, NLL in millibits) for a fixed case.
-pub fn fingerprint(
-    channels: usize,
-    levels: usize,
-    height: usize,
-    width: usize,
-) -> (u64, usize, u64, i64) {
-    let model = Model::new_random(small_config(channels, levels), 12_345).unwrap();
+pub fn fingerprint(config: IdfConfig, height: usize, width: usize) -> (u64, usize, u64, i64) {
+    let channels = config.in_channels;
+    let model = Model::new_random(config, 12_345).unwrap();
     let shape = Shape::new(channels, height, width);
     let pixels = smooth_pixels(&mut Rng::new(7), shape);
     // version-1 streams (start state 1): the frozen fingerprints below predate version 2; the
