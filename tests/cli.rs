@@ -246,18 +246,27 @@ fn wrong_input_and_wrong_model_are_explained() {
     let err = fails(&["decompress", i, "-o", o, "--model", png.to_str().unwrap()]);
     assert!(err.contains("not a usable idfcodec model"), "{err}");
     assert!(!out.exists());
-    // an RGB image is context-coded whatever --model says, and the report says so
+    // an RGB image is context-coded when --model is a gray model: the report says so, and a
+    // note on stderr says why
     let rgb = dir.path().join("rgb.png");
     image::RgbImage::from_pixel(3, 3, image::Rgb([1, 2, 3]))
         .save(&rgb)
         .unwrap();
-    let out = ok(&[
+    let args = [
         "compress",
         rgb.to_str().unwrap(),
         "--model",
         a.to_str().unwrap(),
-    ]);
+    ];
+    let done = cli_common::run(&args);
+    assert!(done.status.success());
+    let out = String::from_utf8_lossy(&done.stdout);
     assert!(out.contains("model none (context coding)"), "{out}");
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        err.contains("is not used for") && err.contains("1-channel"),
+        "{err}"
+    );
     fs::remove_file(dir.path().join("rgb.png.idf")).unwrap();
     // a damaged PNG is refused with a clear message and leaves nothing behind
     let bytes = fs::read(&rgb).unwrap();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use idfcodec_codec::format::{EntryName, PixelFormat};
-use idfcodec_codec::image::learned_channels;
+use idfcodec_codec::image::{format_name, learned_channels};
 use idfcodec_codec::tile::{DEFAULT_CONTEXT_TILE_SIDE, DEFAULT_TILE_SIDE};
 use idfcodec_codec::{
     compress, compress_archive, EncodeOptions, Image, Model, ModelStorage, NamedImage,
@@ -61,9 +61,11 @@ pub struct CompressArgs {
 pub struct CodingArgs {
     /// Learned model for the gray plane of 8-bit grayscale (and gray+alpha) images, or for 8-bit
     /// RGB images (an RGB model): the name of an embedded model (see `idfcodec models`) or a
-    /// model file (.safetensors made by `idfcodec export`). Default: see --effort. Planes and
-    /// formats no learned model codes are coded by the built-in context coder (the report says
-    /// "model none"). A file coded with a model file needs the same file to decompress.
+    /// model file (.safetensors made by `idfcodec export`). Default: see --effort. Images the
+    /// model cannot code (other channel counts or bit depths) are context-coded, with a note on
+    /// stderr. Planes and formats no learned model codes are coded by the built-in context coder
+    /// (the report says "model none"). A file coded with a model file needs the same file to
+    /// decompress.
     #[arg(long, value_name = "NAME|PATH")]
     pub model: Option<String>,
     /// Worker threads (0: all cores). The output is identical for every count.
@@ -98,7 +100,13 @@ impl CodingArgs {
     /// - 5-6: the same, and context coding: the smaller file is kept;
     /// - 7-9: `--model`, else every embedded model for the format, and context coding.
     pub fn candidates(&self, format: PixelFormat) -> Result<Vec<Option<ChosenModel>>> {
+        let unused_model = |why: &str| {
+            if let Some(model) = &self.model {
+                eprintln!("note: --model {model} is not used for {} images ({why}): they are context-coded", format_name(format));
+            }
+        };
         let Some(channels) = learned_channels(format) else {
+            unused_model("learned models code 8-bit gray and RGB planes only");
             return Ok(vec![None]);
         };
         let serves = if channels == 1 {
@@ -107,8 +115,14 @@ impl CodingArgs {
             PixelFormat::Rgb8
         };
         let given = match self.model.as_deref() {
-            Some(arg) => Some(ChosenModel::from_arg(arg)?)
-                .filter(|m| m.model.config().in_channels == channels),
+            Some(arg) => {
+                let model = ChosenModel::from_arg(arg)?;
+                let codes = model.model.config().in_channels;
+                if codes != channels {
+                    unused_model(&format!("it codes {codes}-channel images"));
+                }
+                Some(model).filter(|_| codes == channels)
+            }
             None => None,
         };
         let mut tried: Vec<Option<ChosenModel>> = match (self.effort, given) {
