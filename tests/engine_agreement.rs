@@ -23,11 +23,18 @@ fn small_config() -> TrainConfig {
 #[test]
 fn engine_and_tch_agree_on_real_images() {
     tch::set_num_threads(1);
-    for (top_groups, prior_groups, phase_levels) in [(1, 1, 0), (4, 2, 0), (4, 2, 1)] {
+    // (top groups, prior groups, phase levels, top phases)
+    for (top_groups, prior_groups, phase_levels, top_phases) in [
+        (1, 1, 0, false),
+        (4, 2, 0, false),
+        (4, 2, 1, false),
+        (4, 2, 0, true),
+    ] {
         let mut cfg = small_config();
         cfg.model.top_groups = top_groups;
         cfg.model.prior_groups = prior_groups;
         cfg.model.phase_levels = phase_levels;
+        cfg.model.top_phases = top_phases;
         agree_on_real_images(&cfg);
     }
 }

@@ -32,6 +32,13 @@
 //! params_0 = top_params                      // per-channel parameters, no network
 //! params_k = TopNN_k(norm(concat(z_0, …, z_{k−1})))   // k ≥ 1: conditioned on the groups before
 //! emit (z_{G−1}, params_{G−1}), …, (z_0, params_0)
+//! // with top_phases, every top group is coded in its four pixel phases j = 0..4, phase (dy, dx)
+//! // = j (0: (0,0), 1: (0,1), 2: (1,0), 3: (1,1)) holding the positions with y mod 2 = dy and
+//! // x mod 2 = dx, in CHW order (any size, odd ones too; a phase may be empty). Phase 0 is coded
+//! // with params_k above (at its positions); phase j ≥ 1 with
+//! params_{k,j} = TopPhaseNN_{k,j}(concat(norm(z_0, …, z_{k−1}), mask_{<j} · norm(z_k)))
+//! // where mask_{<j} is 1 at the phases before j and 0 elsewhere, read at phase j's positions;
+//! // emission: group G−1 first, within a group phase 3 first
 //! ```
 //! Emission order is the reverse of decoding order (ANS is a stack): the decoder gets `z_0` first,
 //! then `z_1` from `z_0`, …, then each level's factor-out from the level's rest (`o_0` first),
@@ -117,6 +124,14 @@ pub struct IdfConfig {
     /// module docs). 0 (left out of the JSON): no level does.
     #[serde(skip_serializing_if = "is_zero")]
     pub phase_levels: usize,
+    /// Every top group is coded in its four pixel phases, the later phases conditioned on the
+    /// earlier ones (see the module docs). Left out of the JSON when false.
+    #[serde(skip_serializing_if = "is_false")]
+    pub top_phases: bool,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 fn is_one(v: &usize) -> bool {
@@ -140,6 +155,7 @@ impl Default for IdfConfig {
             top_groups: 1,
             prior_groups: 1,
             phase_levels: 0,
+            top_phases: false,
         }
     }
 }
@@ -215,6 +231,15 @@ impl IdfConfig {
         self.prior_groups * if self.phased(l) { 4 } else { 1 }
     }
 
+    /// Number of pixel phases each top group is coded in (1 or 4).
+    pub fn top_phase_count(&self) -> usize {
+        if self.top_phases {
+            4
+        } else {
+            1
+        }
+    }
+
     /// Channels of one factor-out group (the same with or without phases).
     pub fn prior_group_channels(&self, shape: &LevelShape) -> usize {
         shape.factored / self.prior_groups.max(1)
@@ -288,8 +313,9 @@ impl IdfConfig {
         let mut v: Vec<String> = (0..self.levels)
             .flat_map(|l| (0..self.level_groups(l)).map(move |k| Self::prior_group_name(l, k)))
             .collect();
-        v.push(Self::TOP_PARAMS.to_string());
-        v.extend((1..self.top_groups).map(Self::top_group_name));
+        for k in 0..self.top_groups {
+            v.extend((0..self.top_phase_count()).map(|j| Self::top_phase_name(k, j)));
+        }
         v
     }
 
@@ -299,6 +325,16 @@ impl IdfConfig {
     /// Name prefix of the prior network of top group `k` (`k ≥ 1`).
     pub fn top_group_name(k: usize) -> String {
         format!("top.group{k}")
+    }
+
+    /// Name of the prior of top group `k`, phase `j` (`top_phases`): the group's own prior for
+    /// phase 0, else the network `top.g{k}p{j}`.
+    pub fn top_phase_name(k: usize, j: usize) -> String {
+        match (k, j) {
+            (0, 0) => Self::TOP_PARAMS.to_string(),
+            (k, 0) => Self::top_group_name(k),
+            (k, j) => format!("top.g{k}p{j}"),
+        }
     }
 
     /// Every tensor of the model, in a fixed order.
@@ -336,7 +372,22 @@ impl IdfConfig {
                 3 * self.mixtures * g,
             );
         }
+        for (k, j) in self.top_phase_nets() {
+            self.push_net(
+                &mut v,
+                &Self::top_phase_name(k, j),
+                (k + 1) * g,
+                3 * self.mixtures * g,
+            );
+        }
         v
+    }
+
+    /// The `(group, phase)` of every top phase network (`j ≥ 1`), in tensor order.
+    pub fn top_phase_nets(&self) -> Vec<(usize, usize)> {
+        (0..self.top_groups)
+            .flat_map(|k| (1..self.top_phase_count()).map(move |j| (k, j)))
+            .collect()
     }
 
     fn push_net(&self, v: &mut Vec<TensorSpec>, net: &str, cin: usize, cout: usize) {
@@ -559,6 +610,44 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+
+    #[test]
+    fn top_phases_add_a_network_per_later_phase() {
+        let c = IdfConfig {
+            top_groups: 2,
+            top_phases: true,
+            ..IdfConfig::default()
+        };
+        c.validate().unwrap();
+        assert_eq!(
+            c.top_phase_nets(),
+            [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
+        );
+        let names = c.prior_names();
+        assert_eq!(
+            names[names.len() - 8..],
+            [
+                "top.params",
+                "top.g0p1",
+                "top.g0p2",
+                "top.g0p3",
+                "top.group1",
+                "top.g1p1",
+                "top.g1p2",
+                "top.g1p3"
+            ]
+        );
+        let shape = |name: &str| {
+            c.tensor_specs()
+                .into_iter()
+                .find(|t| t.name == name)
+                .map(|t| t.shape)
+        };
+        // top of 4 channels in 2 groups of 2: group k's phase nets see k·2 + 2 channels
+        assert_eq!(shape("top.g0p3.conv_in.weight"), Some(vec![64, 2, 3, 3]));
+        assert_eq!(shape("top.g1p1.conv_in.weight"), Some(vec![64, 4, 3, 3]));
+        assert_eq!(shape("top.g1p1.conv_out.bias"), Some(vec![30]));
     }
 
     #[test]

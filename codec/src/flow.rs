@@ -65,16 +65,19 @@ impl GroupParams {
 
     /// From a prior network's output (`3·M` raw channels per latent channel, see [`crate::arch`]).
     fn from_network_output(raw: &FloatTensor, mixtures: usize) -> Self {
-        let Shape {
-            channels,
-            height,
-            width,
-        } = raw.shape();
-        let latent_channels = channels / (3 * mixtures);
-        let plane = height * width;
-        let mut values = Vec::with_capacity(latent_channels * plane * 3 * mixtures);
+        Self::at_positions(raw, mixtures, 0..raw.shape().plane())
+    }
+
+    /// From a prior network's output, the latents at plane indices `positions` of every channel.
+    fn at_positions(
+        raw: &FloatTensor,
+        mixtures: usize,
+        positions: impl Iterator<Item = usize> + Clone,
+    ) -> Self {
+        let latent_channels = raw.shape().channels / (3 * mixtures);
+        let mut values = Vec::new();
         for c in 0..latent_channels {
-            for p in 0..plane {
+            for p in positions.clone() {
                 let raw_at = |r: usize| raw.channel(c * 3 * mixtures + r)[p];
                 push_mixture(&mut values, mixtures, raw_at);
             }
@@ -152,8 +155,19 @@ pub fn latent_shapes(config: &IdfConfig, image: Shape) -> Result<Vec<Shape>> {
         let stage = Stage::Level(l);
         shapes.extend(std::iter::repeat(stage.part(config, h, w)).take(stage.groups(config)));
     }
-    let top = Stage::Top;
-    shapes.extend(std::iter::repeat(top.part(config, h, w)).take(top.groups(config)));
+    if config.top_phases {
+        let g = config.top_group_channels();
+        for _ in 0..config.top_groups {
+            shapes.extend(
+                (0..4)
+                    .rev()
+                    .map(|j| Shape::new(g, 1, phase_positions(h, w, j).len())),
+            );
+        }
+    } else {
+        let top = Stage::Top;
+        shapes.extend(std::iter::repeat(top.part(config, h, w)).take(top.groups(config)));
+    }
     Ok(shapes)
 }
 
@@ -178,7 +192,10 @@ pub fn forward(model: &Model, image: &IntTensor) -> Result<Latents> {
         )?;
         z = rest;
     }
-    emit(model, Stage::Top, &z, None, &mut groups)?;
+    match config.top_phases {
+        true => emit_top_phases(model, &z, &mut groups)?,
+        false => emit(model, Stage::Top, &z, None, &mut groups)?,
+    }
     Ok(Latents { groups })
 }
 
@@ -187,11 +204,12 @@ pub fn inverse(model: &Model, latents: &Latents) -> Result<IntTensor> {
     let config = model.config();
     let counts: Vec<usize> = (0..config.levels).map(|l| config.level_groups(l)).collect();
     let in_levels: usize = counts.iter().sum();
+    let in_top = config.top_groups * config.top_phase_count();
     let groups = &latents.groups;
-    if groups.len() != in_levels + config.top_groups {
+    if groups.len() != in_levels + in_top {
         return Err(CodecError::InvalidImage(format!(
             "expected {} latent groups, got {}",
-            in_levels + config.top_groups,
+            in_levels + in_top,
             groups.len()
         )));
     }
@@ -202,7 +220,10 @@ pub fn inverse(model: &Model, latents: &Latents) -> Result<IntTensor> {
         per_level.push(this);
         levels = later;
     }
-    let mut z = gather(top);
+    let mut z = match config.top_phases {
+        true => gather_top_phases(config, top, latents_top_size(config, &per_level)?)?,
+        false => gather(top),
+    };
     for (level, out) in per_level.into_iter().enumerate().rev() {
         let out = match config.phased(level) {
             true => gather(out).unphases(),
@@ -225,7 +246,13 @@ pub fn decode(
     let config = model.config();
     let shapes = latent_shapes(config, shape)?;
     let top = *shapes.last().expect("at least one top group");
-    let mut z = decode_stage(model, Stage::Top, None, top, &mut decode)?;
+    let mut z = match config.top_phases {
+        true => {
+            let (h, w) = top_size(config, shape);
+            decode_top_phases(model, h, w, &mut decode)?
+        }
+        false => decode_stage(model, Stage::Top, None, top, &mut decode)?,
+    };
     for level in (0..config.levels).rev() {
         let part = Stage::Level(level).part(config, z.shape().height, z.shape().width);
         let out = match config.phased(level) {
@@ -406,6 +433,170 @@ fn decode_stage(
         out = Some(append(out));
     }
     out.ok_or_else(|| CodecError::Internal("a stage without groups".into()))
+}
+
+/// Plane indices (row-major in an `h×w` plane) of pixel phase `j`: the positions with
+/// `y mod 2 = j / 2` and `x mod 2 = j mod 2` (see [`crate::arch`]).
+pub fn phase_positions(h: usize, w: usize, j: usize) -> Vec<usize> {
+    let (dy, dx) = (j / 2, j % 2);
+    (dy..h)
+        .step_by(2)
+        .flat_map(|y| (dx..w).step_by(2).map(move |x| y * w + x))
+        .collect()
+}
+
+/// The phase of plane index `i` in a plane of width `w`.
+fn phase_of(i: usize, w: usize) -> usize {
+    (i / w % 2) * 2 + i % w % 2
+}
+
+/// Height and width of the top latent of an image of `shape` (already checked).
+fn top_size(config: &IdfConfig, shape: Shape) -> (usize, usize) {
+    (shape.height >> config.levels, shape.width >> config.levels)
+}
+
+/// Height and width of the top latent, from the last level's factor-out groups (the top is the
+/// rest of the last level, the size of its factor-out; half a phased factor-out's group size
+/// is the level's size over two).
+fn latents_top_size(config: &IdfConfig, per_level: &[&[LatentGroup]]) -> Result<(usize, usize)> {
+    let last = config.levels - 1;
+    let group = per_level[last]
+        .first()
+        .ok_or_else(|| CodecError::InvalidImage("a level without groups".into()))?;
+    let Shape { height, width, .. } = group.values.shape();
+    Ok(match config.phased(last) {
+        true => (2 * height, 2 * width),
+        false => (height, width),
+    })
+}
+
+/// The latents of `t` (every channel) at plane indices `positions`, as a `C×1×n` tensor.
+fn take_positions(t: &IntTensor, positions: &[usize]) -> IntTensor {
+    let c = t.shape().channels;
+    let data = (0..c)
+        .flat_map(|ch| positions.iter().map(move |&p| t.channel(ch)[p]))
+        .collect();
+    IntTensor::from_vec(Shape::new(c, 1, positions.len()), data).expect("C·n values")
+}
+
+/// `t` with `values` (`C×1×n`, as [`take_positions`] gives them) written at `positions`.
+fn put_positions(t: IntTensor, positions: &[usize], values: &IntTensor) -> Result<IntTensor> {
+    let shape = t.shape();
+    if values.shape() != Shape::new(shape.channels, 1, positions.len()) {
+        return Err(CodecError::InvalidImage(
+            "a top phase of the wrong shape".into(),
+        ));
+    }
+    let mut data = t.into_data();
+    for ch in 0..shape.channels {
+        let plane = &mut data[ch * shape.plane()..][..shape.plane()];
+        for (&p, &v) in positions.iter().zip(values.channel(ch)) {
+            plane[p] = v;
+        }
+    }
+    IntTensor::from_vec(shape, data)
+}
+
+/// The prior of top group `k`'s phase `j` at `positions`, given the groups `before` it and the
+/// group's own values `own` (only its phases before `j` are read).
+fn top_phase_params(
+    model: &Model,
+    (k, j): (usize, usize),
+    before: &IntTensor,
+    own: &IntTensor,
+    positions: &[usize],
+) -> Result<GroupParams> {
+    let mixtures = model.config().mixtures;
+    let raw = match (k, j) {
+        (0, 0) => {
+            let part = Shape::new(own.shape().channels, 1, positions.len());
+            return Ok(GroupParams::from_top(model.top_params(), mixtures, part));
+        }
+        (k, 0) => model.top_group(k).forward(&normalize(before)),
+        (k, j) => {
+            let w = own.shape().width;
+            let mut masked = normalize(own).into_data();
+            for (i, v) in masked.iter_mut().enumerate() {
+                if phase_of(i % own.shape().plane(), w) >= j {
+                    *v = 0.0;
+                }
+            }
+            let masked = FloatTensor::from_vec(own.shape(), masked)?;
+            let input = match k {
+                0 => masked,
+                _ => FloatTensor::concat_channels(&normalize(before), &masked),
+            };
+            model.top_phase(k, j).forward(&input)
+        }
+    };
+    Ok(GroupParams::at_positions(
+        &raw,
+        mixtures,
+        positions.iter().copied(),
+    ))
+}
+
+/// Appends the top's groups by pixel phase (`top_phases`) in emission order: group `G−1` first,
+/// within a group phase 3 first.
+fn emit_top_phases(model: &Model, z: &IntTensor, groups: &mut Vec<LatentGroup>) -> Result<()> {
+    let config = model.config();
+    let g = config.top_group_channels();
+    let Shape { height, width, .. } = z.shape();
+    for k in (0..config.top_groups).rev() {
+        let (before, from_k) = z.split_channels(k * g);
+        let own = from_k.split_channels(g).0;
+        for j in (0..4).rev() {
+            let positions = phase_positions(height, width, j);
+            let params = top_phase_params(model, (k, j), &before, &own, &positions)?;
+            groups.push(LatentGroup {
+                values: take_positions(&own, &positions),
+                params,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Decodes the top by pixel phase (`top_phases`): group 0's phases 0..4, then group 1's, ….
+fn decode_top_phases(
+    model: &Model,
+    height: usize,
+    width: usize,
+    decode: &mut impl FnMut(Shape, &GroupParams) -> Result<IntTensor>,
+) -> Result<IntTensor> {
+    let config = model.config();
+    let g = config.top_group_channels();
+    let mut z = IntTensor::zeros(Shape::new(0, height, width));
+    for k in 0..config.top_groups {
+        let mut own = IntTensor::zeros(Shape::new(g, height, width));
+        for j in 0..4 {
+            let positions = phase_positions(height, width, j);
+            let params = top_phase_params(model, (k, j), &z, &own, &positions)?;
+            let values = decode(Shape::new(g, 1, positions.len()), &params)?;
+            own = put_positions(own, &positions, &values)?;
+        }
+        z = IntTensor::concat_channels(&z, &own);
+    }
+    Ok(z)
+}
+
+/// The top's channels from its phase groups as emitted ([`emit_top_phases`]).
+fn gather_top_phases(
+    config: &IdfConfig,
+    groups: &[LatentGroup],
+    (height, width): (usize, usize),
+) -> Result<IntTensor> {
+    let g = config.top_group_channels();
+    let mut z = IntTensor::zeros(Shape::new(0, height, width));
+    // emitted: group G−1's phases 3..0, …, group 0's phases 3..0
+    for phases in groups.chunks(4).rev() {
+        let mut own = IntTensor::zeros(Shape::new(g, height, width));
+        for (j, group) in phases.iter().rev().enumerate() {
+            own = put_positions(own, &phase_positions(height, width, j), &group.values)?;
+        }
+        z = IntTensor::concat_channels(&z, &own);
+    }
+    Ok(z)
 }
 
 /// One stage's channels from its groups as emitted (last group first).

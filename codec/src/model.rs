@@ -40,6 +40,9 @@ pub struct Model {
     top_params: Vec<f32>,
     /// Prior networks of top groups `1..top_groups`.
     top_nets: Vec<Network>,
+    /// With `top_phases`: the networks of phases `1..4` of every top group, in
+    /// [`IdfConfig::top_phase_nets`] order.
+    top_phase_nets: Vec<Network>,
     id: u64,
 }
 
@@ -164,6 +167,16 @@ impl Model {
         &self.top_nets[k - 1]
     }
 
+    /// The prior network of top group `k`'s pixel phase `j` (`top_phases`, see [`crate::arch`]).
+    ///
+    /// # Panics
+    /// If the model has no such network (`j` is 0 or not below 4, `k` not below `top_groups`, or
+    /// no `top_phases`).
+    pub fn top_phase(&self, k: usize, j: usize) -> &Network {
+        assert!((1..self.config.top_phase_count()).contains(&j));
+        &self.top_phase_nets[k * (self.config.top_phase_count() - 1) + j - 1]
+    }
+
     /// Builds a model from weights given in [`IdfConfig::tensor_specs`] order (e.g. exported from
     /// training), checking the config and every tensor's length first.
     pub fn from_parts(
@@ -223,12 +236,18 @@ impl Model {
         let top_nets = (1..config.top_groups)
             .map(|k| queue.network(k * g, 3 * config.mixtures * g))
             .collect::<Result<Vec<_>>>()?;
+        let top_phase_nets = config
+            .top_phase_nets()
+            .into_iter()
+            .map(|(k, _)| queue.network((k + 1) * g, 3 * config.mixtures * g))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Model {
             config,
             card,
             levels,
             top_params,
             top_nets,
+            top_phase_nets,
             id,
         })
     }
@@ -245,7 +264,7 @@ impl Model {
             }
         }
         out.push(&self.top_params);
-        for net in &self.top_nets {
+        for net in self.top_nets.iter().chain(&self.top_phase_nets) {
             out.extend(net.tensors());
         }
         out

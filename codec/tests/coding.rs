@@ -74,15 +74,25 @@ fn round_trips_are_bit_exact() {
 #[test]
 fn phased_models_round_trip() {
     let mut rng = Rng::new(6);
-    for (i, (channels, prior_groups, phase_levels)) in
-        [(1, 2, 1), (1, 1, 2), (3, 3, 1)].into_iter().enumerate()
+    // (channels, prior groups, phase levels, top phases, height, width)
+    let cases = [
+        (1, 2, 1, false, 16, 24),
+        (1, 1, 2, false, 16, 24),
+        (3, 3, 1, false, 16, 24),
+        (1, 2, 1, true, 28, 28),
+        (1, 1, 0, true, 12, 20),
+        (3, 1, 0, true, 4, 4),
+    ];
+    for (i, (channels, prior_groups, phase_levels, top_phases, height, width)) in
+        cases.into_iter().enumerate()
     {
         let config = IdfConfig {
             phase_levels,
+            top_phases,
             ..grouped_config(channels, 2, 2, prior_groups)
         };
         let model = Model::new_random(config, 200 + i as u64).unwrap();
-        let shape = Shape::new(channels, 16, 24);
+        let shape = Shape::new(channels, height, width);
         for pixels in [
             noise_pixels(&mut rng, shape),
             smooth_pixels(&mut rng, shape),

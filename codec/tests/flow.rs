@@ -72,6 +72,56 @@ fn phased_factor_outs_invert_exactly() {
 }
 
 #[test]
+fn top_phases_invert_exactly_at_odd_and_tiny_sizes() {
+    // (channels, levels, top groups, prior groups, phase levels, height, width): tops of 7×7,
+    // 1×1 (three empty phases), 3×5 and 2×3
+    let cases = [
+        (1, 2, 4, 2, 1, 28, 28),
+        (1, 2, 1, 1, 0, 4, 4),
+        (1, 2, 2, 1, 0, 12, 20),
+        (3, 1, 3, 1, 0, 4, 6),
+    ];
+    let mut rng = Rng::new(13);
+    for (i, &(channels, levels, top_groups, prior_groups, phase_levels, height, width)) in
+        cases.iter().enumerate()
+    {
+        let config = IdfConfig {
+            phase_levels,
+            top_phases: true,
+            ..grouped_config(channels, levels, top_groups, prior_groups)
+        };
+        config.validate().unwrap();
+        let model = Model::new_random(config.clone(), 60 + i as u64).unwrap();
+        let shape = Shape::new(channels, height, width);
+        let shapes = flow::latent_shapes(&config, shape).unwrap();
+        let image = random_image(&mut rng, shape, 0, 255);
+        let latents = flow::forward(&model, &image).unwrap();
+        let got: Vec<Shape> = latents.groups.iter().map(|g| g.values.shape()).collect();
+        assert_eq!(got, shapes, "case {i}");
+        let total: usize = shapes.iter().map(|s| s.len()).sum();
+        assert_eq!(total, shape.len(), "case {i}");
+        assert_eq!(flow::inverse(&model, &latents).unwrap(), image, "case {i}");
+        // the later phases are conditioned on the earlier ones: changing a phase-0 latent of
+        // the first top group changes the prior of its phase 3 (when phase 3 is not empty)
+        let (top_h, top_w) = (height >> levels, width >> levels);
+        if top_h >= 2 && top_w >= 2 {
+            let n = latents.groups.len();
+            // emission order: ..., group 0's phases 3, 2, 1, 0
+            let phase3 = &latents.groups[n - 4];
+            let mut changed = latents.clone();
+            let first = changed.groups[n - 1].values.data()[0];
+            let mut data = changed.groups[n - 1].values.data().to_vec();
+            data[0] = first + 37;
+            changed.groups[n - 1].values =
+                IntTensor::from_vec(changed.groups[n - 1].values.shape(), data).unwrap();
+            let image2 = flow::inverse(&model, &changed).unwrap();
+            let again = flow::forward(&model, &image2).unwrap();
+            assert_ne!(again.groups[n - 4].params, phase3.params, "case {i}");
+        }
+    }
+}
+
+#[test]
 fn forward_then_inverse_is_exact() {
     // (channels, levels, top groups, prior groups, height, width)
     let cases = [
@@ -207,6 +257,7 @@ fn hand_config() -> IdfConfig {
         top_groups: 1,
         prior_groups: 1,
         phase_levels: 0,
+        top_phases: false,
     }
 }
 

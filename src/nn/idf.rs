@@ -100,6 +100,14 @@ fn round_ste(x: &Tensor) -> Tensor {
 /// mixtures with raw parameters `raw` (`N×3MC×H×W`, layout of [`idfcodec_codec::arch`]).
 /// Returns per-image sums, shape `N`.
 pub fn mixture_nll(z: &Tensor, raw: &Tensor, mixtures: usize) -> Tensor {
+    let n = z.size()[0];
+    mixture_nll_elements(z, raw, mixtures)
+        .sum_to_size([n, 1, 1, 1])
+        .reshape([n])
+}
+
+/// [`mixture_nll`] of every latent (`N×C×H×W`, nats).
+pub fn mixture_nll_elements(z: &Tensor, raw: &Tensor, mixtures: usize) -> Tensor {
     let (n, c, h, w) = z.size4().expect("latents are 4-d");
     let m = mixtures as i64;
     let p = raw.reshape([n, c, 3, m, h, w]);
@@ -114,7 +122,30 @@ pub fn mixture_nll(z: &Tensor, raw: &Tensor, mixtures: usize) -> Tensor {
     // log(σ(u) − σ(l)) = log σ(u) + log σ(−l) + log(1 − e^{−(u−l)}), with u − l = 1/s.
     let log_mass = upper.log_sigmoid() + (-&lower).log_sigmoid() + (-(-&inv_s).expm1()).log();
     let log_p = (logits.log_softmax(2, Kind::Float) + log_mass).logsumexp([2], false);
-    -log_p.sum_to_size([n, 1, 1, 1]).reshape([n])
+    -log_p
+}
+
+/// `1×1×H×W` masks of the four pixel phases (1 at the phase's positions), in phase order
+/// (see [`idfcodec_codec::arch`]).
+fn phase_masks(h: i64, w: i64, device: tch::Device) -> Vec<Tensor> {
+    let y = Tensor::arange(h, (Kind::Int64, device))
+        .remainder(2)
+        .reshape([h, 1]);
+    let x = Tensor::arange(w, (Kind::Int64, device))
+        .remainder(2)
+        .reshape([1, w]);
+    let phase = y * 2 + x;
+    (0..4)
+        .map(|j| phase.eq(j).to_kind(Kind::Float).reshape([1, 1, h, w]))
+        .collect()
+}
+
+/// One emitted group of latents: the values, the raw prior parameters they are coded with, and
+/// for a top phase the mask of the positions it holds (`1×1×H×W`; `None`: all of them).
+struct Emitted {
+    z: Tensor,
+    raw: Tensor,
+    mask: Option<Tensor>,
 }
 
 /// Fits a mixture of `m` components to each row of `values` (`C×N`, integer latents) by a few
@@ -194,6 +225,9 @@ pub struct Idf {
     top: Tensor,
     /// Prior networks of top groups `1..top_groups`.
     top_nets: Vec<ConvNet>,
+    /// With `top_phases`: the networks of top phases `1..4`, in
+    /// [`IdfConfig::top_phase_nets`] order.
+    top_phase_nets: Vec<ConvNet>,
 }
 
 impl Idf {
@@ -245,12 +279,29 @@ impl Idf {
                 )
             })
             .collect();
+        let top_phase_nets = config
+            .top_phase_nets()
+            .into_iter()
+            .map(|(k, j)| {
+                let name = IdfConfig::top_phase_name(k, j);
+                let net = name.rsplit('.').next().expect("top.g{k}p{j}");
+                let out = 3 * config.mixtures * g;
+                ConvNet::new(
+                    &(p / "top" / net),
+                    config,
+                    (k + 1) * g,
+                    out,
+                    OutputInit::Default,
+                )
+            })
+            .collect();
         Idf {
             config: config.clone(),
             couplings,
             priors,
             top,
             top_nets,
+            top_phase_nets,
         }
     }
 
@@ -271,16 +322,25 @@ impl Idf {
     /// Per-image NLL in nats of each emitted latent group: the factor-out of every level, then
     /// the top. Their sum is [`Idf::nll`].
     pub fn nll_by_group(&self, x: &Tensor) -> Vec<Tensor> {
+        let m = self.config.mixtures;
         self.emitted(x)
             .iter()
-            .map(|(z, raw)| mixture_nll(z, raw, self.config.mixtures))
+            .map(|e| match &e.mask {
+                None => mixture_nll(&e.z, &e.raw, m),
+                Some(mask) => {
+                    let n = e.z.size()[0];
+                    (mixture_nll_elements(&e.z, &e.raw, m) * mask)
+                        .sum_to_size([n, 1, 1, 1])
+                        .reshape([n])
+                }
+            })
             .collect()
     }
 
     /// Every emitted latent group with the raw prior parameters it is coded with: the factor-out
     /// groups of every level, then the top's groups, in the order of
     /// [`IdfConfig::prior_names`].
-    fn emitted(&self, x: &Tensor) -> Vec<(Tensor, Tensor)> {
+    fn emitted(&self, x: &Tensor) -> Vec<Emitted> {
         let mut z = x.shallow_clone();
         let mut groups = Vec::new();
         for (l, s) in self.config.level_shapes().iter().enumerate() {
@@ -301,7 +361,11 @@ impl Idf {
             for (k, net) in self.priors[l].iter().enumerate() {
                 let k = k as i64;
                 let context = Tensor::cat(&[&context, &out.narrow(1, 0, k * g)], 1);
-                groups.push((out.narrow(1, k * g, g), net.forward(&norm(&context))));
+                groups.push(Emitted {
+                    z: out.narrow(1, k * g, g),
+                    raw: net.forward(&norm(&context)),
+                    mask: None,
+                });
             }
             z = rest;
         }
@@ -309,15 +373,48 @@ impl Idf {
         let g = self.config.top_group_channels() as i64;
         let m = self.config.mixtures as i64;
         let first = z.narrow(1, 0, g);
-        let raw = self
+        let top_raw = self
             .top
             .reshape([1, -1, 1, 1])
             .expand([n, g * 3 * m, h, w], false);
-        groups.push((first, raw));
-        for (i, net) in self.top_nets.iter().enumerate() {
-            let k = i as i64 + 1;
-            let raw = net.forward(&norm(&z.narrow(1, 0, k * g)));
-            groups.push((z.narrow(1, k * g, g), raw));
+        if !self.config.top_phases {
+            groups.push(Emitted {
+                z: first,
+                raw: top_raw,
+                mask: None,
+            });
+            for (i, net) in self.top_nets.iter().enumerate() {
+                let k = i as i64 + 1;
+                groups.push(Emitted {
+                    z: z.narrow(1, k * g, g),
+                    raw: net.forward(&norm(&z.narrow(1, 0, k * g))),
+                    mask: None,
+                });
+            }
+            return groups;
+        }
+        let masks = phase_masks(h, w, z.device());
+        let mut phase_nets = self.top_phase_nets.iter();
+        for k in 0..self.config.top_groups as i64 {
+            let own = z.narrow(1, k * g, g);
+            let before = norm(&z.narrow(1, 0, k * g));
+            for (j, mask) in masks.iter().enumerate() {
+                let raw = match (k, j) {
+                    (0, 0) => top_raw.shallow_clone(),
+                    (k, 0) => self.top_nets[k as usize - 1].forward(&before),
+                    (_, j) => {
+                        let decoded = masks[..j].iter().fold(mask.zeros_like(), |a, m| a + m);
+                        let input = Tensor::cat(&[&before, &(norm(&own) * decoded)], 1);
+                        let net = phase_nets.next().expect("one network per later phase");
+                        net.forward(&input)
+                    }
+                };
+                groups.push(Emitted {
+                    z: own.shallow_clone(),
+                    raw,
+                    mask: Some(mask.shallow_clone()),
+                });
+            }
         }
         groups
     }
@@ -335,15 +432,22 @@ impl Idf {
             let groups = self.emitted(x);
             let m = self.config.mixtures;
             // the nets in the order of `prior_names`; `None` for the top's parameter tensor
-            let nets = self.priors.iter().flatten().map(Some);
-            let nets = nets.chain([None]).chain(self.top_nets.iter().map(Some));
             let names = self.config.prior_names();
-            for ((name, net), (z, _)) in names.iter().zip(nets).zip(&groups) {
+            for (name, e) in names.iter().zip(&groups) {
                 if !only(name) {
                     continue;
                 }
-                let c = z.size()[1];
-                let values = z.transpose(0, 1).reshape([c, -1]).to_kind(Kind::Float);
+                let net = self.prior_net(name);
+                let c = e.z.size()[1];
+                let values = match &e.mask {
+                    None => e.z.transpose(0, 1).reshape([c, -1]),
+                    Some(mask) => {
+                        e.z.transpose(0, 1)
+                            .masked_select(&mask.transpose(0, 1).to_kind(Kind::Bool))
+                            .reshape([c, -1])
+                    }
+                }
+                .to_kind(Kind::Float);
                 let raw = fit_mixture(&values, m).reshape([-1]).to_device(x.device());
                 if let Some(net) = net {
                     let mut ws = net.conv_out.ws.shallow_clone();
@@ -362,6 +466,25 @@ impl Idf {
             }
         });
     }
+    /// The network of the prior named `name` (a name of [`IdfConfig::prior_names`]); `None` for
+    /// the top's parameter tensor.
+    fn prior_net(&self, name: &str) -> Option<&ConvNet> {
+        let cfg = &self.config;
+        let levels = (0..cfg.levels).flat_map(|l| {
+            (0..cfg.level_groups(l)).map(move |k| (IdfConfig::prior_group_name(l, k), (l, k)))
+        });
+        if let Some((_, (l, k))) = levels.clone().find(|(n, _)| n == name) {
+            return Some(&self.priors[l][k]);
+        }
+        if let Some(k) = (1..cfg.top_groups).find(|&k| IdfConfig::top_group_name(k) == name) {
+            return Some(&self.top_nets[k - 1]);
+        }
+        cfg.top_phase_nets()
+            .into_iter()
+            .position(|(k, j)| IdfConfig::top_phase_name(k, j) == name)
+            .map(|i| &self.top_phase_nets[i])
+    }
+
     /// Mean bits per sub-pixel of a batch (the training loss).
     pub fn bpd(&self, x: &Tensor) -> Tensor {
         let dims: i64 = x.size()[1..].iter().product();

@@ -74,6 +74,11 @@ pub struct Schedule {
     /// e.g. a larger `top_groups`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
+    /// Parameters whose names start with one of these prefixes (e.g. `"level"`: the flow and
+    /// the factor-out priors) keep their values: their learning rate is 0. For growing a
+    /// trained model by new priors without disturbing what it learned.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
 }
 
 impl Default for DataConfig {
@@ -106,6 +111,7 @@ impl Default for Schedule {
             output_lr_scale: 0.01,
             coupling_lr_scale: 0.001,
             init_from: None,
+            freeze: Vec::new(),
         }
     }
 }

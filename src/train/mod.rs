@@ -203,7 +203,13 @@ pub fn build_model(cfg: &TrainConfig, device: Device) -> (VarStore, Idf) {
 /// [`config::Schedule::coupling_lr_scale`] slow the last layers' weights.
 fn lr_scale(schedule: &config::Schedule, mixtures: usize, name: &str, param: &Tensor) -> Tensor {
     let last_layer = name.contains(".conv_out.");
-    let base = if last_layer && name.contains(".coupling") {
+    let frozen = schedule
+        .freeze
+        .iter()
+        .any(|prefix| name.starts_with(prefix));
+    let base = if frozen {
+        0.0
+    } else if last_layer && name.contains(".coupling") {
         schedule.coupling_lr_scale
     } else if last_layer && name.ends_with("weight") {
         schedule.output_lr_scale
@@ -230,7 +236,7 @@ fn lr_scale(schedule: &config::Schedule, mixtures: usize, name: &str, param: &Te
     if name == IdfConfig::TOP_PARAMS {
         // [C, 3M]: the raw row of every channel along the last axis
         raw_rows(size[1]).reshape([1, size[1]])
-    } else if last_layer && (name.contains(".prior") || name.starts_with("top.group")) {
+    } else if last_layer && (name.contains(".prior") || name.starts_with("top.")) {
         // weight [3M·F, hidden, 3, 3] or bias [3M·F]: one raw channel per output row
         let mut shape = vec![1i64; size.len()];
         shape[0] = size[0];
