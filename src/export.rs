@@ -241,6 +241,17 @@ fn model_card_markdown(
         ),
         None => String::new(),
     };
+    let frozen = match cfg.train.freeze.as_slice() {
+        [] => String::new(),
+        prefixes => format!(
+            "; frozen (not trained in this stage): parameters starting with {}",
+            prefixes
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     format!(
         "# Model card: `{name}`\n\n\
          Integer discrete flow for 8-bit images, trained by `idfcodec train` and exported by `idfcodec export`.\n\n\
@@ -249,7 +260,7 @@ fn model_card_markdown(
          {check}{grown}\
          - Parameters: {params}\n\
          - Training: {steps} steps, batch {batch}, {opt} peak lr {lr:.1e} (cosine to {lr_min:.1e}), {secs:.0} s wall time\n\
-         - Schedule details: priors started from the data: {data_init}; last-layer learning-rate multipliers: prior weights {out_scale}, couplings {coupling_scale}\n\
+         - Schedule details: priors started from the data: {data_init}; last-layer learning-rate multipliers: prior weights {out_scale}, couplings {coupling_scale}{frozen}\n\
          - Hardware: {hw}\n\n\
          ## Architecture\n\n```json\n{arch}\n```\n\n\
          Measured by the export command; the coded rate of the codec is reported by `idfcodec verify` and `idfcodec bench`.\n",

@@ -180,6 +180,10 @@ fn print_entry(registry: &Registry, entry: &RegistryEntry) -> Result<()> {
         match config.phase_levels {
             0 => String::new(),
             n => format!(" per pixel phase (4 phases) at the first {n} level(s)"),
+        } + if config.top_phases {
+            "; top groups by pixel phase"
+        } else {
+            ""
         }
     );
     if let Some(card) = model.card().as_object() {
