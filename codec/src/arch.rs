@@ -423,6 +423,14 @@ impl IdfConfig {
 mod tests {
     use super::*;
 
+    /// The shape of the tensor `name` of `c`, if it has one.
+    fn spec_shape(c: &IdfConfig, name: &str) -> Option<Vec<usize>> {
+        c.tensor_specs()
+            .into_iter()
+            .find(|t| t.name == name)
+            .map(|t| t.shape)
+    }
+
     #[test]
     fn default_levels_for_grayscale() {
         let c = IdfConfig::default();
@@ -524,12 +532,7 @@ mod tests {
             ..IdfConfig::default()
         };
         c.validate().unwrap();
-        let shape = |name: &str| {
-            c.tensor_specs()
-                .into_iter()
-                .find(|t| t.name == name)
-                .map(|t| t.shape)
-        };
+        let shape = |name: &str| spec_shape(&c, name);
         // level 0: rest 2 channels, factored 2 → groups of 1
         assert_eq!(
             shape("level0.prior.conv_in.weight"),
@@ -576,12 +579,7 @@ mod tests {
         assert_eq!(c.level_groups(0), 8);
         assert_eq!(c.level_groups(1), 2);
         assert_eq!(c.size_multiple(), 4);
-        let shape = |name: &str| {
-            c.tensor_specs()
-                .into_iter()
-                .find(|t| t.name == name)
-                .map(|t| t.shape)
-        };
+        let shape = |name: &str| spec_shape(&c, name);
         // level 0: phased rest 4·2 channels, groups of 1 channel
         assert_eq!(
             shape("level0.prior.conv_in.weight"),
@@ -638,12 +636,7 @@ mod tests {
                 "top.g1p3"
             ]
         );
-        let shape = |name: &str| {
-            c.tensor_specs()
-                .into_iter()
-                .find(|t| t.name == name)
-                .map(|t| t.shape)
-        };
+        let shape = |name: &str| spec_shape(&c, name);
         // top of 4 channels in 2 groups of 2: group k's phase nets see k·2 + 2 channels
         assert_eq!(shape("top.g0p3.conv_in.weight"), Some(vec![64, 2, 3, 3]));
         assert_eq!(shape("top.g1p1.conv_in.weight"), Some(vec![64, 4, 3, 3]));

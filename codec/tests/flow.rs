@@ -25,6 +25,21 @@ fn sorted_values(latents: &Latents) -> Vec<i32> {
     v
 }
 
+/// Runs the flow forward on `image`, checks the latents' shapes against `latent_shapes` and
+/// their count against the image, and that the inverse gives `image` back.
+fn forward_inverse(model: &Model, image: IntTensor) -> (Vec<Shape>, Latents) {
+    let shapes = flow::latent_shapes(model.config(), image.shape()).unwrap();
+    let latents = flow::forward(model, &image).unwrap();
+    let got: Vec<Shape> = latents.groups.iter().map(|g| g.values.shape()).collect();
+    assert_eq!(got, shapes);
+    assert_eq!(
+        shapes.iter().map(|s| s.len()).sum::<usize>(),
+        image.shape().len()
+    );
+    assert_eq!(flow::inverse(model, &latents).unwrap(), image);
+    (shapes, latents)
+}
+
 #[test]
 fn phased_factor_outs_invert_exactly() {
     // (channels, levels, top groups, prior groups, phase levels, height, width)
@@ -46,20 +61,14 @@ fn phased_factor_outs_invert_exactly() {
         config.validate().unwrap();
         let model = Model::new_random(config.clone(), 40 + i as u64).unwrap();
         let shape = Shape::new(channels, height, width);
-        let shapes = flow::latent_shapes(&config, shape).unwrap();
+        let (shapes, _) = forward_inverse(&model, random_image(&mut rng, shape, 0, 255));
         // a phased level: 4·P groups at a quarter of the level's plane
-        let level0 = config.level_groups(0);
-        assert_eq!(level0, 4 * prior_groups);
+        assert_eq!(config.level_groups(0), 4 * prior_groups);
         assert_eq!(shapes[0].height, height / 4, "{shapes:?}");
         assert_eq!(
             shapes.len(),
             (0..levels).map(|l| config.level_groups(l)).sum::<usize>() + top_groups
         );
-        let image = random_image(&mut rng, shape, 0, 255);
-        let latents = flow::forward(&model, &image).unwrap();
-        let got: Vec<Shape> = latents.groups.iter().map(|g| g.values.shape()).collect();
-        assert_eq!(got, shapes);
-        assert_eq!(flow::inverse(&model, &latents).unwrap(), image, "case {i}");
     }
     // a phased level halves once more: the image must be divisible by 2^(phase_levels + 1)
     let config = IdfConfig {
@@ -93,14 +102,7 @@ fn top_phases_invert_exactly_at_odd_and_tiny_sizes() {
         config.validate().unwrap();
         let model = Model::new_random(config.clone(), 60 + i as u64).unwrap();
         let shape = Shape::new(channels, height, width);
-        let shapes = flow::latent_shapes(&config, shape).unwrap();
-        let image = random_image(&mut rng, shape, 0, 255);
-        let latents = flow::forward(&model, &image).unwrap();
-        let got: Vec<Shape> = latents.groups.iter().map(|g| g.values.shape()).collect();
-        assert_eq!(got, shapes, "case {i}");
-        let total: usize = shapes.iter().map(|s| s.len()).sum();
-        assert_eq!(total, shape.len(), "case {i}");
-        assert_eq!(flow::inverse(&model, &latents).unwrap(), image, "case {i}");
+        let (_, latents) = forward_inverse(&model, random_image(&mut rng, shape, 0, 255));
         // the later phases are conditioned on the earlier ones: changing a phase-0 latent of
         // the first top group changes the prior of its phase 3 (when phase 3 is not empty)
         let (top_h, top_w) = (height >> levels, width >> levels);
