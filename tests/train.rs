@@ -183,3 +183,49 @@ fn a_trained_run_grows_into_conditional_groups() {
         "parent {trained_bpd:.3}, grown {grown_bpd:.3}"
     );
 }
+
+#[test]
+fn frozen_parameters_keep_their_values() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    let c = tiny_config();
+    let data = small_data(&c);
+    let parent = tempfile::tempdir().unwrap();
+    train::run(&job(&c, parent.path(), false), &data).unwrap();
+
+    // the same model, top coded by pixel phase, the flow and factor-out priors frozen
+    let mut grown = c.clone();
+    grown.model.top_phases = true;
+    grown.train.init_from = Some(parent.path().to_path_buf());
+    grown.train.freeze = vec!["level".into()];
+    let dir = tempfile::tempdir().unwrap();
+    train::run(&job(&grown, dir.path(), false), &data).unwrap();
+
+    let before = checkpoint_tensors(parent.path());
+    let after = checkpoint_tensors(dir.path());
+    let find = |v: &[(String, Tensor)], name: &str| {
+        v.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.shallow_clone())
+    };
+    let params: Vec<&String> = after
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.starts_with("param."))
+        .collect();
+    let levels: Vec<_> = params
+        .iter()
+        .filter(|n| n.starts_with("param.level"))
+        .collect();
+    assert!(levels.len() > 8, "{params:?}");
+    for name in levels {
+        let (a, b) = (find(&before, name).unwrap(), find(&after, name).unwrap());
+        assert!(a.equal(&b), "{name} moved although frozen");
+    }
+    // the top trained: its parameters and the new phase networks moved
+    let top = "param.top.params";
+    assert!(!find(&before, top)
+        .unwrap()
+        .equal(&find(&after, top).unwrap()));
+    assert!(params.iter().any(|n| n.starts_with("param.top.g0p1.")));
+}
