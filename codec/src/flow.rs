@@ -345,13 +345,10 @@ impl Stage {
     /// groups are half that size).
     fn part(self, config: &IdfConfig, h: usize, w: usize) -> Shape {
         match self {
-            Stage::Level(l) if config.phased(l) => Shape::new(
-                config.prior_group_channels(&config.level_shapes()[l]),
-                h / 2,
-                w / 2,
-            ),
             Stage::Level(l) => {
-                Shape::new(config.prior_group_channels(&config.level_shapes()[l]), h, w)
+                let halve = usize::from(config.phased(l));
+                let channels = config.prior_group_channels(&config.level_shapes()[l]);
+                Shape::new(channels, h >> halve, w >> halve)
             }
             Stage::Top => Shape::new(config.top_group_channels(), h, w),
         }

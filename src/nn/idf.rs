@@ -100,10 +100,13 @@ fn round_ste(x: &Tensor) -> Tensor {
 /// mixtures with raw parameters `raw` (`N×3MC×H×W`, layout of [`idfcodec_codec::arch`]).
 /// Returns per-image sums, shape `N`.
 pub fn mixture_nll(z: &Tensor, raw: &Tensor, mixtures: usize) -> Tensor {
-    let n = z.size()[0];
-    mixture_nll_elements(z, raw, mixtures)
-        .sum_to_size([n, 1, 1, 1])
-        .reshape([n])
+    per_image(&mixture_nll_elements(z, raw, mixtures))
+}
+
+/// Sums an `N×C×H×W` tensor per image (shape `N`).
+fn per_image(t: &Tensor) -> Tensor {
+    let n = t.size()[0];
+    t.sum_to_size([n, 1, 1, 1]).reshape([n])
 }
 
 /// [`mixture_nll`] of every latent (`N×C×H×W`, nats).
@@ -327,12 +330,7 @@ impl Idf {
             .iter()
             .map(|e| match &e.mask {
                 None => mixture_nll(&e.z, &e.raw, m),
-                Some(mask) => {
-                    let n = e.z.size()[0];
-                    (mixture_nll_elements(&e.z, &e.raw, m) * mask)
-                        .sum_to_size([n, 1, 1, 1])
-                        .reshape([n])
-                }
+                Some(mask) => per_image(&(mixture_nll_elements(&e.z, &e.raw, m) * mask)),
             })
             .collect()
     }
@@ -470,10 +468,10 @@ impl Idf {
     /// the top's parameter tensor.
     fn prior_net(&self, name: &str) -> Option<&ConvNet> {
         let cfg = &self.config;
-        let levels = (0..cfg.levels).flat_map(|l| {
+        let mut levels = (0..cfg.levels).flat_map(|l| {
             (0..cfg.level_groups(l)).map(move |k| (IdfConfig::prior_group_name(l, k), (l, k)))
         });
-        if let Some((_, (l, k))) = levels.clone().find(|(n, _)| n == name) {
+        if let Some((_, (l, k))) = levels.find(|(n, _)| n == name) {
             return Some(&self.priors[l][k]);
         }
         if let Some(k) = (1..cfg.top_groups).find(|&k| IdfConfig::top_group_name(k) == name) {
