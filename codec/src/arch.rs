@@ -9,7 +9,8 @@
 //! ```text
 //! z = x
 //! for l in 0..levels:
-//!     z = squeeze(z)                         // C×H×W → 4C×H/2×W/2, see `squeeze`
+//!     z = squeeze(z)                         // C×H×W → 4C×H/2×W/2, see `squeeze`; with
+//!                                            // phase_squeeze, z = phases(z) (phase-major)
 //!     for k in 0..couplings:                 // Cz = channels of z, Ca = Cz/2, Cb = Cz − Ca
 //!         a, b = z[..Ca], z[Ca..]
 //!         t    = round_half_even(translation_scale · NN_{l,k}(norm(a)))   // Cb channels
@@ -128,6 +129,13 @@ pub struct IdfConfig {
     /// earlier ones (see the module docs). Left out of the JSON when false.
     #[serde(skip_serializing_if = "is_false")]
     pub top_phases: bool,
+    /// Every level squeezes phase-major (`phases`, channel `(dy·2 + dx)·C + c`) instead of
+    /// colour-major (`squeeze`, channel `c·4 + dy·2 + dx`). The factor-out then takes whole pixel
+    /// phases, every colour of the even rows, coded conditioned on their neighbours in the odd
+    /// rows, rather than whole colour planes conditioned on the other colours alone. Left out of
+    /// the JSON when false.
+    #[serde(skip_serializing_if = "is_false")]
+    pub phase_squeeze: bool,
 }
 
 fn is_false(v: &bool) -> bool {
@@ -156,6 +164,7 @@ impl Default for IdfConfig {
             prior_groups: 1,
             phase_levels: 0,
             top_phases: false,
+            phase_squeeze: false,
         }
     }
 }

@@ -290,7 +290,10 @@ pub fn nll_bits(model: &Model, image: &IntTensor) -> Result<f64> {
 /// Level `level` forward: squeeze, couplings, factor-out. Returns `(out, rest)`.
 pub fn forward_level(model: &Model, level: usize, z: &IntTensor) -> (IntTensor, IntTensor) {
     let config = model.config();
-    let mut z = z.squeeze();
+    let mut z = match config.phase_squeeze {
+        true => z.phases(),
+        false => z.squeeze(),
+    };
     for k in 0..config.couplings {
         z = coupling_forward(model.coupling(level, k), config.translation_scale, &z);
     }
@@ -322,7 +325,10 @@ pub fn inverse_level(
     for k in (0..config.couplings).rev() {
         z = coupling_inverse(model.coupling(level, k), config.translation_scale, &z);
     }
-    Ok(z.unsqueeze())
+    Ok(match config.phase_squeeze {
+        true => z.unphases(),
+        false => z.unsqueeze(),
+    })
 }
 
 /// Where a group of latents comes from: a level's factor-out, or the top.

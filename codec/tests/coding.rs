@@ -74,21 +74,24 @@ fn round_trips_are_bit_exact() {
 #[test]
 fn phased_models_round_trip() {
     let mut rng = Rng::new(6);
-    // (channels, prior groups, phase levels, top phases, height, width)
+    // (channels, prior groups, phase levels, top phases, phase-major squeeze, height, width)
     let cases = [
-        (1, 2, 1, false, 16, 24),
-        (1, 1, 2, false, 16, 24),
-        (3, 3, 1, false, 16, 24),
-        (1, 2, 1, true, 28, 28),
-        (1, 1, 0, true, 12, 20),
-        (3, 1, 0, true, 4, 4),
+        (1, 2, 1, false, false, 16, 24),
+        (1, 1, 2, false, false, 16, 24),
+        (3, 3, 1, false, false, 16, 24),
+        (1, 2, 1, true, false, 28, 28),
+        (1, 1, 0, true, false, 12, 20),
+        (3, 1, 0, true, false, 4, 4),
+        (3, 6, 0, true, true, 16, 24),
+        (1, 2, 1, false, true, 8, 8),
     ];
-    for (i, (channels, prior_groups, phase_levels, top_phases, height, width)) in
+    for (i, (channels, prior_groups, phase_levels, top_phases, phase_squeeze, height, width)) in
         cases.into_iter().enumerate()
     {
         let config = IdfConfig {
             phase_levels,
             top_phases,
+            phase_squeeze,
             ..grouped_config(channels, 2, 2, prior_groups)
         };
         let model = Model::new_random(config, 200 + i as u64).unwrap();

@@ -260,6 +260,7 @@ fn hand_config() -> IdfConfig {
         prior_groups: 1,
         phase_levels: 0,
         top_phases: false,
+        phase_squeeze: false,
     }
 }
 

@@ -184,6 +184,10 @@ fn print_entry(registry: &Registry, entry: &RegistryEntry) -> Result<()> {
             "; top groups by pixel phase"
         } else {
             ""
+        } + if config.phase_squeeze {
+            "; phase-major squeezes"
+        } else {
+            ""
         }
     );
     if let Some(card) = model.card().as_object() {

@@ -342,7 +342,10 @@ impl Idf {
         let mut z = x.shallow_clone();
         let mut groups = Vec::new();
         for (l, s) in self.config.level_shapes().iter().enumerate() {
-            z = squeeze(&z);
+            z = match self.config.phase_squeeze {
+                true => phases(&z),
+                false => squeeze(&z),
+            };
             for net in &self.couplings[l] {
                 let a = z.narrow(1, 0, s.coupling_in as i64);
                 let b = z.narrow(1, s.coupling_in as i64, s.coupling_out as i64);
