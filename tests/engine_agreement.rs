@@ -23,13 +23,13 @@ fn small_config() -> TrainConfig {
 #[test]
 fn engine_and_tch_agree_on_real_images() {
     tch::set_num_threads(1);
-    // (top groups, prior groups, phase levels, top phases, phase-major squeeze)
-    for (top_groups, prior_groups, phase_levels, top_phases, phase_squeeze) in [
-        (1, 1, 0, false, false),
-        (4, 2, 0, false, false),
-        (4, 2, 1, false, false),
-        (4, 2, 0, true, false),
-        (4, 2, 0, true, true),
+    // (top groups, prior groups, phase levels, top phases, phase-major squeeze, prior skips)
+    for (top_groups, prior_groups, phase_levels, top_phases, phase_squeeze, prior_skip) in [
+        (1, 1, 0, false, false, false),
+        (4, 2, 0, false, false, false),
+        (4, 2, 1, false, false, false),
+        (4, 2, 0, true, false, false),
+        (4, 2, 0, true, true, true),
     ] {
         let mut cfg = small_config();
         cfg.model.top_groups = top_groups;
@@ -37,6 +37,7 @@ fn engine_and_tch_agree_on_real_images() {
         cfg.model.phase_levels = phase_levels;
         cfg.model.top_phases = top_phases;
         cfg.model.phase_squeeze = phase_squeeze;
+        cfg.model.prior_skip = prior_skip;
         agree_on_real_images(&cfg);
     }
 }

@@ -55,12 +55,15 @@
 //! for b in 0..blocks:  h = h + conv2(relu(conv1(relu(h))))
 //! y = conv_out(relu(h))                       // hidden → out (coupling nets: zero-initialised
 //!                                             // when training starts, so the flow starts as identity)
+//! y = y + conv_skip(input)                    // prior networks only, with prior_skip: a linear
+//!                                             // path, so a mean can follow its neighbours at once
 //! ```
 //! Tensor names (`{net}` is `level{l}.coupling{k}`, `level{l}.prior` or, for factor-out group
 //! `k ≥ 1`, `level{l}.prior{k}`), PyTorch layouts:
 //! `{net}.conv_in.weight [hidden, in, 3, 3]`, `{net}.conv_in.bias [hidden]`,
 //! `{net}.block{b}.conv1.*`, `{net}.block{b}.conv2.*` (`[hidden, hidden, 3, 3]`),
-//! `{net}.conv_out.weight [out, hidden, 3, 3]`, `{net}.conv_out.bias [out]`,
+//! `{net}.conv_out.weight [out, hidden, 3, 3]`, `{net}.conv_out.bias [out]`, with `prior_skip` also
+//! `{net}.conv_skip.weight [out, in, 3, 3]` and `{net}.conv_skip.bias [out]` after them in prior nets,
 //! `top.params [g, 3·M]` for the top's first group, and networks `top.group{k}` (`k = 1..G`,
 //! `k·g` channels in, `3·M·g` out) for the others.
 //!
@@ -136,6 +139,11 @@ pub struct IdfConfig {
     /// the JSON when false.
     #[serde(skip_serializing_if = "is_false")]
     pub phase_squeeze: bool,
+    /// Every prior network (not the couplings) adds a linear 3×3 convolution of its input to its
+    /// output (`conv_skip`), so linear prediction from the context is there from the start rather
+    /// than learned through the ReLUs. Left out of the JSON when false.
+    #[serde(skip_serializing_if = "is_false")]
+    pub prior_skip: bool,
 }
 
 fn is_false(v: &bool) -> bool {
@@ -165,6 +173,7 @@ impl Default for IdfConfig {
             phase_levels: 0,
             top_phases: false,
             phase_squeeze: false,
+            prior_skip: false,
         }
     }
 }
@@ -356,6 +365,7 @@ impl IdfConfig {
                     &Self::coupling_name(l, k),
                     s.coupling_in,
                     s.coupling_out,
+                    false,
                 );
             }
             let p = self.prior_group_channels(s);
@@ -365,6 +375,7 @@ impl IdfConfig {
                     &Self::prior_group_name(l, k),
                     self.prior_context_channels(l, s) + k * p,
                     3 * self.mixtures * p,
+                    true,
                 );
             }
         }
@@ -379,6 +390,7 @@ impl IdfConfig {
                 &Self::top_group_name(k),
                 k * g,
                 3 * self.mixtures * g,
+                true,
             );
         }
         for (k, j) in self.top_phase_nets() {
@@ -387,6 +399,7 @@ impl IdfConfig {
                 &Self::top_phase_name(k, j),
                 (k + 1) * g,
                 3 * self.mixtures * g,
+                true,
             );
         }
         v
@@ -399,7 +412,8 @@ impl IdfConfig {
             .collect()
     }
 
-    fn push_net(&self, v: &mut Vec<TensorSpec>, net: &str, cin: usize, cout: usize) {
+    /// Appends a network's tensors; `prior` nets get `conv_skip` when [`IdfConfig::prior_skip`].
+    fn push_net(&self, v: &mut Vec<TensorSpec>, net: &str, cin: usize, cout: usize, prior: bool) {
         let h = self.hidden;
         let mut conv = |name: String, o: usize, i: usize| {
             v.push(TensorSpec {
@@ -417,6 +431,9 @@ impl IdfConfig {
             conv(format!("{net}.block{b}.conv2"), h, h);
         }
         conv(format!("{net}.conv_out"), cout, h);
+        if prior && self.prior_skip {
+            conv(format!("{net}.conv_skip"), cout, cin);
+        }
     }
 
     /// Total number of parameters.

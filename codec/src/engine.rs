@@ -659,11 +659,19 @@ pub struct Network {
     conv_in: Conv3x3,
     blocks: Vec<ResidualBlock>,
     conv_out: Conv3x3,
+    /// The linear path of a prior network (`prior_skip`), input → output.
+    skip: Option<Conv3x3>,
 }
 
 impl Network {
-    /// Assembles a network; the channel counts of consecutive convolutions must chain.
-    pub fn new(conv_in: Conv3x3, blocks: Vec<ResidualBlock>, conv_out: Conv3x3) -> Result<Self> {
+    /// Assembles a network; the channel counts of consecutive convolutions must chain, and a
+    /// `skip` must map the network's input channels to its output channels.
+    pub fn new(
+        conv_in: Conv3x3,
+        blocks: Vec<ResidualBlock>,
+        conv_out: Conv3x3,
+        skip: Option<Conv3x3>,
+    ) -> Result<Self> {
         let hidden = conv_in.out_channels;
         let chained = blocks.iter().all(|b| {
             (
@@ -672,7 +680,10 @@ impl Network {
                 b.conv2.in_channels,
                 b.conv2.out_channels,
             ) == (hidden, hidden, hidden, hidden)
-        }) && conv_out.in_channels == hidden;
+        }) && conv_out.in_channels == hidden
+            && skip.as_ref().map_or(true, |s| {
+                (s.in_channels, s.out_channels) == (conv_in.in_channels, conv_out.out_channels)
+            });
         if !chained {
             return Err(CodecError::InvalidModel(
                 "network layers do not chain".into(),
@@ -682,6 +693,7 @@ impl Network {
             conv_in,
             blocks,
             conv_out,
+            skip,
         })
     }
 
@@ -700,18 +712,24 @@ impl Network {
     /// # Panics
     /// If the tensor's channel count differs from [`Network::in_channels`] (a caller bug).
     pub fn forward(&self, input: &FloatTensor) -> FloatTensor {
-        let mut h = self.conv_in.apply_padded(&Padded::from_tensor(input));
+        let input = Padded::from_tensor(input);
+        let mut h = self.conv_in.apply_padded(&input);
         for block in &self.blocks {
             let r = block
                 .conv2
                 .apply_padded(&block.conv1.apply_padded(&h.relu()).relu());
             h.add_assign(&r);
         }
-        self.conv_out.apply_padded(&h.relu()).to_tensor()
+        let mut y = self.conv_out.apply_padded(&h.relu());
+        if let Some(skip) = &self.skip {
+            y.add_assign(&skip.apply_padded(&input));
+        }
+        y.to_tensor()
     }
 
     /// The parameter tensors in [`crate::arch::IdfConfig::tensor_specs`] order:
-    /// `conv_in` weight and bias, each block's `conv1` and `conv2`, then `conv_out`.
+    /// `conv_in` weight and bias, each block's `conv1` and `conv2`, then `conv_out`, then the
+    /// skip's.
     pub fn tensors(&self) -> Vec<&[f32]> {
         let mut convs = vec![&self.conv_in];
         for b in &self.blocks {
@@ -719,6 +737,7 @@ impl Network {
             convs.push(&b.conv2);
         }
         convs.push(&self.conv_out);
+        convs.extend(&self.skip);
         convs
             .into_iter()
             .flat_map(|c| [c.weight.as_slice(), c.bias.as_slice()])
@@ -904,12 +923,29 @@ mod tests {
             conv1: conv(4, 4, 10),
             conv2: conv(4, 4, 20),
         };
-        let net = Network::new(conv(2, 4, 30), vec![block.clone()], conv(4, 3, 40)).unwrap();
+        let net = Network::new(conv(2, 4, 30), vec![block.clone()], conv(4, 3, 40), None).unwrap();
         let shape = Shape::new(2, 5, 3);
         let x = Tensor::from_vec(shape, pseudo_random(shape.len(), 50)).unwrap();
         let h = net.conv_in.apply(&x);
         let h = h.add(&block.conv2.apply(&block.conv1.apply(&h.relu()).relu()));
         let want = net.conv_out.apply(&h.relu());
         assert_eq!(net.forward(&x), want);
+        // a prior's skip adds a linear convolution of the input
+        let skip = conv(2, 3, 60);
+        let skipped = Network::new(
+            conv(2, 4, 30),
+            vec![block.clone()],
+            conv(4, 3, 40),
+            Some(skip.clone()),
+        )
+        .unwrap();
+        assert_eq!(skipped.forward(&x), want.add(&skip.apply(&x)));
+        assert!(Network::new(
+            conv(2, 4, 30),
+            vec![block],
+            conv(4, 3, 40),
+            Some(conv(3, 3, 60))
+        )
+        .is_err());
     }
 }

@@ -222,24 +222,24 @@ impl Model {
         let mut levels = Vec::with_capacity(config.levels);
         for (l, shape) in config.level_shapes().iter().enumerate() {
             let couplings = (0..config.couplings)
-                .map(|_| queue.network(shape.coupling_in, shape.coupling_out))
+                .map(|_| queue.network(shape.coupling_in, shape.coupling_out, false))
                 .collect::<Result<Vec<_>>>()?;
             let p = config.prior_group_channels(shape);
             let context = config.prior_context_channels(l, shape);
             let priors = (0..config.level_groups(l))
-                .map(|k| queue.network(context + k * p, 3 * config.mixtures * p))
+                .map(|k| queue.network(context + k * p, 3 * config.mixtures * p, true))
                 .collect::<Result<Vec<_>>>()?;
             levels.push(LevelNets { couplings, priors });
         }
         let top_params = queue.next()?;
         let g = config.top_group_channels();
         let top_nets = (1..config.top_groups)
-            .map(|k| queue.network(k * g, 3 * config.mixtures * g))
+            .map(|k| queue.network(k * g, 3 * config.mixtures * g, true))
             .collect::<Result<Vec<_>>>()?;
         let top_phase_nets = config
             .top_phase_nets()
             .into_iter()
-            .map(|(k, _)| queue.network((k + 1) * g, 3 * config.mixtures * g))
+            .map(|(k, _)| queue.network((k + 1) * g, 3 * config.mixtures * g, true))
             .collect::<Result<Vec<_>>>()?;
         Ok(Model {
             config,
@@ -290,7 +290,8 @@ impl TensorQueue<'_> {
         Conv3x3::new(cin, cout, weight, bias)
     }
 
-    fn network(&mut self, cin: usize, cout: usize) -> Result<Network> {
+    /// The next network's tensors; a `prior` network has a skip with `prior_skip`.
+    fn network(&mut self, cin: usize, cout: usize, prior: bool) -> Result<Network> {
         let hidden = self.config.hidden;
         let conv_in = self.conv(cin, hidden)?;
         let blocks = (0..self.config.blocks)
@@ -302,7 +303,11 @@ impl TensorQueue<'_> {
             })
             .collect::<Result<Vec<_>>>()?;
         let conv_out = self.conv(hidden, cout)?;
-        Network::new(conv_in, blocks, conv_out)
+        let skip = match prior && self.config.prior_skip {
+            true => Some(self.conv(cin, cout)?),
+            false => None,
+        };
+        Network::new(conv_in, blocks, conv_out, skip)
     }
 }
 
@@ -439,13 +444,13 @@ fn random_tensor(spec: &TensorSpec, rng: &mut SplitMix64) -> Vec<f32> {
     let n: usize = spec.shape.iter().product();
     let bound = if spec.name.ends_with(".weight") {
         let fan_in = (spec.shape[1] * 9) as f32;
-        let gain = if spec.name.contains(".conv_out.") {
+        let gain = if spec.name.contains(".conv_out.") || spec.name.contains(".conv_skip.") {
             RANDOM_OUT_GAIN
         } else {
             1.0
         };
         gain * (3.0 / fan_in).sqrt()
-    } else if spec.name.contains(".conv_out.") {
+    } else if spec.name.contains(".conv_out.") || spec.name.contains(".conv_skip.") {
         RANDOM_OUT_GAIN
     } else {
         0.1

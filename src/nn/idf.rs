@@ -10,17 +10,29 @@ use idfcodec_codec::arch::{
 };
 use tch::{nn, Kind, Tensor};
 
-/// A residual convolutional network: `conv_in`, `blocks` pre-activation residual blocks, `conv_out`.
+/// A residual convolutional network: `conv_in`, `blocks` pre-activation residual blocks, `conv_out`,
+/// and for a prior with `prior_skip` a linear `conv_skip` from input to output.
 #[derive(Debug)]
 pub struct ConvNet {
     conv_in: nn::Conv2D,
     blocks: Vec<(nn::Conv2D, nn::Conv2D)>,
     conv_out: nn::Conv2D,
+    skip: Option<nn::Conv2D>,
 }
 
-/// How a network's last layer starts.
+/// What a network is for, which decides how it starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutputInit {
+pub enum NetKind {
+    /// A coupling: zero last layer, so the flow starts as the identity.
+    Coupling,
+    /// A prior: default last layer (breaks the mixture's symmetry), and with `prior_skip` a
+    /// zero-initialised linear path from input to output.
+    Prior,
+}
+
+/// How a convolution starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutputInit {
     /// Zero weights and bias: a coupling starts as the identity.
     Zero,
     /// The default (Kaiming-uniform) initialisation: priors must break the mixture's symmetry.
@@ -41,7 +53,7 @@ fn conv3x3(p: nn::Path, cin: usize, cout: usize, init: OutputInit) -> nn::Conv2D
 
 impl ConvNet {
     /// Builds the network under `p` with the tensor names of [`IdfConfig::tensor_specs`].
-    pub fn new(p: &nn::Path, cfg: &IdfConfig, cin: usize, cout: usize, init: OutputInit) -> Self {
+    pub fn new(p: &nn::Path, cfg: &IdfConfig, cin: usize, cout: usize, kind: NetKind) -> Self {
         let h = cfg.hidden;
         let blocks = (0..cfg.blocks)
             .map(|b| {
@@ -52,10 +64,16 @@ impl ConvNet {
                 )
             })
             .collect();
+        let last = match kind {
+            NetKind::Coupling => OutputInit::Zero,
+            NetKind::Prior => OutputInit::Default,
+        };
         ConvNet {
             conv_in: conv3x3(p / "conv_in", cin, h, OutputInit::Default),
             blocks,
-            conv_out: conv3x3(p / "conv_out", h, cout, init),
+            conv_out: conv3x3(p / "conv_out", h, cout, last),
+            skip: (kind == NetKind::Prior && cfg.prior_skip)
+                .then(|| conv3x3(p / "conv_skip", cin, cout, OutputInit::Zero)),
         }
     }
 
@@ -64,7 +82,11 @@ impl ConvNet {
         for (c1, c2) in &self.blocks {
             h = &h + h.relu().apply(c1).relu().apply(c2);
         }
-        h.relu().apply(&self.conv_out)
+        let y = h.relu().apply(&self.conv_out);
+        match &self.skip {
+            Some(skip) => y + x.apply(skip),
+            None => y,
+        }
     }
 }
 
@@ -245,7 +267,13 @@ impl Idf {
                 (0..config.couplings)
                     .map(|k| {
                         let cp = &lp / format!("coupling{k}");
-                        ConvNet::new(&cp, config, s.coupling_in, s.coupling_out, OutputInit::Zero)
+                        ConvNet::new(
+                            &cp,
+                            config,
+                            s.coupling_in,
+                            s.coupling_out,
+                            NetKind::Coupling,
+                        )
                     })
                     .collect(),
             );
@@ -257,7 +285,7 @@ impl Idf {
                         let net = name.rsplit('.').next().expect("level{l}.prior{k}");
                         let cin = config.prior_context_channels(l, s) + k * g;
                         let out = 3 * config.mixtures * g;
-                        ConvNet::new(&(&lp / net), config, cin, out, OutputInit::Default)
+                        ConvNet::new(&(&lp / net), config, cin, out, NetKind::Prior)
                     })
                     .collect(),
             );
@@ -278,7 +306,7 @@ impl Idf {
                     config,
                     k * g,
                     out,
-                    OutputInit::Default,
+                    NetKind::Prior,
                 )
             })
             .collect();
@@ -289,13 +317,7 @@ impl Idf {
                 let name = IdfConfig::top_phase_name(k, j);
                 let net = name.rsplit('.').next().expect("top.g{k}p{j}");
                 let out = 3 * config.mixtures * g;
-                ConvNet::new(
-                    &(p / "top" / net),
-                    config,
-                    (k + 1) * g,
-                    out,
-                    OutputInit::Default,
-                )
+                ConvNet::new(&(p / "top" / net), config, (k + 1) * g, out, NetKind::Prior)
             })
             .collect();
         Idf {

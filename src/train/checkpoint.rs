@@ -132,7 +132,8 @@ fn read_weights(dir: &Path) -> Result<(PathBuf, Vec<(String, Tensor)>), TrainErr
 ///   extra inputs (the groups before `k`) start at zero weight.
 ///
 /// A level whose factor-out changes between coded whole and coded by pixel phase
-/// (`phase_levels`) takes none of its prior networks: their inputs and outputs mean other things.
+/// (`phase_levels`) takes none of its prior networks: their inputs and outputs mean other things;
+/// nor does any parameter when the squeeze changes (`phase_squeeze`).
 ///
 /// Returns the names of the variables left untouched.
 pub fn copy_matching(
@@ -143,10 +144,11 @@ pub fn copy_matching(
     let saved_config = read_state(dir)?.config.model;
     let (_, saved) = read_weights(dir)?;
     let rephased = |name: &str| {
-        (0..config.levels).any(|l| {
-            saved_config.phased(l) != config.phased(l)
-                && name.starts_with(&IdfConfig::prior_name(l))
-        })
+        saved_config.phase_squeeze != config.phase_squeeze
+            || (0..config.levels).any(|l| {
+                saved_config.phased(l) != config.phased(l)
+                    && name.starts_with(&IdfConfig::prior_name(l))
+            })
     };
     let find = |name: &str| {
         let key = format!("param.{name}");

@@ -200,7 +200,9 @@ pub fn build_model(cfg: &TrainConfig, device: Device) -> (VarStore, Idf) {
 /// background) cannot stand means that jitter by 0.1 pixel a step. Rows of the priors' last
 /// layer and of the top parameters that produce means get `1/MEAN_SCALE`, so a mean moves by
 /// about the learning rate in pixels. On top, [`config::Schedule::output_lr_scale`] and
-/// [`config::Schedule::coupling_lr_scale`] slow the last layers' weights.
+/// [`config::Schedule::coupling_lr_scale`] slow the last layers' weights. A prior's linear path
+/// (`conv_skip`, input to output) learns at the full rate: a mean following its neighbours needs
+/// weights near 1/4, which 1/MEAN_SCALE would take hundreds of thousands of steps to reach.
 fn lr_scale(schedule: &config::Schedule, mixtures: usize, name: &str, param: &Tensor) -> Tensor {
     let last_layer = name.contains(".conv_out.");
     let frozen = schedule
