@@ -155,7 +155,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The fixed cases of [`fingerprint`]: (model config, height, width).
-pub fn fingerprint_cases() -> [(IdfConfig, usize, usize); 3] {
+pub fn fingerprint_cases() -> [(IdfConfig, usize, usize); 4] {
     [
         (small_config(1, 2), 16, 16),
         (small_config(3, 3), 16, 24),
@@ -168,16 +168,28 @@ pub fn fingerprint_cases() -> [(IdfConfig, usize, usize); 3] {
             16,
             24,
         ),
+        // the photo model's architecture: RGB, phase-major squeezes, prior skips, top phases
+        (
+            IdfConfig {
+                phase_squeeze: true,
+                prior_skip: true,
+                top_phases: true,
+                ..grouped_config(3, 2, 2, 6)
+            },
+            16,
+            24,
+        ),
     ]
 }
 
 /// What [`fingerprint`] gave for [`fingerprint_cases`] when it was recorded: every platform,
 /// thread count, CPU feature set and build must reproduce it (`determinism.rs`,
 /// `portable_kernels.rs`).
-pub const FROZEN_FINGERPRINTS: [(u64, usize, u64, i64); 3] = [
+pub const FROZEN_FINGERPRINTS: [(u64, usize, u64, i64); 4] = [
     (0x8809_cd9e_459a_b65f, 183, 0x2a55_91f8_5c6a_9da6, 1_439_488),
     (0x2b01_22d7_396a_e800, 827, 0xeba7_b739_7fe9_f174, 6_594_838),
     (0x7276_2b45_f588_fe2d, 272, 0x9e1f_9b4d_f45b_f60e, 2_150_692),
+    (0x71c1_bb7a_b7d3_c315, 828, 0x0a02_16bf_810e_f81b, 6_603_484),
 ];
 
 /// Every case of [`fingerprint_cases`] fingerprinted.
