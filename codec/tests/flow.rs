@@ -261,6 +261,7 @@ fn hand_config() -> IdfConfig {
         phase_levels: 0,
         top_phases: false,
         phase_squeeze: false,
+        prior_skip: false,
     }
 }
 
