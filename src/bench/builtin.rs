@@ -37,16 +37,19 @@ impl Idfcodec {
         }
         let (tile, threads, effort) = (coding.tile, coding.threads, coding.effort);
         let mut trips = RoundTrip::new(coding);
-        // gray images use the learned model(s) of the effort (loaded here); other formats are
-        // context-coded
-        let model = trips
-            .candidates(PixelFormat::Gray8)?
-            .iter()
-            .map(model_name)
-            .collect::<Vec<_>>()
-            .join(" | ");
+        // gray and RGB images use the learned model(s) of the effort (loaded here); other formats
+        // are context-coded
+        let mut models = |format| -> Result<String> {
+            Ok(trips
+                .candidates(format)?
+                .iter()
+                .map(model_name)
+                .collect::<Vec<_>>()
+                .join(" | "))
+        };
+        let (gray, rgb) = (models(PixelFormat::Gray8)?, models(PixelFormat::Rgb8)?);
         let settings = format!(
-            "effort {effort}; gray: {model}; other formats: context coding; tile {}, {threads} thread{}",
+            "effort {effort}; gray: {gray}; rgb: {rgb}; other formats: context coding; tile {}, {threads} thread{}",
             tile.map_or("default".to_string(), |t| t.to_string()),
             if threads == 1 { "" } else { "s" }
         );
