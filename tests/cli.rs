@@ -552,3 +552,36 @@ fn verbose_names_the_dropped_chunks() {
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("dropped the tEXt chunk"), "{err}");
 }
+
+/// The embedded RGB model codes an 8-bit RGB image (PngSuite's 32×32 `basn2c08`) at effort 4 and
+/// decodes it exactly; effort 9 tries it and the context coder and keeps the smaller file.
+#[test]
+fn the_embedded_rgb_model_codes_rgb_images() {
+    use idfcodec_codec::png;
+    let dir = tempfile::tempdir().unwrap();
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pngsuite/basn2c08.png");
+    let input = input.to_str().unwrap();
+    let mut sizes = Vec::new();
+    // (effort, the model the report must name; effort 9 may keep either)
+    for (effort, model) in [("4", Some("photos")), ("1", Some("none")), ("9", None)] {
+        let idf = dir.path().join(format!("e{effort}.idf"));
+        let back = dir.path().join(format!("e{effort}.png"));
+        let (i, b) = (idf.to_str().unwrap(), back.to_str().unwrap());
+        let mut args = vec!["compress", input, "-o", i, "--effort", effort];
+        if effort == "4" {
+            args.extend(["--model", "photos"]);
+        }
+        let out = ok(&args);
+        if let Some(model) = model {
+            assert!(out.contains(&format!("model {model}")), "{out}");
+        }
+        ok(&["decompress", i, "-o", b]);
+        let (a, b) = (
+            png::read(&fs::read(input).unwrap()).unwrap(),
+            png::read(&fs::read(&back).unwrap()).unwrap(),
+        );
+        assert_eq!(a.pixels(), b.pixels(), "effort {effort}");
+        sizes.push(fs::metadata(&idf).unwrap().len());
+    }
+    assert_eq!(sizes[2], sizes[0].min(sizes[1]), "{sizes:?}");
+}
