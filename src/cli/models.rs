@@ -188,6 +188,10 @@ fn print_entry(registry: &Registry, entry: &RegistryEntry) -> Result<()> {
             "; phase-major squeezes"
         } else {
             ""
+        } + if config.prior_skip {
+            "; linear skips in the priors"
+        } else {
+            ""
         }
     );
     if let Some(card) = model.card().as_object() {
