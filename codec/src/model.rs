@@ -442,15 +442,12 @@ const RANDOM_OUT_GAIN: f32 = 0.03;
 /// Weights uniform with variance `gain²/fan_in`; biases and top parameters small.
 fn random_tensor(spec: &TensorSpec, rng: &mut SplitMix64) -> Vec<f32> {
     let n: usize = spec.shape.iter().product();
+    let output = spec.name.contains(".conv_out.") || spec.name.contains(".conv_skip.");
     let bound = if spec.name.ends_with(".weight") {
         let fan_in = (spec.shape[1] * 9) as f32;
-        let gain = if spec.name.contains(".conv_out.") || spec.name.contains(".conv_skip.") {
-            RANDOM_OUT_GAIN
-        } else {
-            1.0
-        };
+        let gain = if output { RANDOM_OUT_GAIN } else { 1.0 };
         gain * (3.0 / fan_in).sqrt()
-    } else if spec.name.contains(".conv_out.") || spec.name.contains(".conv_skip.") {
+    } else if output {
         RANDOM_OUT_GAIN
     } else {
         0.1

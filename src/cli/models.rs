@@ -180,19 +180,15 @@ fn print_entry(registry: &Registry, entry: &RegistryEntry) -> Result<()> {
         match config.phase_levels {
             0 => String::new(),
             n => format!(" per pixel phase (4 phases) at the first {n} level(s)"),
-        } + if config.top_phases {
-            "; top groups by pixel phase"
-        } else {
-            ""
-        } + if config.phase_squeeze {
-            "; phase-major squeezes"
-        } else {
-            ""
-        } + if config.prior_skip {
-            "; linear skips in the priors"
-        } else {
-            ""
-        }
+        } + &[
+            (config.top_phases, "; top groups by pixel phase"),
+            (config.phase_squeeze, "; phase-major squeezes"),
+            (config.prior_skip, "; linear skips in the priors"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, text)| *text)
+        .collect::<String>()
     );
     if let Some(card) = model.card().as_object() {
         for (key, value) in card {

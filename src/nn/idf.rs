@@ -417,6 +417,10 @@ impl Idf {
             return groups;
         }
         let masks = phase_masks(h, w, z.device());
+        // the positions of the phases before phase j, decoded when phase j is
+        let decoded: Vec<Tensor> = (0..masks.len())
+            .map(|j| masks[..j].iter().fold(masks[0].zeros_like(), |a, m| a + m))
+            .collect();
         let mut phase_nets = self.top_phase_nets.iter();
         for k in 0..self.config.top_groups as i64 {
             let own = z.narrow(1, k * g, g);
@@ -426,8 +430,7 @@ impl Idf {
                     (0, 0) => top_raw.shallow_clone(),
                     (k, 0) => self.top_nets[k as usize - 1].forward(&before),
                     (_, j) => {
-                        let decoded = masks[..j].iter().fold(mask.zeros_like(), |a, m| a + m);
-                        let input = Tensor::cat(&[&before, &(norm(&own) * decoded)], 1);
+                        let input = Tensor::cat(&[&before, &(norm(&own) * &decoded[j])], 1);
                         let net = phase_nets.next().expect("one network per later phase");
                         net.forward(&input)
                     }
@@ -489,6 +492,7 @@ impl Idf {
             }
         });
     }
+
     /// The network of the prior named `name` (a name of [`IdfConfig::prior_names`]); `None` for
     /// the top's parameter tensor.
     fn prior_net(&self, name: &str) -> Option<&ConvNet> {
