@@ -229,3 +229,57 @@ fn frozen_parameters_keep_their_values() {
         .equal(&find(&after, top).unwrap()));
     assert!(params.iter().any(|n| n.starts_with("param.top.g0p1.")));
 }
+
+#[test]
+fn a_trained_run_grows_by_a_residual_block_without_losing_what_it_learned() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    let c = tiny_config();
+    let data = small_data(&c);
+    let parent = tempfile::tempdir().unwrap();
+    let trained = train::run(&job(&c, parent.path(), false), &data)
+        .unwrap()
+        .test_bpd
+        .unwrap();
+
+    let mut grown = c.clone();
+    grown.model.blocks = c.model.blocks + 1;
+    grown.train.init_from = Some(parent.path().to_path_buf());
+    let (mut vs, model) = train::build_model(&grown, Device::Cpu);
+    let fresh = checkpoint::copy_matching(parent.path(), &grown.model, &mut vs).unwrap();
+    // only the new blocks are new, and their second convolutions start at zero
+    let new_block = format!(".block{}.", c.model.blocks);
+    assert!(!fresh.is_empty());
+    assert!(fresh.iter().all(|n| n.contains(&new_block)), "{fresh:?}");
+    let variables = vs.variables();
+    for name in &fresh {
+        let norm = variables[name]
+            .abs()
+            .sum(tch::Kind::Double)
+            .double_value(&[]);
+        if name.contains(".conv2.") {
+            assert_eq!(norm, 0.0, "{name}");
+        } else if name.ends_with(".weight") {
+            assert!(norm > 0.0, "{name}");
+        }
+    }
+    let x = data.test.to_kind(tch::Kind::Float);
+    let (mut parent_vs, parent_model) = train::build_model(&c, Device::Cpu);
+    checkpoint::load(parent.path(), &mut parent_vs, None).unwrap();
+    let bpd = |m: &idfcodec::nn::Idf| m.bpd(&x).double_value(&[]);
+    let (p, g) = (bpd(&parent_model), bpd(&model));
+    assert!((p - g).abs() < 1e-4, "parent {p} bpd, grown {g}");
+    drop(model);
+
+    // a run from it keeps every copied prior (no data-dependent restart of their last layers):
+    // at a negligible rate it ends where the parent did
+    grown.train.lr = 1e-12;
+    grown.train.lr_min = 0.0;
+    let dir = tempfile::tempdir().unwrap();
+    let report = train::run(&job(&grown, dir.path(), false), &data).unwrap();
+    let start = report.test_bpd.unwrap();
+    assert!(
+        (start - trained).abs() < 1e-3,
+        "parent {trained:.4}, grown run {start:.4}"
+    );
+}

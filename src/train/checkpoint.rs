@@ -129,13 +129,15 @@ fn read_weights(dir: &Path) -> Result<(PathBuf, Vec<(String, Tensor)>), TrainErr
 ///   so the first group keeps the saved leading rows;
 /// - a new factor-out group network `level{l}.prior{k}` starts as a copy of the saved
 ///   `level{l}.prior`: its output rows are those of group `k`'s channels, and its first layer's
-///   extra inputs (the groups before `k`) start at zero weight.
+///   extra inputs (the groups before `k`) start at zero weight;
+/// - a residual block the saved run lacks (`blocks` raised) starts with its second convolution at
+///   zero, so it adds nothing until trained.
 ///
 /// A level whose factor-out changes between coded whole and coded by pixel phase
 /// (`phase_levels`) takes none of its prior networks: their inputs and outputs mean other things;
 /// nor does any parameter when the squeeze changes (`phase_squeeze`).
 ///
-/// Returns the names of the variables left untouched.
+/// Returns the names of the variables not copied (the zeroed block outputs among them).
 pub fn copy_matching(
     dir: &Path,
     config: &IdfConfig,
@@ -169,6 +171,9 @@ pub fn copy_matching(
             let (want, have) = match source {
                 Some(t) => (var.size(), t.size()),
                 None => {
+                    if is_new_block_output(&name) {
+                        let _ = var.zero_();
+                    }
                     untouched.push(name);
                     continue;
                 }
@@ -195,6 +200,16 @@ pub fn copy_matching(
     });
     untouched.sort();
     Ok(untouched)
+}
+
+/// The second convolution of a residual block (`….block{b}.conv2.*`): when the source run has no
+/// such block it starts at zero, so the block adds nothing and the grown network computes what
+/// the one it grew from did (`blocks` raised).
+fn is_new_block_output(name: &str) -> bool {
+    name.split('.')
+        .collect::<Vec<_>>()
+        .windows(2)
+        .any(|w| w[0].starts_with("block") && w[1] == "conv2")
 }
 
 /// `level{l}.prior{k}.REST` (`k ≥ 1`) → (`level{l}.prior.REST`, `k`).

@@ -69,9 +69,10 @@ pub struct Schedule {
     /// at once and the loss jumps by bits per dimension. Small values let the priors lead.
     pub coupling_lr_scale: f64,
     /// Start from the weights of another run (its folder): every tensor of its checkpoint with
-    /// the same name and shape is copied. Priors that were not copied start from the data (when
-    /// `data_init`), other new tensors at their usual initialisation. Lets a trained model grow,
-    /// e.g. a larger `top_groups`.
+    /// the same name and shape is copied. Priors whose last layer was not copied start from the
+    /// data (when `data_init`), other new tensors at their usual initialisation (the second
+    /// convolution of a new residual block at zero). Lets a trained model grow, e.g. a larger
+    /// `top_groups` or more `blocks`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
     /// Parameters whose names start with one of these prefixes (e.g. `"level"`: the flow and

@@ -310,7 +310,7 @@ pub fn run(job: &TrainJob, data: &LoadedData) -> Result<TrainReport, TrainError>
                 fresh.as_ref().map_or(true, |fresh| {
                     fresh
                         .iter()
-                        .any(|v| v == prior || v.starts_with(&format!("{prior}.")))
+                        .any(|v| v == prior || v.starts_with(&format!("{prior}.conv_out.")))
                 })
             });
         }
