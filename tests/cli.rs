@@ -247,14 +247,18 @@ fn wrong_input_and_wrong_model_are_explained() {
     assert!(err.contains("not a usable idfcodec model"), "{err}");
     assert!(!out.exists());
     // an RGB image is context-coded when --model is a gray model: the report says so, and a
-    // note on stderr says why
+    // note on stderr says why, once for all the images it concerns
     let rgb = dir.path().join("rgb.png");
-    image::RgbImage::from_pixel(3, 3, image::Rgb([1, 2, 3]))
-        .save(&rgb)
-        .unwrap();
+    let rgb2 = dir.path().join("rgb2.png");
+    for path in [&rgb, &rgb2] {
+        image::RgbImage::from_pixel(3, 3, image::Rgb([1, 2, 3]))
+            .save(path)
+            .unwrap();
+    }
     let args = [
         "compress",
         rgb.to_str().unwrap(),
+        rgb2.to_str().unwrap(),
         "--model",
         a.to_str().unwrap(),
     ];
@@ -267,6 +271,7 @@ fn wrong_input_and_wrong_model_are_explained() {
         err.contains("is not used for") && err.contains("1-channel"),
         "{err}"
     );
+    assert_eq!(err.matches("is not used for").count(), 1, "{err}");
     fs::remove_file(dir.path().join("rgb.png.idf")).unwrap();
     // a damaged PNG is refused with a clear message and leaves nothing behind
     let bytes = fs::read(&rgb).unwrap();

@@ -1,5 +1,6 @@
 //! `idfcodec compress`: PNG/JPEG images → `.idf` files, or many images → one `.idfa` archive.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -86,6 +87,17 @@ pub struct CodingArgs {
     pub effort: u8,
 }
 
+/// Prints `note` to stderr unless this process printed it already (a folder or a bench run asks
+/// for the candidates of every image).
+fn note_once(note: String) {
+    static PRINTED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut printed = PRINTED.lock().unwrap_or_else(|e| e.into_inner());
+    if !printed.contains(&note) {
+        eprintln!("{note}");
+        printed.insert(note);
+    }
+}
+
 /// The default `--effort`: the learned gray model and the context coder, the smaller kept (the
 /// measured balance: see BENCHMARKS.md).
 pub const DEFAULT_EFFORT: u8 = 5;
@@ -102,7 +114,7 @@ impl CodingArgs {
     pub fn candidates(&self, format: PixelFormat) -> Result<Vec<Option<ChosenModel>>> {
         let unused_model = |why: &str| {
             if let Some(model) = &self.model {
-                eprintln!("note: --model {model} is not used for {} images ({why}): they are context-coded", format_name(format));
+                note_once(format!("note: --model {model} is not used for {} images ({why}): they are context-coded", format_name(format)));
             }
         };
         let Some(channels) = learned_channels(format) else {
