@@ -178,6 +178,22 @@ impl Default for IdfConfig {
     }
 }
 
+/// What a network of the model does, which decides its tensors (and, in training, how it starts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetKind {
+    /// A coupling: its output, times `translation_scale`, is rounded to a translation.
+    Coupling,
+    /// A prior: its output is the mixture parameters of the latents it codes.
+    Prior,
+}
+
+impl IdfConfig {
+    /// Whether networks of `kind` have the linear `conv_skip` ([`IdfConfig::prior_skip`]).
+    pub fn has_skip(&self, kind: NetKind) -> bool {
+        kind == NetKind::Prior && self.prior_skip
+    }
+}
+
 /// Shape of one tensor the model needs, with its name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorSpec {
@@ -365,7 +381,7 @@ impl IdfConfig {
                     &Self::coupling_name(l, k),
                     s.coupling_in,
                     s.coupling_out,
-                    false,
+                    NetKind::Coupling,
                 );
             }
             let p = self.prior_group_channels(s);
@@ -375,7 +391,7 @@ impl IdfConfig {
                     &Self::prior_group_name(l, k),
                     self.prior_context_channels(l, s) + k * p,
                     3 * self.mixtures * p,
-                    true,
+                    NetKind::Prior,
                 );
             }
         }
@@ -390,7 +406,7 @@ impl IdfConfig {
                 &Self::top_group_name(k),
                 k * g,
                 3 * self.mixtures * g,
-                true,
+                NetKind::Prior,
             );
         }
         for (k, j) in self.top_phase_nets() {
@@ -399,7 +415,7 @@ impl IdfConfig {
                 &Self::top_phase_name(k, j),
                 (k + 1) * g,
                 3 * self.mixtures * g,
-                true,
+                NetKind::Prior,
             );
         }
         v
@@ -412,8 +428,8 @@ impl IdfConfig {
             .collect()
     }
 
-    /// Appends a network's tensors; `prior` nets get `conv_skip` when [`IdfConfig::prior_skip`].
-    fn push_net(&self, v: &mut Vec<TensorSpec>, net: &str, cin: usize, cout: usize, prior: bool) {
+    /// Appends a network's tensors (`conv_skip` as [`IdfConfig::has_skip`] says).
+    fn push_net(&self, v: &mut Vec<TensorSpec>, net: &str, cin: usize, cout: usize, kind: NetKind) {
         let h = self.hidden;
         let mut conv = |name: String, o: usize, i: usize| {
             v.push(TensorSpec {
@@ -431,7 +447,7 @@ impl IdfConfig {
             conv(format!("{net}.block{b}.conv2"), h, h);
         }
         conv(format!("{net}.conv_out"), cout, h);
-        if prior && self.prior_skip {
+        if self.has_skip(kind) {
             conv(format!("{net}.conv_skip"), cout, cin);
         }
     }

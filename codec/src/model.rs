@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
-use crate::arch::{IdfConfig, TensorSpec};
+use crate::arch::{IdfConfig, NetKind, TensorSpec};
 use crate::engine::{Conv3x3, Network, ResidualBlock};
 use crate::{CodecError, Result};
 
@@ -222,24 +222,24 @@ impl Model {
         let mut levels = Vec::with_capacity(config.levels);
         for (l, shape) in config.level_shapes().iter().enumerate() {
             let couplings = (0..config.couplings)
-                .map(|_| queue.network(shape.coupling_in, shape.coupling_out, false))
+                .map(|_| queue.network(shape.coupling_in, shape.coupling_out, NetKind::Coupling))
                 .collect::<Result<Vec<_>>>()?;
             let p = config.prior_group_channels(shape);
             let context = config.prior_context_channels(l, shape);
             let priors = (0..config.level_groups(l))
-                .map(|k| queue.network(context + k * p, 3 * config.mixtures * p, true))
+                .map(|k| queue.network(context + k * p, 3 * config.mixtures * p, NetKind::Prior))
                 .collect::<Result<Vec<_>>>()?;
             levels.push(LevelNets { couplings, priors });
         }
         let top_params = queue.next()?;
         let g = config.top_group_channels();
         let top_nets = (1..config.top_groups)
-            .map(|k| queue.network(k * g, 3 * config.mixtures * g, true))
+            .map(|k| queue.network(k * g, 3 * config.mixtures * g, NetKind::Prior))
             .collect::<Result<Vec<_>>>()?;
         let top_phase_nets = config
             .top_phase_nets()
             .into_iter()
-            .map(|(k, _)| queue.network((k + 1) * g, 3 * config.mixtures * g, true))
+            .map(|(k, _)| queue.network((k + 1) * g, 3 * config.mixtures * g, NetKind::Prior))
             .collect::<Result<Vec<_>>>()?;
         Ok(Model {
             config,
@@ -290,8 +290,8 @@ impl TensorQueue<'_> {
         Conv3x3::new(cin, cout, weight, bias)
     }
 
-    /// The next network's tensors; a `prior` network has a skip with `prior_skip`.
-    fn network(&mut self, cin: usize, cout: usize, prior: bool) -> Result<Network> {
+    /// The next network's tensors (a skip as [`IdfConfig::has_skip`] says).
+    fn network(&mut self, cin: usize, cout: usize, kind: NetKind) -> Result<Network> {
         let hidden = self.config.hidden;
         let conv_in = self.conv(cin, hidden)?;
         let blocks = (0..self.config.blocks)
@@ -303,7 +303,7 @@ impl TensorQueue<'_> {
             })
             .collect::<Result<Vec<_>>>()?;
         let conv_out = self.conv(hidden, cout)?;
-        let skip = match prior && self.config.prior_skip {
+        let skip = match self.config.has_skip(kind) {
             true => Some(self.conv(cin, cout)?),
             false => None,
         };

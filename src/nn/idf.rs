@@ -5,7 +5,7 @@
 //! channel groups), so that the exported weights run unchanged on the codec's deterministic engine.
 
 use idfcodec_codec::arch::{
-    IdfConfig, LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_OFFSET, MEAN_OFFSET, MEAN_SCALE,
+    IdfConfig, NetKind, LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_OFFSET, MEAN_OFFSET, MEAN_SCALE,
     NORM_OFFSET, NORM_SCALE,
 };
 use tch::{nn, Kind, Tensor};
@@ -18,16 +18,6 @@ pub struct ConvNet {
     blocks: Vec<(nn::Conv2D, nn::Conv2D)>,
     conv_out: nn::Conv2D,
     skip: Option<nn::Conv2D>,
-}
-
-/// What a network is for, which decides how it starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NetKind {
-    /// A coupling: zero last layer, so the flow starts as the identity.
-    Coupling,
-    /// A prior: default last layer (breaks the mixture's symmetry), and with `prior_skip` a
-    /// zero-initialised linear path from input to output.
-    Prior,
 }
 
 /// How a convolution starts.
@@ -52,7 +42,9 @@ fn conv3x3(p: nn::Path, cin: usize, cout: usize, init: OutputInit) -> nn::Conv2D
 }
 
 impl ConvNet {
-    /// Builds the network under `p` with the tensor names of [`IdfConfig::tensor_specs`].
+    /// Builds the network under `p` with the tensor names of [`IdfConfig::tensor_specs`]. A
+    /// coupling starts with a zero last layer (the flow starts as the identity); a prior with the
+    /// default one (it breaks the mixture's symmetry) and, with `prior_skip`, a zero skip.
     pub fn new(p: &nn::Path, cfg: &IdfConfig, cin: usize, cout: usize, kind: NetKind) -> Self {
         let h = cfg.hidden;
         let blocks = (0..cfg.blocks)
@@ -72,7 +64,8 @@ impl ConvNet {
             conv_in: conv3x3(p / "conv_in", cin, h, OutputInit::Default),
             blocks,
             conv_out: conv3x3(p / "conv_out", h, cout, last),
-            skip: (kind == NetKind::Prior && cfg.prior_skip)
+            skip: cfg
+                .has_skip(kind)
                 .then(|| conv3x3(p / "conv_skip", cin, cout, OutputInit::Zero)),
         }
     }
