@@ -112,15 +112,38 @@ fn resume_continues_bit_identically() {
     }
 }
 
+/// A tiny run trained for `tiny_config`'s 20 steps on one thread, which the growth tests start
+/// from (call with `TORCH_RNG` held).
+struct Parent {
+    config: TrainConfig,
+    data: LoadedData,
+    dir: tempfile::TempDir,
+    test_bpd: f64,
+}
+
+fn trained_parent() -> Parent {
+    tch::set_num_threads(1);
+    let config = tiny_config();
+    let data = small_data(&config);
+    let dir = tempfile::tempdir().unwrap();
+    let report = train::run(&job(&config, dir.path(), false), &data).unwrap();
+    Parent {
+        test_bpd: report.test_bpd.unwrap(),
+        config,
+        data,
+        dir,
+    }
+}
+
 #[test]
 fn a_trained_run_grows_into_conditional_groups() {
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    tch::set_num_threads(1);
-    let c = tiny_config();
-    let data = small_data(&c);
-    let parent = tempfile::tempdir().unwrap();
-    let trained = train::run(&job(&c, parent.path(), false), &data).unwrap();
-    let trained_bpd = trained.test_bpd.unwrap();
+    let Parent {
+        config: c,
+        data,
+        dir: parent,
+        test_bpd: trained_bpd,
+    } = trained_parent();
 
     // the same model with both latents split into conditional groups, started from the run
     let mut grown = c.clone();
@@ -187,11 +210,12 @@ fn a_trained_run_grows_into_conditional_groups() {
 #[test]
 fn frozen_parameters_keep_their_values() {
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    tch::set_num_threads(1);
-    let c = tiny_config();
-    let data = small_data(&c);
-    let parent = tempfile::tempdir().unwrap();
-    train::run(&job(&c, parent.path(), false), &data).unwrap();
+    let Parent {
+        config: c,
+        data,
+        dir: parent,
+        ..
+    } = trained_parent();
 
     // the same model, top coded by pixel phase, the flow and factor-out priors frozen
     let mut grown = c.clone();
@@ -233,14 +257,12 @@ fn frozen_parameters_keep_their_values() {
 #[test]
 fn a_trained_run_grows_by_a_residual_block_without_losing_what_it_learned() {
     let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    tch::set_num_threads(1);
-    let c = tiny_config();
-    let data = small_data(&c);
-    let parent = tempfile::tempdir().unwrap();
-    let trained = train::run(&job(&c, parent.path(), false), &data)
-        .unwrap()
-        .test_bpd
-        .unwrap();
+    let Parent {
+        config: c,
+        data,
+        dir: parent,
+        test_bpd: trained,
+    } = trained_parent();
 
     let mut grown = c.clone();
     grown.model.blocks = c.model.blocks + 1;
