@@ -1,9 +1,11 @@
 //! Golden files: `fixtures/*.png` (real MNIST / Fashion-MNIST test images) and their encodings
 //! made with the fixed `fixtures/test-model.safetensors`: `fixtures/*.png.idf` in format
-//! version 1 (made before version 2 existed), `fixtures/v2/*.png.idf` and the archive
-//! `fixtures/v2/goldens.idfa` in version 2. Every future build must decode all of them to
-//! exactly these pixels, and encode the PNGs to exactly the bytes of the newest version: a
-//! change here is a format change (a version bump, see FORMAT.md), never a test to update.
+//! version 1 (made before version 2 existed), `fixtures/v2/` (version 2) and `fixtures/v3/`
+//! (version 3), each with the archive `goldens.idfa`; `fixtures/v3/` also holds PngSuite
+//! images with palettes, transparency and colour chunks, coded without a model. Every future
+//! build must decode all of them to exactly these pixels (and colour chunks), and encode the
+//! PNGs to exactly the bytes of the newest version: a change here is a format change (a version
+//! bump, see FORMAT.md), never a test to update.
 //!
 //! `cargo test --test cli_golden -- --ignored regenerate` writes missing fixtures (it never
 //! replaces an existing `.idf` or the model).
@@ -56,14 +58,65 @@ fn idf_v1(g: &Golden) -> PathBuf {
     fixtures().join(format!("{}.png.idf", g.stem))
 }
 
-/// The version-2 golden.
-fn idf(g: &Golden) -> PathBuf {
-    fixtures().join("v2").join(format!("{}.png.idf", g.stem))
+/// The folder of the newest version's goldens.
+const NEWEST: &str = "v3";
+
+/// The golden of `version` (a folder under `fixtures/`: "v2", "v3").
+fn idf_in(version: &str, g: &Golden) -> PathBuf {
+    fixtures().join(version).join(format!("{}.png.idf", g.stem))
 }
 
-/// The version-2 archive of every golden PNG, coded with `--tile 32`.
+/// The golden of the newest version.
+fn idf(g: &Golden) -> PathBuf {
+    idf_in(NEWEST, g)
+}
+
+/// The archive of every golden PNG in `version`, coded with `--tile 32`.
+fn archive_in(version: &str) -> PathBuf {
+    fixtures().join(version).join("goldens.idfa")
+}
+
+/// The newest version's archive.
 fn archive() -> PathBuf {
-    fixtures().join("v2").join("goldens.idfa")
+    archive_in(NEWEST)
+}
+
+/// PngSuite images with a palette, transparency or colour chunks, coded without a model
+/// (`--effort 1`) into `fixtures/v3/NAME.idf`.
+const COLOUR_GOLDEN: [&str; 5] = [
+    "basn3p08-trns.png",
+    "basn6a08.png",
+    "basn3p04.png",
+    "ftbrn2c08.png",
+    "ccwn2c08.png",
+];
+
+fn colour_png(name: &str) -> PathBuf {
+    fixtures().join("pngsuite").join(name)
+}
+
+fn colour_idf(name: &str) -> PathBuf {
+    fixtures().join(NEWEST).join(format!("{name}.idf"))
+}
+
+/// `idfcodec compress --effort 1` (no model) of a colour golden into `out`.
+fn compress_colour(name: &str, out: &Path) {
+    ok(&[
+        "compress".as_ref(),
+        colour_png(name).as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--effort".as_ref(),
+        "1".as_ref(),
+        "--force".as_ref(),
+    ]);
+}
+
+/// A PNG file's pixels and colour chunks, as the codec reads them.
+fn png_content(path: &Path) -> idfcodec_codec::Image {
+    let bytes = std::fs::read(path).unwrap();
+    let png = idfcodec_codec::png::read(&bytes).unwrap();
+    png.to_image().unwrap()
 }
 
 /// `idfcodec compress --archive` of every golden PNG into `out`.
@@ -113,7 +166,11 @@ fn decompress(input: &Path, out: &Path) {
 fn golden_files_decode_and_encode_exactly() {
     let dir = tempfile::tempdir().unwrap();
     for g in &GOLDEN {
-        for (version, file) in [("v1", idf_v1(g)), ("v2", idf(g))] {
+        for (version, file) in [
+            ("v1", idf_v1(g)),
+            ("v2", idf_in("v2", g)),
+            ("v3", idf_in("v3", g)),
+        ] {
             let decoded = dir.path().join(format!("{}.{version}.png", g.stem));
             decompress(&file, &decoded);
             assert_eq!(
@@ -136,15 +193,17 @@ fn golden_files_decode_and_encode_exactly() {
 #[test]
 fn the_golden_archive_decodes_and_encodes_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let restored = dir.path().join("restored");
-    decompress(&archive(), &restored);
-    for g in &GOLDEN {
-        let name = format!("{}.png", g.stem);
-        assert_eq!(
-            read_gray_png(&restored.join(&name)),
-            read_gray_png(&png(g)),
-            "{name}"
-        );
+    for version in ["v2", "v3"] {
+        let restored = dir.path().join(format!("restored-{version}"));
+        decompress(&archive_in(version), &restored);
+        for g in &GOLDEN {
+            let name = format!("{}.png", g.stem);
+            assert_eq!(
+                read_gray_png(&restored.join(&name)),
+                read_gray_png(&png(g)),
+                "{version} {name}"
+            );
+        }
     }
     let encoded = dir.path().join("goldens.idfa");
     compress_archive(&encoded);
@@ -155,11 +214,33 @@ fn the_golden_archive_decodes_and_encodes_exactly() {
 }
 
 #[test]
+fn colour_goldens_decode_and_encode_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in COLOUR_GOLDEN {
+        let decoded = dir.path().join(name);
+        decompress(&colour_idf(name), &decoded);
+        assert_eq!(
+            png_content(&decoded),
+            png_content(&colour_png(name)),
+            "{name}"
+        );
+        let encoded = dir.path().join(format!("{name}.idf"));
+        compress_colour(name, &encoded);
+        assert!(
+            std::fs::read(&encoded).unwrap() == std::fs::read(colour_idf(name)).unwrap(),
+            "{name}: the encoder no longer writes the golden bytes"
+        );
+    }
+}
+
+#[test]
 fn info_shows_the_version() {
     for (file, version) in [
         (idf_v1(&GOLDEN[0]), "format version 1"),
-        (idf(&GOLDEN[0]), "format version 2"),
-        (archive(), "format version 2"),
+        (idf_in("v2", &GOLDEN[0]), "format version 2"),
+        (archive_in("v2"), "format version 2"),
+        (idf(&GOLDEN[0]), "format version 3"),
+        (archive(), "format version 3"),
     ] {
         let text = ok(&["info".as_ref(), file.as_os_str()]);
         assert!(text.contains(version), "{}: {text}", file.display());
@@ -212,6 +293,11 @@ fn regenerate_golden_files() {
     }
     if !archive().exists() {
         compress_archive(&archive());
+    }
+    for name in COLOUR_GOLDEN {
+        if !colour_idf(name).exists() {
+            compress_colour(name, &colour_idf(name));
+        }
     }
 }
 

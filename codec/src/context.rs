@@ -166,13 +166,19 @@ impl BitIo for Skip {
 /// The decoder's side.
 struct Reader<'a> {
     coder: &'a mut DefaultAnsCoder,
+    /// The stream's floor: below it with no words left, it has run dry
+    /// ([`entropy::check_not_dry`]).
+    floor: u64,
 }
 
 impl BitIo for Reader<'_> {
     fn code(&mut self, p0: u32, _bit: bool) -> Result<bool> {
-        self.coder
+        let bit = self
+            .coder
             .decode_symbol(BinaryModel { p0 })
-            .map_err(|e| CodecError::CorruptPayload(format!("ANS decoding failed: {e:?}")))
+            .map_err(|e| CodecError::CorruptPayload(format!("ANS decoding failed: {e:?}")))?;
+        entropy::check_not_dry(self.coder, self.floor)?;
+        Ok(bit)
     }
 }
 
@@ -994,11 +1000,13 @@ pub fn encode(
 }
 
 /// Pops what [`encode`] pushed, given the same layout (and, if the encoder skipped the first
-/// plane, that plane's samples: [`first_plane`]); returns the samples.
+/// plane, that plane's samples: [`first_plane`]); returns the samples. Stops as soon as the
+/// stream runs dry below `floor` ([`entropy::check_not_dry`]).
 pub fn decode(
     coder: &mut DefaultAnsCoder,
     layout: &PlaneLayout,
     known_first: Option<&[u8]>,
+    floor: u64,
 ) -> Result<Vec<u8>> {
     layout.check()?;
     let mut planes = Planes::empty(layout);
@@ -1019,7 +1027,7 @@ pub fn decode(
         }
     }
     code_planes(
-        &mut Reader { coder },
+        &mut Reader { coder, floor },
         layout,
         &mut planes,
         known_first.is_some(),
@@ -1043,7 +1051,7 @@ pub fn encode_planes(image: &SourceImage) -> Result<Vec<u8>> {
 /// layout. Damaged payloads give [`CodecError::CorruptPayload`].
 pub fn decode_planes(payload: &[u8], layout: &PlaneLayout) -> Result<Vec<u8>> {
     let mut coder = entropy::open_stream(payload)?;
-    let samples = decode(&mut coder, layout, None)?;
+    let samples = decode(&mut coder, layout, None, StreamStart::One.floor())?;
     entropy::close_stream(coder, StreamStart::One)?;
     Ok(samples)
 }
@@ -1058,7 +1066,10 @@ mod tests {
         encode(&mut coder, &layout, samples, false).unwrap();
         let size = coder.num_bits();
         let mut coder = DefaultAnsCoder::from_compressed(coder.into_compressed().unwrap()).unwrap();
-        assert_eq!(decode(&mut coder, &layout, None).unwrap(), samples);
+        assert_eq!(
+            decode(&mut coder, &layout, None, INITIAL_STATE).unwrap(),
+            samples
+        );
         assert_eq!(coder.into_raw_parts(), (vec![], INITIAL_STATE));
         size
     }
@@ -1094,7 +1105,10 @@ mod tests {
         let mut coder = DefaultAnsCoder::from_raw_parts(Vec::new(), INITIAL_STATE);
         encode(&mut coder, &layout, &samples, true).unwrap();
         let mut coder = DefaultAnsCoder::from_compressed(coder.into_compressed().unwrap()).unwrap();
-        assert_eq!(decode(&mut coder, &layout, Some(&first)).unwrap(), samples);
+        assert_eq!(
+            decode(&mut coder, &layout, Some(&first), INITIAL_STATE).unwrap(),
+            samples
+        );
         assert_eq!(coder.into_raw_parts(), (vec![], INITIAL_STATE));
     }
 

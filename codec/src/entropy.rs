@@ -63,7 +63,7 @@
 use constriction::stream::{
     model::{DefaultContiguousCategoricalEntropyModel, DefaultUniformModel, EncoderModel},
     stack::DefaultAnsCoder,
-    Decode, Encode,
+    Code, Decode, Encode,
 };
 
 use crate::engine::{IntTensor, Shape};
@@ -109,8 +109,8 @@ impl StreamStart {
     }
 
     /// The smallest state an honest stream of this kind is ever in: a decoder below it with no
-    /// words left has run dry.
-    fn floor(self) -> u64 {
+    /// words left has run dry ([`check_not_dry`]).
+    pub fn floor(self) -> u64 {
         match self {
             StreamStart::One => INITIAL_STATE,
             StreamStart::Checksum(_) => CHECKSUM_BASE,
@@ -500,6 +500,19 @@ pub fn open_stream(payload: &[u8]) -> Result<DefaultAnsCoder> {
         .map_err(|_| CodecError::CorruptPayload("ends in a zero word".into()))
 }
 
+/// Refuses a stream that has run dry: no words left and the state below `floor` (a
+/// [`StreamStart::floor`]). Decoding only lowers the state once the words are used up, so such a
+/// stream can never end at its start state: the decoder can stop at once instead of decoding
+/// garbage to the end.
+pub fn check_not_dry(coder: &DefaultAnsCoder, floor: u64) -> Result<()> {
+    if coder.state() < floor && coder.bulk().is_empty() {
+        return Err(CodecError::CorruptPayload(
+            "data exhausted before the last value".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// After the last value the stream must be back at `start` with no words left:
 /// [`CodecError::CorruptPayload`] if it ran dry or has data left, [`CodecError::PixelChecksum`]
 /// if it ends at another checksum.
@@ -529,21 +542,21 @@ pub fn push_image(
     Ok(())
 }
 
-/// Pops an image pushed by [`push_image`] with the same model and dimensions.
+/// Pops an image pushed by [`push_image`] with the same model and `(channels, height, width)`.
 ///
 /// Damaged or foreign data give [`CodecError::CorruptPayload`] (or
 /// [`CodecError::NonFiniteParameters`] when garbage latents drive the networks out of range):
-/// an escaped value inside its window, data exhausted, or pixels outside `0..=255`.
+/// an escaped value inside its window, data exhausted (at once when the stream runs dry below
+/// `floor`, see [`check_not_dry`]), or pixels outside `0..=255`.
 pub fn pop_image(
     coder: &mut DefaultAnsCoder,
     model: &Model,
-    channels: usize,
-    height: usize,
-    width: usize,
+    (channels, height, width): (usize, usize, usize),
+    floor: u64,
 ) -> Result<Vec<u8>> {
     let shape = image_shape(model, channels, height, width)?;
     let z = flow::decode(model, shape, |part, params| {
-        decode_group(coder, part, params)
+        decode_group(coder, part, params, floor)
     })?;
     z.data()
         .iter()
@@ -586,20 +599,27 @@ pub fn decode_image(
 ) -> Result<Vec<u8>> {
     image_shape(model, channels, height, width)?;
     let mut coder = open_stream(payload)?;
-    let pixels = pop_image(&mut coder, model, channels, height, width)?;
+    let shape = (channels, height, width);
+    let pixels = pop_image(&mut coder, model, shape, StreamStart::One.floor())?;
     close_stream(coder, start(&pixels))?;
     Ok(pixels)
 }
 
-/// Pops one group's latents in CHW order.
+/// Pops one group's latents in CHW order, stopping as soon as the stream runs dry below
+/// `floor`.
 fn decode_group(
     coder: &mut DefaultAnsCoder,
     shape: Shape,
     params: &GroupParams,
+    floor: u64,
 ) -> Result<IntTensor> {
     let mut models = LatentModels::new(params);
     let values = (0..shape.len())
-        .map(|i| models.get(i)?.decode(coder))
+        .map(|i| {
+            let z = models.get(i)?.decode(coder)?;
+            check_not_dry(coder, floor)?;
+            Ok(z)
+        })
         .collect::<Result<Vec<_>>>()?;
     IntTensor::from_vec(shape, values)
 }

@@ -16,6 +16,7 @@
 //! (see `entropy`), in version 1 [`ImageHeader::pixel_crc`] ([`ImageHeader::verify_pixels`]).
 
 mod archive;
+mod check;
 mod cursor;
 mod extension;
 mod header;
@@ -29,7 +30,8 @@ mod tiling;
 mod varint;
 
 pub use archive::{Archive, ArchiveEntry};
-pub(crate) use extension::validate as validate_extensions;
+pub use check::{EntryPosition, TileCheck};
+pub(crate) use extension::{check_fits as check_extensions_fit, validate as validate_extensions};
 pub use extension::{Extension, ExtensionKind, MAX_EXTENSION_BYTES};
 pub use header::ImageHeader;
 pub use image::{CodedImage, ImageFile};
@@ -71,7 +73,7 @@ pub enum FormatError {
     /// The file does not start with an idfcodec magic.
     #[error(
         "not an idfcodec file: it starts with [{found}], idfcodec files start with \
-         [69 d1]/[69 d2] (image) or [69 a1]/[69 a2] (archive)"
+         [69 d1]..[69 d3] (image) or [69 a1]..[69 a3] (archive)"
     )]
     BadMagic {
         /// The first bytes, in hex.
@@ -105,16 +107,23 @@ pub enum FormatError {
     ReservedBits { field: &'static str, value: u8 },
     /// A pixel format code that this version does not define.
     #[error(
-        "unknown pixel format code {code}: this version defines codes 0..=10 \
-         (11, palette, and 12..=31 are reserved)"
+        "unknown pixel format code {code}: this version defines codes 0..=14 \
+         (15..=31 are reserved; the file may come from a newer idfcodec)"
     )]
     UnknownPixelFormat { code: u8 },
     /// An extension record type that this version does not define.
     #[error(
-        "unknown extension record type {code}: this version defines types 1..=6 \
+        "unknown extension record type {code}: this version defines types 1..=7 \
          (the file may come from a newer idfcodec)"
     )]
     UnknownExtension { code: u64 },
+    /// Extension records that do not suit the image's pixel format (a palette on a gray image,
+    /// a transparency record of the wrong size, ...).
+    #[error("extension records do not suit a {format:?} image: {what}")]
+    ExtensionMisfit {
+        format: PixelFormat,
+        what: &'static str,
+    },
     /// A field that could have been written more compactly or in another order (every file has
     /// exactly one encoding).
     #[error("not canonical: {what}")]

@@ -19,9 +19,11 @@ use rayon::prelude::*;
 
 use crate::context::{self, PlaneContent, PlaneLayout};
 use crate::entropy::{self, StreamStart};
+use std::sync::Mutex;
+
 use crate::format::{
-    Archive, ArchiveEntry, CodedImage, EntryName, Extension, ExtensionKind, FormatError, ImageFile,
-    ImageHeader, Limits, ModelRef, PixelFormat, Version,
+    Archive, ArchiveEntry, CodedImage, EntryName, EntryPosition, Extension, ExtensionKind,
+    FormatError, ImageFile, ImageHeader, Limits, ModelRef, PixelFormat, TileCheck, Version,
 };
 use crate::tile::{self, TileLayout};
 use crate::{CodecError, Model};
@@ -192,7 +194,14 @@ pub struct DecodeOptions {
     pub max_tile_pixels: u64,
     /// Worker threads; 0 uses every core.
     pub threads: usize,
+    /// Most bytes the decoder may hold at once (`--max-memory`): an image's pixels and the
+    /// working memory of the tiles decoded together ([`decode_memory`]); for an archive, of the
+    /// entries decoded together. A file that needs more is refused before decoding.
+    pub max_memory: u64,
 }
+
+/// Default [`DecodeOptions::max_memory`]: 2 GiB.
+pub const DEFAULT_MAX_MEMORY: u64 = 2 << 30;
 
 impl Default for DecodeOptions {
     fn default() -> Self {
@@ -200,6 +209,7 @@ impl Default for DecodeOptions {
             limits: Limits::default(),
             max_tile_pixels: tile::DEFAULT_MAX_TILE_PIXELS,
             threads: 0,
+            max_memory: DEFAULT_MAX_MEMORY,
         }
     }
 }
@@ -262,6 +272,12 @@ pub enum ImageCodecError {
         height: usize,
         limit: u64,
     },
+    /// Decoding the file would take more memory than [`DecodeOptions::max_memory`].
+    #[error(
+        "decoding needs about {needed} bytes of memory, above the budget of {limit} bytes \
+         (raise it with --max-memory if you trust the file and have the memory)"
+    )]
+    MemoryBudget { needed: u64, limit: u64 },
     /// The container is malformed, or the decoded pixels fail its checks.
     #[error(transparent)]
     Format(#[from] FormatError),
@@ -328,10 +344,16 @@ pub fn compress<'m>(
     options: &EncodeOptions,
 ) -> Result<Vec<u8>, ImageCodecError> {
     let model = model.into();
-    let coded = on_threads(options.threads, || encode_coded(image, model, options))?;
+    let version = Version::NEWEST;
+    let reference = reference(model, options);
+    let header = image_header(image, model, options)?;
+    let check = TileCheck::new(version, reference, &header, &image.extensions, None)?;
+    let coded = on_threads(options.threads, || {
+        encode_coded(image, header, model, &check)
+    })?;
     let file = ImageFile {
-        version: Version::NEWEST,
-        model: reference(model, options),
+        version,
+        model: reference,
         image: coded,
     };
     Ok(file.to_bytes()?)
@@ -346,9 +368,18 @@ pub fn decompress(
 ) -> Result<Image, ImageCodecError> {
     let file = ImageFile::read(bytes, &options.limits)?;
     let named = checked_model(models, file.model)?;
-    on_threads(options.threads, || {
-        decode_coded(&file.image, named, options)
-    })
+    let model = named.map(|n| n.model);
+    check_decodable(&file.image, model, options)?;
+    let needed = decode_memory(&file.image.header, model, options.threads);
+    check_memory(needed, options.max_memory)?;
+    let check = TileCheck::new(
+        file.version,
+        file.model,
+        &file.image.header,
+        &file.image.extensions,
+        None,
+    )?;
+    on_threads(options.threads, || decode_coded(&file.image, model, &check))
 }
 
 /// Codes `images` into an archive (names must be distinct), with `model` or without, as
@@ -359,12 +390,27 @@ pub fn compress_archive<'m>(
     options: &EncodeOptions,
 ) -> Result<Vec<u8>, ImageCodecError> {
     let model = model.into();
+    let version = Version::NEWEST;
+    let reference = reference(model, options);
+    let count = images.len() as u64;
     let entries = on_threads(options.threads, || {
         images
             .par_iter()
-            .map(|named| {
-                let image = encode_coded(&named.image, model, options)
-                    .map_err(|e| entry_error(&named.name, e))?;
+            .enumerate()
+            .map(|(index, named)| {
+                let position = EntryPosition {
+                    index: index as u64,
+                    count,
+                    name: &named.name,
+                };
+                let encode = || {
+                    let header = image_header(&named.image, model, options)?;
+                    let extensions = &named.image.extensions;
+                    let check =
+                        TileCheck::new(version, reference, &header, extensions, Some(position))?;
+                    encode_coded(&named.image, header, model, &check)
+                };
+                let image = encode().map_err(|e| entry_error(&named.name, e))?;
                 Ok(ArchiveEntry {
                     name: named.name.clone(),
                     image,
@@ -373,36 +419,152 @@ pub fn compress_archive<'m>(
             .collect::<Result<Vec<_>, ImageCodecError>>()
     })?;
     let archive = Archive {
-        version: Version::NEWEST,
-        model: reference(model, options),
+        version,
+        model: reference,
         entries,
     };
     Ok(archive.to_bytes()?)
 }
 
-/// Decodes every entry of an archive, in archive order.
+/// Decodes every entry of an archive, in archive order, into memory. To decode an archive of
+/// any size in bounded memory, use [`ArchiveDecoder::decode_each`].
 pub fn decompress_archive(
     bytes: &[u8],
     models: &dyn ModelLookup,
     options: &DecodeOptions,
 ) -> Result<Vec<NamedImage>, ImageCodecError> {
-    let archive = Archive::read(bytes, &options.limits)?;
-    let named = checked_model(models, archive.model)?;
-    on_threads(options.threads, || {
-        archive
-            .entries
-            .par_iter()
-            .map(|entry| {
-                let image = decode_coded(&entry.image, named, options)
-                    .map_err(|e| entry_error(&entry.name, e))?;
-                Ok(NamedImage {
-                    name: entry.name.clone(),
-                    image,
-                })
-            })
-            .collect()
-    })
+    let decoder = ArchiveDecoder::new(bytes, models, options)?;
+    let mut images = Vec::new();
+    decoder.decode_each(|image| {
+        images.push(image);
+        Ok::<_, ImageCodecError>(())
+    })?;
+    Ok(images)
 }
+
+/// An archive read and checked up to its payloads (container, model, every entry against the
+/// limits and the memory budget), ready to decode entry by entry.
+pub struct ArchiveDecoder<'a> {
+    archive: Archive<&'a [u8]>,
+    model: Option<&'a Model>,
+    options: DecodeOptions,
+    /// Each entry's [`decode_memory`].
+    memory: Vec<u64>,
+}
+
+impl<'a> ArchiveDecoder<'a> {
+    /// Reads the archive's container and finds its model. Refuses, before decoding anything, an
+    /// archive whose model is missing or whose entries break the limits, or an entry that alone
+    /// needs more than [`DecodeOptions::max_memory`].
+    pub fn new(
+        bytes: &'a [u8],
+        models: &'a dyn ModelLookup,
+        options: &DecodeOptions,
+    ) -> Result<Self, ImageCodecError> {
+        let archive = Archive::read(bytes, &options.limits)?;
+        let model = checked_model(models, archive.model)?.map(|n| n.model);
+        let mut memory = Vec::with_capacity(archive.entries.len());
+        for entry in &archive.entries {
+            check_decodable(&entry.image, model, options)
+                .and_then(|()| {
+                    let needed = decode_memory(&entry.image.header, model, options.threads);
+                    check_memory(needed, options.max_memory)?;
+                    memory.push(needed);
+                    Ok(())
+                })
+                .map_err(|e| entry_error(&entry.name, e))?;
+        }
+        Ok(ArchiveDecoder {
+            archive,
+            model,
+            options: *options,
+            memory,
+        })
+    }
+
+    /// The entries' names, in archive order.
+    pub fn names(&self) -> impl ExactSizeIterator<Item = &EntryName> + '_ {
+        self.archive.entries.iter().map(|e| &e.name)
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.archive.entries.len()
+    }
+
+    /// Whether the archive has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.archive.entries.is_empty()
+    }
+
+    /// Decodes the entries in archive order and gives each to `each` as soon as it and the
+    /// entries before it are decoded. Entries are decoded in parallel in consecutive batches
+    /// whose memory together stays within [`DecodeOptions::max_memory`], so an archive of any
+    /// size decodes in bounded memory. Stops at the first error, of decoding or of `each`.
+    pub fn decode_each<E: From<ImageCodecError>>(
+        &self,
+        mut each: impl FnMut(NamedImage) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let count = self.archive.entries.len() as u64;
+        let mut start = 0;
+        while start < self.archive.entries.len() {
+            let end = self.batch_end(start);
+            let batch = on_threads(self.options.threads, || {
+                (start..end)
+                    .into_par_iter()
+                    .map(|index| self.decode_entry(index, count))
+                    .collect::<Result<Vec<_>, ImageCodecError>>()
+            })?;
+            for image in batch {
+                each(image)?;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// The end of the batch that starts at `start`: as many entries as fit in the memory
+    /// budget together (at least one), at most [`MAX_BATCH`].
+    fn batch_end(&self, start: usize) -> usize {
+        let mut used = 0u64;
+        let mut end = start;
+        while end < self.memory.len() && end - start < MAX_BATCH {
+            used = used.saturating_add(self.memory[end]);
+            if end > start && used > self.options.max_memory {
+                break;
+            }
+            end += 1;
+        }
+        end
+    }
+
+    fn decode_entry(&self, index: usize, count: u64) -> Result<NamedImage, ImageCodecError> {
+        let entry = &self.archive.entries[index];
+        let decode = || {
+            let position = EntryPosition {
+                index: index as u64,
+                count,
+                name: &entry.name,
+            };
+            let check = TileCheck::new(
+                self.archive.version,
+                self.archive.model,
+                &entry.image.header,
+                &entry.image.extensions,
+                Some(position),
+            )?;
+            decode_coded(&entry.image, self.model, &check)
+        };
+        let image = decode().map_err(|e| entry_error(&entry.name, e))?;
+        Ok(NamedImage {
+            name: entry.name.clone(),
+            image,
+        })
+    }
+}
+
+/// Most archive entries decoded together.
+const MAX_BATCH: usize = 256;
 
 /// How the file refers to `model` ([`ModelRef::NONE`] without one).
 fn reference(model: Option<&Model>, options: &EncodeOptions) -> ModelRef {
@@ -533,23 +695,33 @@ fn layouts(header: &ImageHeader, model: Option<&Model>) -> Vec<TileLayout> {
         .collect()
 }
 
-/// Tiles and codes one image in [`Version::NEWEST`] (in parallel over tiles, on the current
-/// pool): each tile's stream starts from its pixel checksum.
-fn encode_coded(
+/// The header `image` is coded with: its size, format and tiling.
+fn image_header(
     image: &Image,
     model: Option<&Model>,
     options: &EncodeOptions,
-) -> Result<CodedImage, ImageCodecError> {
+) -> Result<ImageHeader, ImageCodecError> {
     check_model_fits(image.pixel_format, model)?;
     check_tile_side(options.tile_side, model)?;
-    let content = plane_content(image.pixel_format, &image.extensions)?;
-    let header = ImageHeader {
+    crate::format::check_extensions_fit(&image.extensions, image.pixel_format)?;
+    Ok(ImageHeader {
         width: image.width,
         height: image.height,
         pixel_format: image.pixel_format,
         tiling: tile::choose_tiling(image.width, image.height, options.tile_side),
         pixel_crc: None,
-    };
+    })
+}
+
+/// Codes the tiles of `image` (in parallel, on the current pool) under `header`; each tile's
+/// stream starts from its checksum under `check`.
+fn encode_coded(
+    image: &Image,
+    header: ImageHeader,
+    model: Option<&Model>,
+    check: &TileCheck,
+) -> Result<CodedImage, ImageCodecError> {
+    let content = plane_content(image.pixel_format, &image.extensions)?;
     let layouts = layouts(&header, model);
     let count = layouts.len() as u64;
     let tiles = layouts
@@ -565,8 +737,11 @@ fn encode_coded(
             let bytes_per_pixel = usize::from(image.pixel_format.bytes_per_pixel());
             let samples =
                 tile::copy_rect(&image.samples, image.width, bytes_per_pixel, layout.rect);
-            coding
-                .encode(&samples)
+            let checksum = check.checksum(index as u64, &samples).ok_or_else(|| {
+                CodecError::Internal("the newest version has a checksum per tile".into())
+            });
+            checksum
+                .and_then(|checksum| coding.encode(&samples, checksum))
                 .map_err(|error| ImageCodecError::Tile {
                     index: index as u64,
                     count,
@@ -581,53 +756,106 @@ fn encode_coded(
     })
 }
 
-/// Decodes one coded image of either version (in parallel over tiles, on the current pool) and
-/// checks it. A header with a pixel checksum is version 1 (streams start at state 1, the whole
-/// image is checked at the end); one without is version 2 (each stream ends at its tile's
-/// checksum).
+/// Checks, before any decoding, that `model` can decode `coded` within the tile limit.
+fn check_decodable<T: AsRef<[u8]>>(
+    coded: &CodedImage<T>,
+    model: Option<&Model>,
+    options: &DecodeOptions,
+) -> Result<(), ImageCodecError> {
+    check_model_fits(coded.header.pixel_format, model)?;
+    plane_content(coded.header.pixel_format, &coded.extensions)?;
+    check_tile_area(&coded.header, model, options.max_tile_pixels)
+}
+
+/// An upper bound of the memory, in bytes, that decoding an image with `header` takes: its
+/// canonical pixel bytes, plus, for every tile decoded at the same time (one per thread), the
+/// tile's samples and the working memory of its coders ([`tile_memory`]).
+pub fn decode_memory(header: &ImageHeader, model: Option<&Model>, threads: usize) -> u64 {
+    let grid = header.grid();
+    let tile = grid.rect(0).map_or(0, |rect| {
+        let layout = TileLayout::new(rect, size_multiple(model));
+        tile_memory(&layout, header.pixel_format, model)
+    });
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let in_flight = grid.count().min(threads as u64);
+    header
+        .pixel_bytes()
+        .saturating_add(in_flight.saturating_mul(tile))
+}
+
+/// An upper bound of the memory decoding one tile takes besides the image: its samples, the
+/// context coder's planes and statistics, and the learned model's tensors.
+fn tile_memory(layout: &TileLayout, format: PixelFormat, model: Option<&Model>) -> u64 {
+    let pixels = layout.rect.width as u64 * layout.rect.height as u64;
+    let samples = pixels * u64::from(format.channels());
+    // samples and their copy, plus i32 planes, predictions and errors per sample
+    let context = samples * (2 * u64::from(format.bytes_per_sample()) + 32) + CONTEXT_TABLES;
+    let learned = model.map_or(0, |m| {
+        let c = m.config();
+        let per_pixel = 8 * c.hidden as u64 + c.in_channels as u64 * (24 * c.mixtures as u64 + 64);
+        layout.padded_pixels() * per_pixel
+    });
+    context + learned
+}
+
+/// The context coder's fixed-size tables per tile (bit-model trees), rounded up.
+const CONTEXT_TABLES: u64 = 16 << 20;
+
+/// Refuses work that needs more memory than `limit`.
+fn check_memory(needed: u64, limit: u64) -> Result<(), ImageCodecError> {
+    if needed > limit {
+        return Err(ImageCodecError::MemoryBudget { needed, limit });
+    }
+    Ok(())
+}
+
+/// Decodes one coded image (in parallel over tiles, on the current pool) and checks it: each
+/// tile's stream must end at its checksum under `check` (versions 2 and 3), the whole image at
+/// the header's checksum (version 1). Each tile is pasted into the image as soon as it is
+/// decoded, so the tiles never exist all at once beside the image.
 fn decode_coded<T: AsRef<[u8]> + Sync>(
     coded: &CodedImage<T>,
-    named: Option<NamedModel<'_>>,
-    options: &DecodeOptions,
+    model: Option<&Model>,
+    check: &TileCheck,
 ) -> Result<Image, ImageCodecError> {
     let header = coded.header;
-    let model = named.map(|n| n.model);
-    check_model_fits(header.pixel_format, model)?;
     let content = plane_content(header.pixel_format, &coded.extensions)?;
-    check_tile_area(&header, model, options.max_tile_pixels)?;
     let layouts = layouts(&header, model);
     let count = layouts.len() as u64;
-    let tiles = layouts
+    let bytes_per_pixel = usize::from(header.pixel_format.bytes_per_pixel());
+    let samples = Mutex::new(zeroed(header.pixel_bytes())?);
+    layouts
         .par_iter()
         .zip(coded.tiles.par_iter())
         .enumerate()
-        .map(|(index, (layout, payload))| {
+        .try_for_each(|(index, (layout, payload))| {
             let coding = TileCoding {
                 model,
                 format: header.pixel_format,
                 content,
                 layout,
             };
-            coding
-                .decode(payload.as_ref(), header.pixel_crc.is_none())
+            let tile_samples = coding
+                .decode(payload.as_ref(), check, index as u64)
                 .map_err(|error| ImageCodecError::Tile {
                     index: index as u64,
                     count,
                     error,
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut samples = zeroed(header.pixel_bytes())?;
-    let bytes_per_pixel = usize::from(header.pixel_format.bytes_per_pixel());
-    for (layout, tile_samples) in layouts.iter().zip(&tiles) {
-        tile::paste_rect(
-            tile_samples,
-            &mut samples,
-            header.width,
-            bytes_per_pixel,
-            layout.rect,
-        );
-    }
+                })?;
+            let mut samples = samples.lock().unwrap_or_else(|e| e.into_inner());
+            tile::paste_rect(
+                &tile_samples,
+                &mut samples,
+                header.width,
+                bytes_per_pixel,
+                layout.rect,
+            );
+            Ok::<_, ImageCodecError>(())
+        })?;
+    let samples = samples.into_inner().unwrap_or_else(|e| e.into_inner());
     header.verify_pixels(&samples)?;
     let extensions = coded
         .extensions
@@ -740,9 +968,10 @@ impl TileCoding<'_> {
             .collect())
     }
 
-    /// Codes the tile's canonical pixel bytes into its payload.
-    fn encode(&self, samples: &[u8]) -> Result<Vec<u8>, CodecError> {
-        let mut coder = entropy::start_stream(StreamStart::Checksum(crate::format::crc32(samples)));
+    /// Codes the tile's canonical pixel bytes into its payload, a stream that starts from
+    /// `checksum`.
+    fn encode(&self, samples: &[u8], checksum: u32) -> Result<Vec<u8>, CodecError> {
+        let mut coder = entropy::start_stream(StreamStart::Checksum(checksum));
         let planes = self.planes();
         if self.has_context_planes() {
             context::encode(&mut coder, &planes, samples, self.model.is_some())?;
@@ -761,25 +990,31 @@ impl TileCoding<'_> {
         entropy::finish_stream(coder)
     }
 
-    /// Decodes a payload of [`TileCoding::encode`] into the tile's canonical pixel bytes; with
-    /// `checksum_start` (version 2) its stream must end at their checksum.
-    fn decode(&self, payload: &[u8], checksum_start: bool) -> Result<Vec<u8>, CodecError> {
+    /// Decodes a payload of [`TileCoding::encode`] into tile `index`'s canonical pixel bytes. The
+    /// stream must end at their checksum under `check` (versions 2 and 3), or at state 1
+    /// (version 1). A stream that runs dry is refused as soon as it does, before decoding on.
+    fn decode(&self, payload: &[u8], check: &TileCheck, index: u64) -> Result<Vec<u8>, CodecError> {
+        let floor = match check.per_tile() {
+            true => entropy::CHECKSUM_BASE,
+            false => entropy::INITIAL_STATE,
+        };
         let mut coder = entropy::open_stream(payload)?;
+        entropy::check_not_dry(&coder, floor)?;
         let first = match self.model {
             Some(model) => {
                 let (c, h, w) = self.coded_shape(model);
-                let padded = entropy::pop_image(&mut coder, model, c, h, w)?;
+                let padded = entropy::pop_image(&mut coder, model, (c, h, w), floor)?;
                 Some(self.unpad_learned(&padded)?)
             }
             None => None,
         };
         let samples = match first {
             Some(first) if !self.has_context_planes() => first,
-            first => context::decode(&mut coder, &self.planes(), first.as_deref())?,
+            first => context::decode(&mut coder, &self.planes(), first.as_deref(), floor)?,
         };
-        let start = match checksum_start {
-            true => StreamStart::Checksum(crate::format::crc32(&samples)),
-            false => StreamStart::One,
+        let start = match check.checksum(index, &samples) {
+            Some(sum) => StreamStart::Checksum(sum),
+            None => StreamStart::One,
         };
         entropy::close_stream(coder, start)?;
         Ok(samples)

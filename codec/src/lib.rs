@@ -49,11 +49,13 @@ pub enum CodecError {
     /// The coded payload is damaged or does not belong to this model and image size.
     #[error("corrupt payload: {0}")]
     CorruptPayload(String),
-    /// A tile's stream ends at another pixel checksum than its decoded pixels have (format
-    /// version 2 carries each tile's checksum in its ANS start state).
+    /// A tile's stream ends at another checksum than the decoded tile has (each tile's checksum
+    /// sits in its ANS start state: format version 2 covers the tile's samples, version 3 also
+    /// the header, colour records, tile position and archive entry name).
     #[error(
-        "decoded pixels do not match the checksum in the stream (stored {stored:08x}, computed \
-         {computed:08x}): the payload is corrupt or was decoded differently from how it was coded"
+        "the decoded tile does not match the checksum in its stream (stored {stored:08x}, \
+         computed {computed:08x}): the file is corrupt (its pixels, header, colour records, tile \
+         order or entry names were changed) or was decoded differently from how it was coded"
     )]
     PixelChecksum { stored: u32, computed: u32 },
     /// The container around a payload is malformed.

@@ -8,7 +8,7 @@ use idfcodec_codec::format::{
 use proptest::prelude::*;
 
 const MODEL_ID: u64 = 0x0123_4567_89ab_cdef;
-const VERSIONS: [Version; 2] = [Version::V1, Version::V2];
+const VERSIONS: [Version; 3] = [Version::V1, Version::V2, Version::V3];
 
 /// The test pattern of the FORMAT.md examples.
 fn pattern_pixels(width: u32, height: u32) -> Vec<u8> {
@@ -22,7 +22,7 @@ fn pattern_pixels(width: u32, height: u32) -> Vec<u8> {
 fn coded(version: Version, width: u32, height: u32, tiling: Tiling, lens: &[usize]) -> CodedImage {
     let pixel_crc = match version {
         Version::V1 => Some(crc32(&pattern_pixels(width, height))),
-        Version::V2 => None,
+        Version::V2 | Version::V3 => None,
     };
     let header = ImageHeader {
         width,
@@ -62,9 +62,9 @@ fn example_tiled(version: Version) -> ImageFile {
     }
 }
 
-/// FORMAT.md example "extensions" (version 2 only): a 4×4 image with gamma and sRGB records.
+/// FORMAT.md example "extensions" (version 3): a 4×4 image with gamma and sRGB records.
 fn example_extensions() -> ImageFile {
-    let mut image = coded(Version::V2, 4, 4, Tiling::Whole, &[2]);
+    let mut image = coded(Version::V3, 4, 4, Tiling::Whole, &[2]);
     image.extensions = vec![
         Extension {
             kind: ExtensionKind::Gamma,
@@ -76,7 +76,7 @@ fn example_extensions() -> ImageFile {
         },
     ];
     ImageFile {
-        version: Version::V2,
+        version: Version::V3,
         model: ModelRef::embedded(MODEL_ID),
         image,
     }
@@ -92,7 +92,7 @@ fn example_archive(version: Version) -> Archive {
     let square = |len| coded(version, 28, 28, Tiling::Whole, &[len]);
     let entries = match version {
         Version::V1 => vec![entry("0/a.png", square(3)), entry("1/b.png", square(2))],
-        Version::V2 => vec![
+        Version::V2 | Version::V3 => vec![
             entry("mnist-test-00001.png", square(3)),
             entry("mnist-test-00002.png", square(2)),
             entry(
@@ -169,6 +169,25 @@ fn header(version: Version) -> impl Strategy<Value = ImageHeader> {
         })
 }
 
+/// `records` made to suit `format` as version 3 requires: colour records kept, a one-entry
+/// palette on palette images, no palette or transparency record on other images.
+fn fitted(records: Vec<Extension>, format: PixelFormat) -> Vec<Extension> {
+    let mut records: Vec<Extension> = records
+        .into_iter()
+        .filter(|r| !matches!(r.kind, ExtensionKind::Palette | ExtensionKind::Transparency))
+        .collect();
+    if format.is_palette() {
+        records.insert(
+            0,
+            Extension {
+                kind: ExtensionKind::Palette,
+                data: vec![1, 2, 3],
+            },
+        );
+    }
+    records
+}
+
 fn extensions() -> impl Strategy<Value = Vec<Extension>> {
     proptest::collection::btree_map(
         proptest::sample::select(ExtensionKind::ALL.to_vec()),
@@ -198,10 +217,10 @@ fn extensions() -> impl Strategy<Value = Vec<Extension>> {
 fn coded_image(version: Version) -> impl Strategy<Value = CodedImage> {
     (header(version), extensions()).prop_flat_map(move |(header, extensions)| {
         let count = header.grid().count() as usize;
-        let extensions = if version == Version::V2 {
-            extensions
-        } else {
-            vec![]
+        let extensions = match version {
+            Version::V1 => vec![],
+            Version::V2 => extensions,
+            Version::V3 => fitted(extensions, header.pixel_format),
         };
         proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), count).prop_map(
             move |tiles| CodedImage {
@@ -215,11 +234,15 @@ fn coded_image(version: Version) -> impl Strategy<Value = CodedImage> {
 
 /// Distinct valid names from a small alphabet, so that neighbours share prefixes and suffixes.
 fn names(max: usize) -> impl Strategy<Value = Vec<EntryName>> {
-    proptest::collection::btree_set("[ab0-2./]{1,8}", 0..max).prop_map(|set| {
-        set.into_iter()
-            .filter_map(|n| EntryName::new(n).ok())
-            .collect()
-    })
+    proptest::collection::btree_set("[ab0-2./]{1,8}", 1..max)
+        .prop_map(|set| {
+            set.into_iter()
+                .filter_map(|n| EntryName::new(n).ok())
+                .collect::<Vec<_>>()
+        })
+        .prop_filter("an archive holds at least one image", |names| {
+            !names.is_empty()
+        })
 }
 
 fn archive(version: Version, max: usize) -> impl Strategy<Value = Archive> {
@@ -294,10 +317,11 @@ proptest! {
 /// Every example of FORMAT.md, labelled as there.
 fn small_files() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("single", example_single(Version::V2).to_bytes().unwrap()),
-        ("tiled", example_tiled(Version::V2).to_bytes().unwrap()),
+        ("single", example_single(Version::V3).to_bytes().unwrap()),
+        ("tiled", example_tiled(Version::V3).to_bytes().unwrap()),
         ("extensions", example_extensions().to_bytes().unwrap()),
-        ("archive", example_archive(Version::V2).to_bytes().unwrap()),
+        ("archive", example_archive(Version::V3).to_bytes().unwrap()),
+        ("v2-single", example_single(Version::V2).to_bytes().unwrap()),
         ("v1-single", example_single(Version::V1).to_bytes().unwrap()),
         ("v1-tiled", example_tiled(Version::V1).to_bytes().unwrap()),
         (
@@ -415,12 +439,12 @@ fn wrong_kind_is_named() {
 
 #[test]
 fn unsupported_versions_say_which_are_supported() {
-    let mut bytes = example_single(Version::V2).to_bytes().unwrap();
-    assert_eq!(bytes[..2], [0x69, 0xd2]);
-    bytes[1] = 0xd3;
+    let mut bytes = example_single(Version::V3).to_bytes().unwrap();
+    assert_eq!(bytes[..2], [0x69, 0xd3]);
+    bytes[1] = 0xd4;
     let err = read_any(&bytes).unwrap_err().to_string();
     assert!(
-        err.contains("version 3") && err.contains("reads versions 1 to 2"),
+        err.contains("version 4") && err.contains("reads versions 1 to 3"),
         "{err}"
     );
 }
@@ -463,8 +487,8 @@ fn claimed_in(
     }
     bytes.extend_from_slice(descriptor);
     let fixed = match version {
-        Version::V1 => 8, // model id and checksum
-        Version::V2 => 4, // model id
+        Version::V1 => 8,               // model id and checksum
+        Version::V2 | Version::V3 => 4, // model id
     };
     bytes.extend_from_slice(&vec![0; fixed]);
     bytes.extend_from_slice(tail);
@@ -898,8 +922,9 @@ fn extension_blocks_are_version_2_only() {
 #[test]
 fn a_28x28_header_costs_9_bytes_with_an_embedded_model() {
     for (version, model, overhead) in [
+        (Version::V3, ModelRef::embedded(MODEL_ID), 9),
+        (Version::V3, ModelRef::external(MODEL_ID), 13),
         (Version::V2, ModelRef::embedded(MODEL_ID), 9),
-        (Version::V2, ModelRef::external(MODEL_ID), 13),
         (Version::V1, ModelRef::embedded(MODEL_ID), 13),
         (Version::V1, ModelRef::external(MODEL_ID), 17),
     ] {
@@ -915,6 +940,7 @@ fn a_28x28_header_costs_9_bytes_with_an_embedded_model() {
         (Version::V1, 16),
         // flags, prefix 15, suffix 4, middle length 1, middle "2", section length
         (Version::V2, 6),
+        (Version::V3, 6),
     ] {
         let archive = example_archive(version);
         let per_entry = |n: usize| {

@@ -74,9 +74,9 @@ fn small_images_are_one_tile_without_index() {
     let file = ImageFile::read(&bytes, &Limits::default()).unwrap();
     assert_eq!(file.image.header.tiling, Tiling::Whole);
     assert_eq!(file.image.tiles.len(), 1);
-    // magic 2, width 1, height 1, descriptor 1, external id 8, then the payload (version 2: the
+    // magic 2, width 1, height 1, descriptor 1, external id 8, then the payload (version 3: the
     // checksum is in the stream)
-    assert_eq!(file.version, Version::V2);
+    assert_eq!(file.version, Version::V3);
     assert_eq!(bytes.len(), 13 + file.image.tiles[0].len());
     assert_eq!(bytes[4], 0x20, "gray8, external model, untiled");
 }

@@ -70,6 +70,34 @@ pub struct LimitArgs {
     /// Largest tile in pixels, padding included (decoding memory grows with it).
     #[arg(long, default_value_t = DEFAULT_MAX_TILE_PIXELS, value_name = "N")]
     pub max_tile_pixels: u64,
+    /// Most memory the decoder may hold at once, in bytes (suffixes K, M, G, T: powers of
+    /// 1024): an image's pixels and the tiles decoded together; for an archive, the entries
+    /// decoded together (an archive is decoded and written entry by entry within it).
+    #[arg(long, default_value = "2G", value_name = "BYTES", value_parser = parse_bytes)]
+    pub max_memory: u64,
+}
+
+/// `123`, `64K`, `512M`, `2G`, `1T` (powers of 1024; `KiB`-style and lower-case suffixes too).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a byte count such as 4096, 512M or 2G"))?;
+    let shift = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => return Err(format!("unknown size suffix {other:?} (use K, M, G or T)")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} does not fit in 64 bits"))
 }
 
 impl LimitArgs {
@@ -91,6 +119,7 @@ impl LimitArgs {
             limits: self.limits(),
             max_tile_pixels: self.max_tile_pixels,
             threads,
+            max_memory: self.max_memory,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Archives: many named coded images sharing one model and one magic.
 //!
-//! Version 2 entries are compact: the name is front-coded against the previous entry's name
+//! Version 2 and 3 entries are compact: the name is front-coded against the previous entry's name
 //! (longest shared prefix, then longest shared suffix of the rest, then the bytes in between),
 //! and a flag repeats the previous entry's geometry. Version 1 entries store both in full.
 
@@ -41,7 +41,7 @@ const SAME_GEOMETRY: u8 = 0x01;
 fn min_entry_bytes(version: Version) -> usize {
     match version {
         Version::V1 => 1 + 1 + 1 + 1 + 1 + 4 + 1,
-        Version::V2 => 1 + 1 + 1 + 1 + 1,
+        Version::V2 | Version::V3 => 1 + 1 + 1 + 1 + 1,
     }
 }
 
@@ -61,7 +61,7 @@ impl<T: AsRef<[u8]>> Archive<T> {
         for entry in &self.entries {
             match self.version {
                 Version::V1 => entry.write_v1(out)?,
-                Version::V2 => entry.write_v2(out, &mut previous)?,
+                version => entry.write_front_coded(out, &mut previous, version)?,
             }
         }
         Ok(())
@@ -75,6 +75,13 @@ impl<T: AsRef<[u8]>> Archive<T> {
     }
 
     fn validate(&self) -> Result<(), FormatError> {
+        if self.entries.is_empty() {
+            return Err(FormatError::FieldOutOfRange {
+                field: "archive entry count",
+                value: 0,
+                range: "1 or more (an archive holds at least one image)",
+            });
+        }
         let mut names = HashSet::with_capacity(self.entries.len());
         for entry in &self.entries {
             entry.image.validate(self.version)?;
@@ -105,9 +112,14 @@ impl<T: AsRef<[u8]>> ArchiveEntry<T> {
         self.write_rest(out, Version::V1)
     }
 
-    /// Version 2: flags, front-coded name, geometry (unless the previous entry's), extension
-    /// block (if any), section length, section.
-    fn write_v2(&self, out: &mut impl Write, previous: &mut Previous) -> Result<(), FormatError> {
+    /// Versions 2 and 3: flags, front-coded name, geometry (unless the previous entry's),
+    /// extension block (if any), section length, section.
+    fn write_front_coded(
+        &self,
+        out: &mut impl Write,
+        previous: &mut Previous,
+        version: Version,
+    ) -> Result<(), FormatError> {
         let mut geometry = Vec::new();
         self.image.write_geometry(&mut geometry, false)?;
         let same = previous.geometry.as_deref() == Some(geometry.as_slice());
@@ -122,7 +134,7 @@ impl<T: AsRef<[u8]>> ArchiveEntry<T> {
         if !same {
             out.write_all(&geometry)?;
         }
-        self.write_rest(out, Version::V2)?;
+        self.write_rest(out, version)?;
         previous.name = self.name.as_str().to_string();
         previous.geometry = Some(geometry);
         Ok(())
@@ -187,6 +199,13 @@ impl<'a> Archive<&'a [u8]> {
         }
         let model = ModelRef::read_id(&mut cur, flags & EXTERNAL_MODEL != 0)?;
         let count = cur.varint("entry count")?;
+        if count == 0 {
+            return Err(FormatError::FieldOutOfRange {
+                field: "archive entry count",
+                value: 0,
+                range: "1 or more (an archive holds at least one image)",
+            });
+        }
         limits::check(
             "archive entry count",
             count,
@@ -207,14 +226,14 @@ impl<'a> Archive<&'a [u8]> {
         for _ in 0..count {
             let entry = match version {
                 Version::V1 => ArchiveEntry::read_v1(&mut cur, limits, &mut budget)?,
-                Version::V2 => {
+                version => {
                     let previous_name = entries.last().map_or("", |e| e.name.as_str());
-                    ArchiveEntry::read_v2(
+                    ArchiveEntry::read_front_coded(
                         &mut cur,
                         limits,
                         &mut budget,
-                        previous_name,
-                        &mut previous_geometry,
+                        (previous_name, &mut previous_geometry),
+                        version,
                     )?
                 }
             };
@@ -259,12 +278,13 @@ impl<'a> ArchiveEntry<&'a [u8]> {
         Ok(ArchiveEntry { name, image })
     }
 
-    fn read_v2(
+    /// Versions 2 and 3 (see [`ArchiveEntry::write_front_coded`]).
+    fn read_front_coded(
         cur: &mut Cursor<'a>,
         limits: &Limits,
         budget: &mut NameBudget,
-        previous_name: &str,
-        previous_geometry: &mut Option<&'a [u8]>,
+        (previous_name, previous_geometry): (&str, &mut Option<&'a [u8]>),
+        version: Version,
     ) -> Result<Self, FormatError> {
         let flags = cur.u8("entry flags byte")?;
         if flags & !SAME_GEOMETRY != 0 {
@@ -275,7 +295,7 @@ impl<'a> ArchiveEntry<&'a [u8]> {
         }
         let name = read_front_coded(cur, previous_name.as_bytes(), budget)?;
         let read_geometry = |cur: &mut Cursor<'_>| {
-            ImageHeader::read_geometry(cur, limits, ModelBit::Reserved, Version::V2)
+            ImageHeader::read_geometry(cur, limits, ModelBit::Reserved, version)
         };
         let geometry = if flags & SAME_GEOMETRY != 0 {
             let bytes = previous_geometry.ok_or(FormatError::NonCanonical {
@@ -295,7 +315,7 @@ impl<'a> ArchiveEntry<&'a [u8]> {
             *previous_geometry = Some(bytes);
             geometry
         };
-        let image = read_rest(cur, geometry, Version::V2, limits)?;
+        let image = read_rest(cur, geometry, version, limits)?;
         Ok(ArchiveEntry { name, image })
     }
 }

@@ -9,7 +9,7 @@
 //! clear), so an empty block is refused.
 
 use super::cursor::Cursor;
-use super::{varint, FormatError};
+use super::{varint, FormatError, PixelFormat};
 use std::io::Write;
 
 /// Largest extension block (16 MiB: room for any ICC profile).
@@ -133,6 +133,49 @@ pub(crate) fn validate<T: AsRef<[u8]>>(records: &[Extension<T>]) -> Result<(), F
         r.kind.check_len(r.data.as_ref().len() as u64)?;
     }
     check_block_len(records_len(records))
+}
+
+/// Checks that `records` suit an image of `format` as PNG defines them: a palette only on
+/// palette images (which need one, with at most `2^bits` entries), a transparency record on a
+/// palette image with at most one byte per palette entry, on gray and RGB images one colour
+/// (2 or 6 bytes), and none on images with an alpha channel. Version 3 enforces this when
+/// reading; every version when writing.
+pub(crate) fn check_fits<T: AsRef<[u8]>>(
+    records: &[Extension<T>],
+    format: PixelFormat,
+) -> Result<(), FormatError> {
+    let len = |kind| {
+        records
+            .iter()
+            .find(|r| r.kind == kind)
+            .map(|r| r.data.as_ref().len())
+    };
+    let misfit = |what| Err(FormatError::ExtensionMisfit { format, what });
+    let palette = len(ExtensionKind::Palette);
+    match (format.is_palette(), palette) {
+        (true, None) => return misfit("a palette image needs a palette record"),
+        (true, Some(n)) if n / 3 > 1 << format.bits_per_sample() => {
+            return misfit("the palette has more entries than the indices can address")
+        }
+        (false, Some(_)) => return misfit("only palette images carry a palette record"),
+        _ => {}
+    }
+    let transparency_fits = match (len(ExtensionKind::Transparency), palette) {
+        (None, _) => true,
+        (Some(n), Some(entries)) => n <= entries / 3,
+        (Some(n), None) => match format.channels() {
+            1 => n == 2,
+            3 => n == 6,
+            _ => false,
+        },
+    };
+    if !transparency_fits {
+        return misfit(
+            "a transparency record holds one alpha per palette entry at most, or one colour \
+             of a gray or RGB image (2 or 6 bytes), and images with alpha have none",
+        );
+    }
+    Ok(())
 }
 
 fn check_block_len(len: u64) -> Result<(), FormatError> {

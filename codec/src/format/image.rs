@@ -67,10 +67,17 @@ impl<T: AsRef<[u8]>> CodedImage<T> {
                 not_in("an image without a pixel checksum in its header")
             }
             Version::V1 if !self.extensions.is_empty() => not_in("extension records"),
-            Version::V2 if self.header.pixel_crc.is_some() => {
+            Version::V2 | Version::V3 if self.header.pixel_crc.is_some() => {
                 not_in("a pixel checksum in the header (it is carried in the tile streams)")
             }
             Version::V2 if !self.extensions.is_empty() => extension::validate(&self.extensions),
+            Version::V2 => Ok(()),
+            Version::V3 => {
+                if !self.extensions.is_empty() {
+                    extension::validate(&self.extensions)?;
+                }
+                extension::check_fits(&self.extensions, self.header.pixel_format)
+            }
             _ => Ok(()),
         }
     }
@@ -94,8 +101,8 @@ impl<T: AsRef<[u8]>> CodedImage<T> {
     ) -> Result<(), FormatError> {
         match version {
             Version::V1 => self.header.write_crc(out),
-            Version::V2 if self.extensions.is_empty() => Ok(()),
-            Version::V2 => extension::write_block(out, &self.extensions),
+            _ if self.extensions.is_empty() => Ok(()),
+            Version::V2 | Version::V3 => extension::write_block(out, &self.extensions),
         }
     }
 
@@ -145,6 +152,14 @@ impl<'a> CodedImage<&'a [u8]> {
             }
             Version::V2 if geometry.extensions => extension::read_block(cur)?,
             Version::V2 => Vec::new(),
+            Version::V3 => {
+                let records = match geometry.extensions {
+                    true => extension::read_block(cur)?,
+                    false => Vec::new(),
+                };
+                extension::check_fits(&records, header.pixel_format)?;
+                records
+            }
         };
         Ok((header, extensions))
     }

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 /// The format version this build writes (the newest it reads). Any change to the layout bumps
 /// it; decoders for older versions are kept (see "Version policy" in `FORMAT.md`).
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 /// A format version this build reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -15,25 +15,30 @@ pub enum Version {
     /// Version 1: pixel checksum in the header, ANS streams start at state 1, archive entries
     /// store whole names.
     V1,
-    /// Version 2: per-tile checksums in the ANS start states, optional extension block,
-    /// front-coded archive entries.
+    /// Version 2: per-tile checksums of the tiles' samples in the ANS start states, optional
+    /// extension block, front-coded archive entries.
     V2,
+    /// Version 3: the layout of version 2; each tile's checksum covers its samples together with
+    /// everything decoded beside them ([`crate::format::TileCheck`]): pixel format, size,
+    /// extension records, the tile's position and, in archives, the entry's name and position.
+    V3,
 }
 
 impl Version {
     /// The version this build writes.
-    pub const NEWEST: Version = Version::V2;
+    pub const NEWEST: Version = Version::V3;
 
     /// The number in the magic's low nibble.
     pub fn number(self) -> u8 {
         match self {
             Version::V1 => 1,
             Version::V2 => 2,
+            Version::V3 => 3,
         }
     }
 
     fn from_number(number: u8) -> Option<Self> {
-        [Version::V1, Version::V2]
+        [Version::V1, Version::V2, Version::V3]
             .into_iter()
             .find(|v| v.number() == number)
     }
@@ -45,7 +50,7 @@ impl fmt::Display for Version {
     }
 }
 
-const _: () = assert!(VERSION == 2 && matches!(Version::NEWEST, Version::V2));
+const _: () = assert!(VERSION == 3 && matches!(Version::NEWEST, Version::V3));
 
 /// First byte of every idfcodec file.
 const MAGIC: u8 = b'i';
@@ -53,9 +58,9 @@ const MAGIC: u8 = b'i';
 /// What a file holds, from the high nibble of its second byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileKind {
-    /// One coded image (`69 d2` for version 2, `69 d1` for version 1).
+    /// One coded image (`69 d3` for version 3, `69 d2`, `69 d1` for older versions).
     Image,
-    /// Many named coded images sharing one model (`69 a2` for version 2, `69 a1` for version 1).
+    /// Many named coded images sharing one model (`69 a3` for version 3, `69 a2`, `69 a1` for older versions).
     Archive,
 }
 
@@ -139,7 +144,7 @@ mod tests {
     #[test]
     fn detects_kinds_and_rejects_others() {
         for kind in [FileKind::Image, FileKind::Archive] {
-            for version in [Version::V1, Version::V2] {
+            for version in [Version::V1, Version::V2, Version::V3] {
                 let mut buf = Vec::new();
                 write(&mut buf, kind, version).unwrap();
                 assert_eq!(identify(&buf).unwrap(), (kind, version));
@@ -153,13 +158,13 @@ mod tests {
         assert!(matches!(detect(b"iX"), Err(FormatError::BadMagic { .. })));
         assert!(matches!(detect(b"i"), Err(FormatError::Truncated { .. })));
         assert!(matches!(detect(b""), Err(FormatError::Truncated { .. })));
-        for found in [0, 3, 15] {
+        for found in [0, 4, 15] {
             let err = detect(&[b'i', 0xd0 | found]).unwrap_err();
             assert!(matches!(
                 err,
-                FormatError::UnsupportedVersion { found: f, newest: 2, .. } if f == found
+                FormatError::UnsupportedVersion { found: f, newest: 3, .. } if f == found
             ));
-            assert!(err.to_string().contains("reads versions 1 to 2"), "{err}");
+            assert!(err.to_string().contains("reads versions 1 to 3"), "{err}");
         }
     }
 }
