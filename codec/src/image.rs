@@ -826,7 +826,8 @@ fn decode_coded<T: AsRef<[u8]> + Sync>(
     let layouts = layouts(&header, model);
     let count = layouts.len() as u64;
     let bytes_per_pixel = usize::from(header.pixel_format.bytes_per_pixel());
-    let samples = Mutex::new(zeroed(header.pixel_bytes())?);
+    // allocated when the first tile has decoded, so garbage costs no image-sized allocation
+    let samples: Mutex<Option<Vec<u8>>> = Mutex::new(None);
     layouts
         .par_iter()
         .zip(coded.tiles.par_iter())
@@ -846,16 +847,23 @@ fn decode_coded<T: AsRef<[u8]> + Sync>(
                     error,
                 })?;
             let mut samples = samples.lock().unwrap_or_else(|e| e.into_inner());
+            let samples = match &mut *samples {
+                Some(samples) => samples,
+                empty => empty.insert(zeroed(header.pixel_bytes())?),
+            };
             tile::paste_rect(
                 &tile_samples,
-                &mut samples,
+                samples,
                 header.width,
                 bytes_per_pixel,
                 layout.rect,
             );
             Ok::<_, ImageCodecError>(())
         })?;
-    let samples = samples.into_inner().unwrap_or_else(|e| e.into_inner());
+    let samples = samples
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_default();
     header.verify_pixels(&samples)?;
     let extensions = coded
         .extensions
