@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
 use idfcodec_codec::format::PixelFormat;
@@ -85,20 +85,22 @@ impl Sink {
         }
     }
 
-    /// Refuses early (before any work) a file output that exists when `force` is off.
+    /// Refuses early (before any work) a file output that exists when `force` is off, or stdout
+    /// when it is closed.
     pub fn check_writable(&self, force: bool) -> Result<()> {
         match self {
             Sink::File(path) => check_not_clobbering(path, force),
-            Sink::Stdout => Ok(()),
+            Sink::Stdout => check_stdout_open(),
         }
     }
 
     /// Writes `bytes` completely, or leaves nothing behind. Binary data is not written to a
-    /// terminal.
+    /// terminal, nor to a stdout that was closed.
     pub fn write(&self, bytes: &[u8], force: bool) -> Result<()> {
         match self {
             Sink::File(path) => write_file(path, bytes, force),
             Sink::Stdout => {
+                check_stdout_open()?;
                 let mut out = io::stdout().lock();
                 if out.is_terminal() {
                     bail!(
@@ -120,6 +122,24 @@ pub fn report(data_on_stdout: bool, line: &str) {
     } else {
         println!("{line}");
     }
+}
+
+/// Set when stdout was closed as the process started ([`note_stdout_closed_at_start`]).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Records that stdout was closed when the process started. Called by `main` only: the Rust
+/// runtime then opens `/dev/null` in its place before `main` runs, so that data written to
+/// stdout would vanish without an error; [`Sink::Stdout`] refuses to write instead.
+pub fn note_stdout_closed_at_start() {
+    STDOUT_CLOSED.store(true, Ordering::Relaxed);
+}
+
+/// An error if stdout was closed when the process started.
+fn check_stdout_open() -> Result<()> {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        bail!("stdout is closed, so the output would be lost: redirect stdout or use -o FILE");
+    }
+    Ok(())
 }
 
 /// An error if `path` exists (or is a dangling link) and `force` is off.
