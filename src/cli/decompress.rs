@@ -11,7 +11,7 @@ use idfcodec_codec::tile::DEFAULT_MAX_TILE_PIXELS;
 use idfcodec_codec::{decompress, decompress_archive, DecodeOptions, NamedImage};
 
 use super::compress::{ARCHIVE_SUFFIX, IMAGE_SUFFIX};
-use super::io::{self, Sink, Source};
+use super::io::{self, Extraction, Sink, Source};
 use super::models::DecodingModels;
 
 #[derive(Debug, Args)]
@@ -247,13 +247,14 @@ fn check_folder(folder: &Path) -> Result<()> {
     }
 }
 
-/// Checks, before anything is written, that no target exists unless `force`, and that no two
-/// entries map to the same file.
+/// Checks, before anything is written, that no target exists unless `force` (and that each can
+/// be inspected: a name too long for the file system is refused here), and that no two entries
+/// map to the same file.
 fn check_targets(folder: &Path, names: &[PathBuf], force: bool) -> Result<()> {
     let mut seen = HashSet::new();
     for name in names {
         let target = folder.join(name);
-        io::check_not_clobbering(&target, force)?;
+        io::check_entry_target(&target, force)?;
         if !seen.insert(target) {
             bail!(
                 "two entries would both be written to {}",
@@ -264,22 +265,25 @@ fn check_targets(folder: &Path, names: &[PathBuf], force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Writes every image as PNG under `folder`; on failure, removes the files written so far.
+/// Writes every image as PNG under `folder`; on failure, removes the files written and the
+/// folders created so far ([`Extraction`]).
 fn restore(folder: &Path, images: &[NamedImage], names: &[PathBuf], force: bool) -> Result<()> {
-    std::fs::create_dir_all(folder)
-        .with_context(|| format!("cannot create the folder {}", folder.display()))?;
-    let mut written = Vec::with_capacity(images.len());
-    let result = images.iter().zip(names).try_for_each(|(entry, name)| {
-        let path = io::create_path_under(folder, name)?;
+    let mut extraction = Extraction::new(folder)?;
+    let restored = images.iter().zip(names).try_for_each(|(entry, name)| {
         let png = io::encode_png(&entry.image)?;
-        io::write_file(&path, &png, force)?;
-        written.push(path);
+        extraction
+            .write_entry(name, &png, force)
+            .with_context(|| format!("cannot restore the archive entry '{}'", entry.name))?;
         Ok(())
     });
-    if result.is_err() {
-        for path in &written {
-            let _ = std::fs::remove_file(path);
+    match restored {
+        Ok(()) => {
+            extraction.finish();
+            Ok(())
+        }
+        Err(e) => {
+            extraction.rollback();
+            Err(e)
         }
     }
-    result
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use idfcodec_codec::format::{self, CodedImage, Container, Limits, ModelRef, Tiling};
+use idfcodec_codec::format::{self, CodedImage, Container, Limits, ModelRef, Tiling, Version};
 use idfcodec_codec::image::format_name;
 use idfcodec_codec::{ModelLookup, Registry};
 
@@ -45,6 +45,7 @@ fn describe(source: &Source) -> Result<()> {
                 bytes.len()
             );
             println!("  model:    {}", describe_model(file.model));
+            println!("  check:    {}", integrity_check(file.version));
             describe_image(&file.image, "  ");
             let payload = payload_bytes(&file.image);
             println!(
@@ -63,6 +64,7 @@ fn describe(source: &Source) -> Result<()> {
                 archive.entries.len()
             );
             println!("  model:    {}", describe_model(archive.model));
+            println!("  check:    {}", integrity_check(archive.version));
             println!(
                 "  bpd:      {:.4} over all entries",
                 io::bpd(bytes.len() as u64, dims)
@@ -116,8 +118,29 @@ fn describe_image<T: AsRef<[u8]>>(image: &CodedImage<T>, indent: &str) {
     }
 }
 
+/// What a file's integrity check covers, by format version: what a damaged file can still get
+/// past unnoticed.
+fn integrity_check(version: Version) -> &'static str {
+    match version {
+        Version::V1 => "CRC-32 of the whole image's pixels",
+        Version::V2 => {
+            "CRC-32 of each tile's pixel samples only (not colour records, pixel format, tile \
+             placement or names)"
+        } // Version 3 is one more arm:
+          // Version::V3 => {
+          //     "CRC-32 of each tile's samples together with everything decoded beside them: pixel \
+          //      format, size, colour records, tile position, and in archives the entry's name and \
+          //      position"
+          // }
+    }
+}
+
 /// The model reference, with the embedded model's name when this build has it.
 fn describe_model(model: ModelRef) -> String {
+    if model.is_none() {
+        // context coding needs no model: nothing to find in this build
+        return model.to_string();
+    }
     match (Registry::embedded().resolve(model), model) {
         (Ok(found), ModelRef::Embedded { .. }) => {
             format!(
