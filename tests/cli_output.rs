@@ -372,7 +372,23 @@ fn info_states_what_the_integrity_check_covers() {
         assert!(
             info.contains(
                 "check:    CRC-32 of each tile's pixel samples only (not colour records, pixel \
-                 format, tile placement or names)\n"
+                 format, tile placement or names; re-compress to get version 3's check)\n"
+            ),
+            "{info}"
+        );
+    }
+    for v3 in [
+        "mnist-test-0.png.idf",
+        "goldens.idfa",
+        "basn3p08-trns.png.idf",
+    ] {
+        let info = ok(&["info".as_ref(), fixtures.join("v3").join(v3).as_os_str()]);
+        assert!(info.contains("format version 3"), "{info}");
+        assert!(
+            info.contains(
+                "check:    CRC-32 of each tile's samples together with everything decoded beside \
+                 them: pixel format, size, colour records, tile position, and in archives the \
+                 entry's name and position\n"
             ),
             "{info}"
         );

@@ -28,8 +28,8 @@ pub mod tile;
 
 pub use arch::IdfConfig;
 pub use image::{
-    compress, compress_archive, decompress, decompress_archive, DecodeOptions, EncodeOptions,
-    Image, ImageCodecError, ModelLookup, ModelStorage, NamedImage, NamedModel,
+    compress, compress_archive, decompress, decompress_archive, ArchiveDecoder, DecodeOptions,
+    EncodeOptions, Image, ImageCodecError, ModelLookup, ModelStorage, NamedImage, NamedModel,
 };
 pub use model::Model;
 pub use registry::Registry;

@@ -48,7 +48,8 @@ pub struct CompressArgs {
     pub archive: Option<PathBuf>,
     #[command(flatten)]
     pub coding: CodingArgs,
-    /// Replace existing output files.
+    /// Replace existing output files (a symbolic link is kept and the file it points to
+    /// replaced; a device or FIFO such as /dev/null is written to).
     #[arg(long)]
     pub force: bool,
     /// Also say what of each input is not kept (PNG chunks other than the pixels, palette,

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use idfcodec_codec::format::EntryName;
 use idfcodec_codec::format::{self, FileKind, Limits};
 use idfcodec_codec::tile::DEFAULT_MAX_TILE_PIXELS;
-use idfcodec_codec::{decompress, decompress_archive, DecodeOptions, NamedImage};
+use idfcodec_codec::{decompress, ArchiveDecoder, DecodeOptions, NamedImage};
 
 use super::compress::{ARCHIVE_SUFFIX, IMAGE_SUFFIX};
 use super::io::{self, Extraction, Sink, Source};
@@ -35,7 +36,8 @@ pub struct DecompressArgs {
     /// `compress --model PATH` (or an embedded model's name).
     #[arg(long, value_name = "PATH|NAME")]
     pub model: Option<String>,
-    /// Replace existing output files.
+    /// Replace existing output files (a symbolic link is kept and the file it points to
+    /// replaced; a device or FIFO such as /dev/null is written to).
     #[arg(long)]
     pub force: bool,
     /// Worker threads (0: all cores).
@@ -207,17 +209,17 @@ fn decompress_to_folder(
         (None, Source::Stdin) => bail!("give the output folder with -o FOLDER"),
     };
     check_folder(&folder)?;
-    let images = decompress_archive(bytes, models, &a.limits.options(a.threads))
-        .with_context(|| format!("cannot decompress {}", source.display()))?;
-    let names: Vec<PathBuf> = images.iter().map(entry_file).collect();
+    let options = a.limits.options(a.threads);
+    let cannot = || format!("cannot decompress {}", source.display());
+    let decoder = ArchiveDecoder::new(bytes, models, &options).with_context(cannot)?;
+    let names: Vec<PathBuf> = decoder.names().map(entry_file).collect();
     check_targets(&folder, &names, a.force)?;
-    restore(&folder, &images, &names, a.force)?;
-    let dimensions: u64 = images.iter().map(|n| n.image.dimensions()).sum();
+    let dimensions = restore(&folder, &decoder, &names, a.force).with_context(cannot)?;
     println!(
         "{} → {}: {} images, {} bytes ({:.3} bpd)",
         source.display(),
         folder.display(),
-        images.len(),
+        decoder.len(),
         bytes.len(),
         io::bpd(bytes.len() as u64, dimensions)
     );
@@ -226,8 +228,8 @@ fn decompress_to_folder(
 
 /// The relative file an entry is restored to: its name, plus `.png` unless it ends in `.png`
 /// (the pixels are written as PNG whatever the original file was).
-fn entry_file(entry: &NamedImage) -> PathBuf {
-    let path = entry.name.to_relative_path();
+fn entry_file(name: &EntryName) -> PathBuf {
+    let path = name.to_relative_path();
     let is_png = path
         .extension()
         .and_then(|e| e.to_str())
@@ -265,21 +267,31 @@ fn check_targets(folder: &Path, names: &[PathBuf], force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Writes every image as PNG under `folder`; on failure, removes the files written and the
-/// folders created so far ([`Extraction`]).
-fn restore(folder: &Path, images: &[NamedImage], names: &[PathBuf], force: bool) -> Result<()> {
+/// Decodes the archive entry by entry ([`ArchiveDecoder::decode_each`]: bounded memory) and
+/// writes each as PNG under `folder` as soon as it is decoded; on failure, removes the files
+/// written and the folders created so far ([`Extraction`]). Returns the samples restored.
+fn restore(
+    folder: &Path,
+    decoder: &ArchiveDecoder<'_>,
+    names: &[PathBuf],
+    force: bool,
+) -> Result<u64> {
     let mut extraction = Extraction::new(folder)?;
-    let restored = images.iter().zip(names).try_for_each(|(entry, name)| {
+    let mut names = names.iter();
+    let mut dimensions = 0;
+    let restored = decoder.decode_each(|entry: NamedImage| {
+        let name = names.next().context("more decoded entries than names")?;
         let png = io::encode_png(&entry.image)?;
         extraction
             .write_entry(name, &png, force)
             .with_context(|| format!("cannot restore the archive entry '{}'", entry.name))?;
-        Ok(())
+        dimensions += entry.image.dimensions();
+        anyhow::Ok(())
     });
     match restored {
         Ok(()) => {
             extraction.finish();
-            Ok(())
+            Ok(dimensions)
         }
         Err(e) => {
             extraction.rollback();

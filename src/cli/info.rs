@@ -125,13 +125,13 @@ fn integrity_check(version: Version) -> &'static str {
         Version::V1 => "CRC-32 of the whole image's pixels",
         Version::V2 => {
             "CRC-32 of each tile's pixel samples only (not colour records, pixel format, tile \
-             placement or names)"
-        } // Version 3 is one more arm:
-          // Version::V3 => {
-          //     "CRC-32 of each tile's samples together with everything decoded beside them: pixel \
-          //      format, size, colour records, tile position, and in archives the entry's name and \
-          //      position"
-          // }
+             placement or names; re-compress to get version 3's check)"
+        }
+        Version::V3 => {
+            "CRC-32 of each tile's samples together with everything decoded beside them: pixel \
+             format, size, colour records, tile position, and in archives the entry's name and \
+             position"
+        }
     }
 }
 
