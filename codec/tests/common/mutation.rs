@@ -974,7 +974,12 @@ fn splice(o: &Original, other: &Original, rng: &mut Rng) -> Case {
         // this file's head, the other's tail, cut at the same offset past their common prefix
         // (a cut inside it gives the other file itself: no damage)
         let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-        let cut = common + 1 + below(rng, a.len().min(b.len()).saturating_sub(common).max(1));
+        let max = a.len().min(b.len());
+        let cut = if common >= max {
+            max
+        } else {
+            common + 1 + below(rng, max - common)
+        };
         let mut bytes = a[..cut].to_vec();
         bytes.extend_from_slice(&b[cut..]);
         Case {
@@ -1001,31 +1006,41 @@ fn splice(o: &Original, other: &Original, rng: &mut Rng) -> Case {
     }
 }
 
-/// Every swap of two equal-size, different tile payloads (at most `most`).
-fn tile_swaps(o: &Original, most: usize) -> Vec<Case> {
+/// Every pair of equal-size, different tile payloads (indexes into the layout's payloads).
+fn swap_pairs(o: &Original) -> Vec<(usize, usize)> {
     let p = &o.layout.payloads;
-    let mut cases = Vec::new();
+    let mut pairs = Vec::new();
     for i in 0..p.len() {
         for j in i + 1..p.len() {
-            let (a, b) = (p[i].clone(), p[j].clone());
-            if a.len() != b.len() || o.bytes[a.clone()] == o.bytes[b.clone()] {
-                continue;
+            if p[i].len() == p[j].len() && o.bytes[p[i].clone()] != o.bytes[p[j].clone()] {
+                pairs.push((i, j));
             }
-            if cases.len() == most {
-                return cases;
-            }
-            let mut bytes = o.bytes.clone();
-            let first = o.bytes[a.clone()].to_vec();
-            bytes.copy_within(b.clone(), a.start);
-            bytes[b.clone()].copy_from_slice(&first);
-            cases.push(Case {
-                class: Class::TileSwap,
-                what: format!("payloads {i} ({a:?}) and {j} ({b:?}) swapped"),
-                bytes,
-            });
         }
     }
-    cases
+    pairs
+}
+
+/// Payloads `i` and `j` (of equal size) swapped.
+fn swap_case(o: &Original, (i, j): (usize, usize)) -> Case {
+    let (a, b) = (o.layout.payloads[i].clone(), o.layout.payloads[j].clone());
+    let mut bytes = o.bytes.clone();
+    bytes.copy_within(b.clone(), a.start);
+    bytes[b.clone()].copy_from_slice(&o.bytes[a.clone()]);
+    Case {
+        class: Class::TileSwap,
+        what: format!("payloads {i} ({a:?}) and {j} ({b:?}) swapped"),
+        bytes,
+    }
+}
+
+/// The first `most` swaps of equal-size tile payloads.
+fn tile_swaps(o: &Original, most: usize) -> Vec<Case> {
+    let pairs = swap_pairs(o);
+    pairs
+        .into_iter()
+        .take(most)
+        .map(|p| swap_case(o, p))
+        .collect()
 }
 
 /// Every bit of every record's bytes (records longer than `whole` bytes: `sampled` bits).
@@ -1308,33 +1323,44 @@ pub fn random_case(originals: &[Original], index: usize, rng: &mut Rng) -> Case 
 fn random_candidate(originals: &[Original], index: usize, rng: &mut Rng) -> Case {
     let o = &originals[index];
     if rng.range(0, 1) == 0 {
-        let targeted = match rng.range(0, 4) {
-            0 => pick(rng, &o.rewrites).map(|(class, what, bytes)| Case {
+        // a targeted class this file has, then one case of it
+        let mut classes: Vec<Class> = o.rewrites.iter().map(|r| r.0).collect();
+        let pairs = swap_pairs(o);
+        if !pairs.is_empty() {
+            classes.push(Class::TileSwap);
+        }
+        if !o.layout.records.is_empty() {
+            classes.push(Class::RecordBit);
+        }
+        if !o.layout.names.is_empty() {
+            classes.push(Class::EntryName);
+        }
+        classes.sort();
+        classes.dedup();
+        let rewrite = |rng: &mut Rng, class: Class| {
+            let of_class: Vec<_> = o.rewrites.iter().filter(|r| r.0 == class).collect();
+            pick(rng, &of_class).map(|(class, what, bytes)| Case {
                 class: *class,
                 what: what.clone(),
                 bytes: bytes.clone(),
-            }),
-            1 => {
-                let mut cases = tile_swaps(o, 64);
-                (!cases.is_empty()).then(|| {
-                    let n = cases.len();
-                    cases.swap_remove(below(rng, n))
-                })
-            }
-            2 => pick(rng, &o.layout.records).map(|(what, r)| {
+            })
+        };
+        let targeted = match pick(rng, &classes).copied() {
+            None => None,
+            Some(Class::TileSwap) => Some(swap_case(o, *pick(rng, &pairs).unwrap())),
+            Some(Class::RecordBit) => pick(rng, &o.layout.records).map(|(what, r)| {
                 let at = r.start + below(rng, r.len());
                 let mut case = flip(&o.bytes, at, rng.range(0, 7) as u32);
                 case.class = Class::RecordBit;
                 case.what = format!("{what}: {}", case.what);
                 case
             }),
-            _ => {
+            Some(Class::EntryName) if rng.range(0, 1) == 0 => {
                 let mut cases = name_bytes(o);
-                (!cases.is_empty()).then(|| {
-                    let n = cases.len();
-                    cases.swap_remove(below(rng, n))
-                })
+                let n = cases.len();
+                (n > 0).then(|| cases.swap_remove(below(rng, n)))
             }
+            Some(class) => rewrite(rng, class),
         };
         if let Some(case) = targeted {
             return case;
