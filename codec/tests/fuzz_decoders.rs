@@ -1,16 +1,16 @@
 //! Fuzz-style decoder test: random bytes and seeded random mutations (bit flips, byte inserts,
 //! deletes and overwrites, truncations, splices) of the version-1 and version-2 goldens and of
 //! the version-2 golden archive, fed to the image and archive decoders. Whatever comes in, the
-//! decoder returns an error or exactly the original pixels; it never panics, never runs long and
-//! never makes a huge allocation (a global allocator records the largest request). Bounded by an
-//! iteration count and a time budget, so it runs in a few seconds.
+//! decoder returns an error or exactly the original pixels; it never panics and never makes a huge
+//! allocation (a global allocator records the largest request). Bounded by a case count, not by
+//! time (no verdict here depends on the machine's speed): a few seconds in a debug build.
+//! `mutation.rs` does the same, more thoroughly, for files the current writer makes.
 
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use common::Rng;
 use idfcodec_codec::{decompress, decompress_archive, DecodeOptions, Image, Model, NamedModel};
@@ -41,11 +41,9 @@ static ALLOCATOR: Tracking = Tracking;
 /// Largest single allocation a decode may make: the default limits allow tiles of 512×512
 /// pixels, whose tensors (8 hidden channels of `f32` for the test model) take 8 MiB each.
 const MAX_ALLOCATION: usize = 64 << 20;
-/// Longest a single decode may take (the largest golden decodes in well under a second).
-const MAX_DECODE: Duration = Duration::from_secs(20);
-/// Time budget for the mutation loop (after the originals have been decoded once).
-const BUDGET: Duration = Duration::from_secs(4);
-const MAX_ITERATIONS: usize = 3000;
+/// Inputs decoded after the originals (random bytes and mutations): about 4 ms each in a debug
+/// build, most of it in the test model's flow.
+const CASES: usize = 800;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
@@ -68,17 +66,11 @@ fn decode(bytes: &[u8], named: &NamedModel<'_>) -> Decoded {
         threads: 1,
         ..DecodeOptions::default()
     };
-    let started = Instant::now();
     let result = match idfcodec_codec::format::detect(bytes) {
         Ok(idfcodec_codec::format::FileKind::Archive) => decompress_archive(bytes, named, &options)
             .map(|entries| entries.into_iter().map(|e| e.image).collect()),
         _ => decompress(bytes, named, &options).map(|image| vec![image]),
     };
-    assert!(
-        started.elapsed() < MAX_DECODE,
-        "a decode took {:?}",
-        started.elapsed()
-    );
     match result {
         Ok(images) => Decoded::Images(images),
         Err(_) => Decoded::Refused,
@@ -190,10 +182,9 @@ fn mutated_and_random_inputs_never_give_wrong_pixels() {
     };
     let sources = sources(&named);
     let mut rng = Rng::new(0x1df_2024);
-    let started = Instant::now();
     let (mut runs, mut refused, mut identical) = (0usize, 0usize, 0usize);
     LARGEST.store(0, Ordering::Relaxed);
-    while runs < MAX_ITERATIONS && started.elapsed() < BUDGET {
+    while runs < CASES {
         runs += 1;
         // every eighth input is random bytes, behind a valid magic half of the time
         if runs % 8 == 0 {
@@ -227,11 +218,9 @@ fn mutated_and_random_inputs_never_give_wrong_pixels() {
     }
     let largest = LARGEST.load(Ordering::Relaxed);
     println!(
-        "{runs} inputs in {:?}: {refused} refused, {identical} decoded to the original pixels; \
-         largest allocation {largest} bytes",
-        started.elapsed()
+        "{runs} inputs: {refused} refused, {identical} decoded to the original pixels; largest \
+         allocation {largest} bytes"
     );
-    assert!(runs >= 100, "only {runs} inputs in the time budget");
     assert!(refused > runs / 2, "{refused} of {runs} refused");
     assert!(
         largest <= MAX_ALLOCATION,
