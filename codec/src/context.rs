@@ -378,19 +378,17 @@ impl Planes {
         }
     }
 
-    fn empty(layout: &PlaneLayout) -> Self {
+    /// Zeroed planes for `layout`, or [`CodecError::OutOfMemory`] (never an abort).
+    fn empty(layout: &PlaneLayout) -> Result<Self> {
         let n = layout.pixels() as usize;
         let (channels, wide) = Planes::channels(layout);
-        Planes {
+        let planes = |count| (0..count).map(|_| zeros(n)).collect::<Result<Vec<_>>>();
+        Ok(Planes {
             width: layout.width as usize,
             height: layout.height as usize,
-            high: vec![vec![0; n]; channels],
-            low: if wide {
-                vec![vec![0; n]; channels]
-            } else {
-                vec![]
-            },
-        }
+            high: planes(channels)?,
+            low: planes(if wide { channels } else { 0 })?,
+        })
     }
 
     fn from_samples(layout: &PlaneLayout, samples: &[u8]) -> Result<Self> {
@@ -402,7 +400,7 @@ impl Planes {
                 layout.sample_bytes()
             )));
         }
-        let mut planes = Planes::empty(layout);
+        let mut planes = Planes::empty(layout)?;
         let (channels, wide) = Planes::channels(layout);
         if wide {
             for (i, px) in samples.chunks_exact(2 * channels).enumerate() {
@@ -430,11 +428,14 @@ impl Planes {
         Ok(planes)
     }
 
-    fn into_samples(self) -> Vec<u8> {
+    fn into_samples(self) -> Result<Vec<u8>> {
         let n = self.width * self.height;
         let channels = self.high.len();
         let wide = !self.low.is_empty();
-        let mut out = Vec::with_capacity(n * channels * if wide { 2 } else { 1 });
+        let mut out = Vec::new();
+        let len = n * channels * if wide { 2 } else { 1 };
+        out.try_reserve_exact(len)
+            .map_err(|_| CodecError::OutOfMemory { bytes: len as u64 })?;
         for i in 0..n {
             for c in 0..channels {
                 if wide {
@@ -443,7 +444,7 @@ impl Planes {
                 out.push(self.high[c][i] as u8);
             }
         }
-        out
+        Ok(out)
     }
 }
 
@@ -854,6 +855,18 @@ fn code_palette_plane<I: BitIo>(
     Ok(())
 }
 
+/// `n` zeros, or [`CodecError::OutOfMemory`] when the memory cannot be had (rather than an
+/// abort: a tile's size comes from the file).
+fn zeros<T: Clone + Default>(n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| CodecError::OutOfMemory {
+            bytes: n.saturating_mul(std::mem::size_of::<T>()) as u64,
+        })?;
+    v.resize(n, T::default());
+    Ok(v)
+}
+
 /// Codes every plane of an image (all of them, or all but the first when `skip_first`).
 fn code_planes<I: BitIo>(
     io: &mut I,
@@ -865,11 +878,11 @@ fn code_planes<I: BitIo>(
     let n = width * height;
     let order = plane_order(layout);
     // Scratch, allocated once per image.
-    let mut base = vec![0i32; n];
-    let mut t = vec![0i32; n];
-    let mut errors = vec![0u32; n];
-    let mut green_extra = vec![0u8; n];
-    let mut plane_extra = vec![0u8; n];
+    let mut base = zeros::<i32>(n)?;
+    let mut t = zeros::<i32>(n)?;
+    let mut errors = zeros::<u32>(n)?;
+    let mut green_extra = zeros::<u8>(n)?;
+    let mut plane_extra = zeros::<u8>(n)?;
     for (index, kind) in order.iter().enumerate() {
         let skip = skip_first && index == 0;
         match *kind {
@@ -1009,7 +1022,7 @@ pub fn decode(
     floor: u64,
 ) -> Result<Vec<u8>> {
     layout.check()?;
-    let mut planes = Planes::empty(layout);
+    let mut planes = Planes::empty(layout)?;
     if let Some(first) = known_first {
         let index = match plane_order(layout)[0] {
             PlaneKind::High { channel, .. } => channel,
@@ -1032,7 +1045,7 @@ pub fn decode(
         &mut planes,
         known_first.is_some(),
     )?;
-    Ok(planes.into_samples())
+    planes.into_samples()
 }
 
 /// An image's samples as a payload of their own (see the module docs).

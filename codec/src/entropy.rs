@@ -38,12 +38,14 @@
 //! words left over is caught.
 //! - Format version 1 ([`StreamStart::One`]): the state [`INITIAL_STATE`] = 1. The first value
 //!   pushed onto it costs about `PRECISION − 1.4` bits whatever its probability.
-//! - Format version 2 ([`StreamStart::Checksum`]): `2^32 + c`, `c` the CRC-32 of the tile's
-//!   canonical pixel bytes. Starting at or above `2^32` (more than any probability) makes every
+//! - Format versions 2 and 3 ([`StreamStart::Checksum`]): `2^32 + c`, `c` the tile's checksum
+//!   (version 2: the CRC-32 of its canonical pixel bytes; version 3 also covers everything
+//!   decoded beside them, see `format::TileCheck`). Starting at or above `2^32` (more than any probability) makes every
 //!   push scale the state exactly, so the start-up cost above is gone and the 32 bits of `c`
 //!   take its place (version 1 paid both: the start-up in the payload and a 4-byte checksum in
 //!   the header). The decoder recomputes `c` from the pixels it decoded and requires the stream
-//!   to end at `2^32 + c`.
+//!   to end at `2^32 + c`; a stream that has no words left and a state below `2^32` can never
+//!   get there, so the decoder stops at once ([`check_not_dry`]).
 //!
 //! The payload is the coder's `u32` words, little-endian, with the trailing zero bytes of the last
 //! word (the high bytes of the coder's top word, never all zero) left out; the decoder restores
@@ -95,7 +97,8 @@ pub const CHECKSUM_BASE: u64 = 1 << 32;
 pub enum StreamStart {
     /// Format version 1: [`INITIAL_STATE`].
     One,
-    /// Format version 2: [`CHECKSUM_BASE`] plus the CRC-32 of the tile's canonical pixel bytes.
+    /// Format versions 2 and 3: [`CHECKSUM_BASE`] plus the tile's checksum
+    /// (`format::TileCheck`).
     Checksum(u32),
 }
 
@@ -587,7 +590,7 @@ pub fn encode_image(
 /// (`|_| StreamStart::One` for version 1).
 ///
 /// Errors as for [`open_stream`], [`pop_image`] and [`close_stream`]: an empty payload or one
-/// ending in a zero byte, damaged data, data left over, or (version 2) a stream that ends at
+/// ending in a zero byte, damaged data, data left over, or (versions 2, 3) a stream that ends at
 /// another checksum than the decoded pixels have.
 pub fn decode_image(
     model: &Model,

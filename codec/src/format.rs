@@ -12,7 +12,9 @@
 //!
 //! What the container cannot see, the codec must check: a single image's last tile runs to the end
 //! of the file, so the decoder must verify that each ANS stream is consumed exactly, and that the
-//! decoded pixels match their checksum: in version 2 each tile's, carried in its ANS start state
+//! decoded pixels match their checksum: in versions 2 and 3 each tile's ([`TileCheck`]: version 3
+//! also covers the header, colour records, tile position and archive entry name), carried in its
+//! ANS start state
 //! (see `entropy`), in version 1 [`ImageHeader::pixel_crc`] ([`ImageHeader::verify_pixels`]).
 
 mod archive;
@@ -60,7 +62,8 @@ pub fn read<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Container<'a>, Forma
 }
 
 /// CRC-32 (IEEE 802.3, the one of zlib and PNG) of canonical pixel bytes: of a tile's, carried
-/// in its ANS start state (version 2), or of the whole image's, stored in
+/// in its ANS start state (version 2; version 3 prefixes more, [`TileCheck`]), or of the whole
+/// image's, stored in
 /// [`ImageHeader::pixel_crc`] (version 1). See [`PixelFormat`] for the canonical byte layout.
 pub fn crc32(pixels: &[u8]) -> u32 {
     crc32fast::hash(pixels)

@@ -6,10 +6,12 @@
 //!
 //! Tiles ([`crate::tile`]) are coded independently on a thread pool of
 //! [`EncodeOptions::threads`]; the bytes never depend on the thread count. Files are written in
-//! [`Version::NEWEST`] (2) and read in versions 1 and 2. Decoding refuses a file whose model is
+//! [`Version::NEWEST`] (3) and read in versions 1 to 3. Decoding refuses a file whose model is
 //! not the one found by the [`ModelLookup`] before decoding anything, checks each tile's padding
 //! and ANS stream, and returns pixels only when they match the stored checksums: each tile's,
-//! carried in its ANS start state (version 2), or the whole image's in the header (version 1).
+//! carried in its ANS start state (versions 2 and 3; version 3's covers everything decoded beside
+//! the samples too: [`TileCheck`]), or the whole image's in the header (version 1). Archives
+//! decode entry by entry within [`DecodeOptions::max_memory`] ([`ArchiveDecoder`]).
 //!
 //! Every pixel format is coded: a learned model (optional) codes the gray plane of gray8 and
 //! gray+alpha 8 images, the context coder ([`crate::context`]) every other plane; see
@@ -914,7 +916,7 @@ fn check_tile_area(
 /// its planes (with a model: the gray samples, or the red, green and blue planes of rgb8, each
 /// padded to the model's size multiple by edge replication), then the context coder's block for
 /// every other plane (every plane without a model; nothing for gray8 and rgb8 with a model), and
-/// ends at the start state (version 2: the tile's pixel checksum).
+/// ends at the start state (versions 2 and 3: the tile's checksum).
 struct TileCoding<'a> {
     model: Option<&'a Model>,
     format: PixelFormat,

@@ -61,6 +61,10 @@ pub enum CodecError {
     /// The container around a payload is malformed.
     #[error("invalid container: {0}")]
     InvalidContainer(String),
+    /// The memory for a tile's working buffers could not be had (the tile's size comes from
+    /// the file; `--max-memory` and `--max-tile-pixels` keep it within what the machine has).
+    #[error("not enough memory: {bytes} bytes could not be allocated for a tile")]
+    OutOfMemory { bytes: u64 },
     /// An internal invariant failed while coding (a bug, not bad input).
     #[error("internal coding error: {0}")]
     Internal(String),

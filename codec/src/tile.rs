@@ -6,7 +6,7 @@
 //! into `side × side` tiles in raster order, clipped at the right and bottom edges
 //! ([`TileGrid::rect`]).
 //!
-//! # Padding (part of the codec's definition, format versions 1 and 2)
+//! # Padding (part of the codec's definition, format versions 1 to 3)
 //! The model codes `H × W` only when both are multiples of `m = 2^levels`
 //! ([`crate::IdfConfig::size_multiple`]). A tile of `h × w` pixels is coded as
 //! `ceil(h/m)·m × ceil(w/m)·m` pixels: columns past the right edge repeat the tile's last

@@ -456,3 +456,58 @@ fn rgb_images_are_coded_by_an_rgb_model() {
     let rgba = Image::new(2, 2, PixelFormat::Rgba8, vec![7; 16]).unwrap();
     assert!(compress(&rgba, &rgb_model, &options(16, 1)).is_err());
 }
+
+/// An archive decodes entry by entry in batches that fit the memory budget: with room for one
+/// entry at a time, every entry before a damaged one has been handed over before the damaged
+/// one is decoded; with room for all, none is (they are decoded together and the batch fails).
+#[test]
+fn archives_decode_in_batches_within_the_memory_budget() {
+    let m = model(7);
+    let images: Vec<NamedImage> = (0..5)
+        .map(|i| NamedImage {
+            name: EntryName::new(format!("e/{i}.png")).unwrap(),
+            image: gray(32, 24, i),
+        })
+        .collect();
+    let mut bytes = compress_archive(&images, &m, &options(128, 1)).unwrap();
+    let archive = format::Archive::read(&bytes, &Limits::default()).unwrap();
+    let header = archive.entries[0].image.header;
+    let one = idfcodec_codec::image::decode_memory(&header, Some(&m), 1);
+    // damage the last payload byte of entry 3
+    let end = {
+        let last = archive.entries[3].image.tiles[0];
+        last.as_ptr() as usize - bytes.as_ptr() as usize + last.len() - 1
+    };
+    bytes[end] ^= 0x40;
+    let delivered = |max_memory: u64| {
+        let options = DecodeOptions {
+            threads: 1,
+            max_memory,
+            ..DecodeOptions::default()
+        };
+        let named = named(&m);
+        let decoder = idfcodec_codec::ArchiveDecoder::new(&bytes, &named, &options)?;
+        let mut names = Vec::new();
+        let result = decoder.decode_each(|entry| {
+            names.push(entry.name.to_string());
+            Ok::<_, ImageCodecError>(())
+        });
+        assert!(result.is_err(), "entry 3 is damaged");
+        Ok::<_, ImageCodecError>(names)
+    };
+    assert_eq!(
+        delivered(one + one / 2).unwrap(),
+        ["e/0.png", "e/1.png", "e/2.png"]
+    );
+    assert!(delivered(5 * one).unwrap().is_empty());
+    let err = delivered(one - 1).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ImageCodecError::Entry { ref error, .. }
+                if matches!(**error, ImageCodecError::MemoryBudget { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--max-memory"), "{err}");
+}

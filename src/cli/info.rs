@@ -4,8 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use idfcodec_codec::format::{self, CodedImage, Container, Limits, ModelRef, Tiling, Version};
+use idfcodec_codec::format::{
+    self, CodedImage, Container, ImageHeader, Limits, ModelRef, Tiling, Version,
+};
 use idfcodec_codec::image::format_name;
+use idfcodec_codec::image::{decode_memory, DEFAULT_MAX_MEMORY};
 use idfcodec_codec::{ModelLookup, Registry};
 
 use super::io::{self, Source};
@@ -47,6 +50,7 @@ fn describe(source: &Source) -> Result<()> {
             println!("  model:    {}", describe_model(file.model));
             println!("  check:    {}", integrity_check(file.version));
             describe_image(&file.image, "  ");
+            describe_memory(&file.image.header, file.model);
             let payload = payload_bytes(&file.image);
             println!(
                 "  bytes:    {} header and tile index, {payload} payload",
@@ -104,9 +108,8 @@ fn describe_image<T: AsRef<[u8]>>(image: &CodedImage<T>, indent: &str) {
             grid.rows
         ),
     }
-    match h.pixel_crc {
-        Some(crc) => println!("{indent}checksum: {crc:08x} (CRC-32 of the pixels)"),
-        None => println!("{indent}checksum: CRC-32 of each tile's pixels, in its ANS stream"),
+    if let Some(crc) = h.pixel_crc {
+        println!("{indent}checksum: {crc:08x} (CRC-32 of the pixels)");
     }
     if !image.extensions.is_empty() {
         let kinds: Vec<String> = image
@@ -157,6 +160,27 @@ fn describe_model(model: ModelRef) -> String {
             format!("{model} (decompress with --model PATH)")
         }
     }
+}
+
+/// What decoding the image needs of `--max-memory` on this machine (all cores).
+fn describe_memory(header: &ImageHeader, model: ModelRef) {
+    let found = match model.is_none() {
+        true => None,
+        false => Registry::embedded().resolve(model).ok().map(|n| n.model),
+    };
+    let needed = decode_memory(header, found, 0);
+    let unknown = !model.is_none() && found.is_none();
+    println!(
+        "  memory:   about {:.1} MiB to decode on {} threads{} (--max-memory, default {} MiB)",
+        needed as f64 / (1u64 << 20) as f64,
+        std::thread::available_parallelism().map_or(1, usize::from),
+        if unknown {
+            ", plus the model's working memory"
+        } else {
+            ""
+        },
+        DEFAULT_MAX_MEMORY >> 20
+    );
 }
 
 fn payload_bytes<T: AsRef<[u8]>>(image: &CodedImage<T>) -> u64 {

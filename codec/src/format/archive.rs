@@ -31,12 +31,12 @@ pub struct ArchiveEntry<T = Vec<u8>> {
 /// The model flags byte: bit 0 external model, other bits reserved (zero).
 const EXTERNAL_MODEL: u8 = 0x01;
 
-/// The entry flags byte (version 2): bit 0 the entry has the previous entry's geometry, other
+/// The entry flags byte (versions 2 and 3): bit 0 the entry has the previous entry's geometry, other
 /// bits reserved (zero).
 const SAME_GEOMETRY: u8 = 0x01;
 
 /// Fewest bytes an entry can take. Version 1: name length and one name byte, width, height,
-/// descriptor, checksum (4), section length. Version 2: flags, shared prefix and suffix lengths,
+/// descriptor, checksum (4), section length. Versions 2 and 3: flags, shared prefix and suffix lengths,
 /// middle length (a name can be the previous one shortened), section length.
 fn min_entry_bytes(version: Version) -> usize {
     match version {

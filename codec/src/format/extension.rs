@@ -1,4 +1,4 @@
-//! The extension block (version 2): optional typed records after an image's geometry, room for
+//! The extension block (versions 2 and 3): optional typed records after an image's geometry, room for
 //! what later pixel formats need (palettes, transparency, colour information) without another
 //! version bump. The container parses and writes them; the codec does not use any yet.
 //!

@@ -22,7 +22,7 @@ pub struct ImageHeader {
     pub pixel_format: PixelFormat,
     /// How the image is cut into tiles.
     pub tiling: Tiling,
-    /// Version 1: [`crc32`] of the whole image's canonical pixel bytes. Version 2: `None` (each
+    /// Version 1: [`crc32`] of the whole image's canonical pixel bytes. Versions 2 and 3: `None` (each
     /// tile's checksum is carried in its ANS stream's start state).
     pub pixel_crc: Option<u32>,
 }

@@ -61,6 +61,11 @@ fn problem(name: &str) -> Option<&'static str> {
     if name.chars().any(char::is_control) {
         return Some("contains a control character");
     }
+    if name.chars().any(is_bidi_control) {
+        return Some(
+            "contains a bidirectional text control (U+061C, U+200E/F, U+202A-E, U+2066-9)",
+        );
+    }
     if name.contains(['\\', ':']) {
         return Some("contains '\\' or ':'");
     }
@@ -72,6 +77,12 @@ fn problem(name: &str) -> Option<&'static str> {
         "." | ".." => Some("has a '.' or '..' path component"),
         _ => None,
     })
+}
+
+/// Unicode's bidirectional formatting characters: they make a name display as another (a
+/// `U+202E` can show `gnp.exe` as `exe.png`).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 fn invalid(name: &str, reason: &'static str) -> FormatError {
@@ -131,6 +142,10 @@ mod tests {
             "a\0b",
             "a\nb",
             "\u{7f}",
+            "report\u{202E}gnp.exe",
+            "a\u{2066}b",
+            "a\u{200F}b",
+            "a\u{061C}b",
             &long,
         ] {
             let err = EntryName::new(bad).unwrap_err();
