@@ -18,10 +18,9 @@ use criterion::{
     black_box, criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use idfcodec_codec::engine::{Conv3x3, FloatTensor, IntTensor, Shape, Tensor};
-use idfcodec_codec::entropy::{
-    decode_image, encode_image, LatentModel, LogisticMixture, StreamStart,
-};
+use idfcodec_codec::entropy::{LatentModel, LogisticMixture, StreamStart};
 use idfcodec_codec::format::{crc32, Limits, PixelFormat};
+use idfcodec_codec::model::idf::{decode_image, encode_image};
 use idfcodec_codec::{
     compress, decompress, flow, DecodeOptions, EncodeOptions, Image, Model, ModelStorage, Registry,
 };

@@ -10,8 +10,9 @@
 use std::path::Path;
 
 use idfcodec::data::{data_dir, load, Dataset, Split};
-use idfcodec_codec::entropy::{encode_image, StreamStart};
+use idfcodec_codec::entropy::StreamStart;
 use idfcodec_codec::format::{crc32, Archive, ArchiveEntry, EntryName, ImageFile, Limits, Version};
+use idfcodec_codec::model::idf::encode_image;
 use idfcodec_codec::{
     compress, compress_archive, EncodeOptions, Image, ModelStorage, NamedImage, Registry,
 };

@@ -17,18 +17,9 @@ use crate::arch::{
 };
 use crate::engine::{FloatTensor, IntTensor, Network, Shape};
 use crate::entropy::LogisticMixture;
+pub use crate::entropy::MixtureParams;
 use crate::model::Model;
 use crate::{CodecError, Result};
-
-/// Mixture parameters of one latent, already mapped to pixel units:
-/// `means[j] = MEAN_OFFSET + MEAN_SCALE·raw`, `log_scales[j] = clamp(raw + LOG_SCALE_OFFSET, ..)`,
-/// `logits` raw (softmax is applied by [`LogisticMixture`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct MixtureParams<'a> {
-    pub logits: &'a [f32],
-    pub means: &'a [f32],
-    pub log_scales: &'a [f32],
-}
 
 /// The mixture parameters of every latent of one group, latent-major (`3·M` values per latent:
 /// logits, means, log-scales).

@@ -988,7 +988,7 @@ impl TileCoding<'_> {
         }
         if let Some(model) = self.model {
             let (c, h, w) = self.coded_shape(model);
-            entropy::push_image(
+            crate::model::idf::push_image(
                 &mut coder,
                 model,
                 &self.learned_planes(model, samples),
@@ -1013,7 +1013,7 @@ impl TileCoding<'_> {
         let first = match self.model {
             Some(model) => {
                 let (c, h, w) = self.coded_shape(model);
-                let padded = entropy::pop_image(&mut coder, model, (c, h, w), floor)?;
+                let padded = crate::model::idf::pop_image(&mut coder, model, (c, h, w), floor)?;
                 Some(self.unpad_learned(&padded)?)
             }
             None => None,

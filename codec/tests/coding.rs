@@ -7,10 +7,9 @@ use std::time::Instant;
 
 use common::{grouped_config, noise_pixels, small_config, smooth_pixels, to_tensor, Rng};
 use idfcodec_codec::engine::Shape;
-use idfcodec_codec::entropy::{
-    decode_image, encode_image, LatentModel, LogisticMixture, StreamStart,
-};
+use idfcodec_codec::entropy::{LatentModel, LogisticMixture, StreamStart};
 use idfcodec_codec::format::crc32;
+use idfcodec_codec::model::idf::{decode_image, encode_image};
 use idfcodec_codec::{flow, CodecError, IdfConfig, Model};
 
 /// Version 2: the stream starts from the pixels' checksum.

@@ -5,11 +5,12 @@ mod common;
 
 use common::{small_config, smooth_pixels, Rng};
 use idfcodec_codec::engine::Shape;
-use idfcodec_codec::entropy::{encode_image, StreamStart};
+use idfcodec_codec::entropy::StreamStart;
 use idfcodec_codec::format::{
     self, CodedImage, EntryName, Extension, ExtensionKind, FormatError, ImageFile, ImageHeader,
     Limits, ModelRef, PixelFormat, Tiling, Version,
 };
+use idfcodec_codec::model::idf::encode_image;
 use idfcodec_codec::registry::{EmbeddedSpec, Registry};
 use idfcodec_codec::tile::TileLayout;
 use idfcodec_codec::{

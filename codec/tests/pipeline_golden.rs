@@ -6,8 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use idfcodec_codec::entropy::{decode_image, StreamStart};
+use idfcodec_codec::entropy::StreamStart;
 use idfcodec_codec::format::{crc32, Archive, ImageFile, Limits, Tiling, Version};
+use idfcodec_codec::model::idf::decode_image;
 use idfcodec_codec::tile::MAX_TILE_SIDE;
 use idfcodec_codec::{
     compress, compress_archive, decompress, decompress_archive, DecodeOptions, EncodeOptions,

@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use idfcodec_codec::engine::{IntTensor, Shape};
-use idfcodec_codec::entropy::{decode_image, encode_image, StreamStart};
+use idfcodec_codec::entropy::StreamStart;
+use idfcodec_codec::model::idf::{decode_image, encode_image};
 use idfcodec_codec::{flow, IdfConfig, Model};
 
 /// A tiny deterministic generator (xorshift64*), so tests need no extra crates.

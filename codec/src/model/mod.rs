@@ -8,6 +8,8 @@
 //! `tensor_specs` order, every tensor's name and little-endian `f32` bytes. It identifies the
 //! weights that produced a bitstream; the card does not take part.
 
+pub mod idf;
+
 use std::collections::HashMap;
 
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};

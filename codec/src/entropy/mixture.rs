@@ -1,4 +1,4 @@
-//! From mixture priors to integer probability tables, and ANS coding of an image's latents.
+//! From mixture priors to integer probability tables.
 //!
 //! # One latent's entropy model ([`LatentModel`])
 //! 1. [`LogisticMixture`]: softmax weights `π_j`, means `μ_j`, scales `s_j = exp(log_scale_j)`, in
@@ -23,54 +23,16 @@
 //! All of it is `f64` arithmetic in one fixed order plus `libm`, so encoder and decoder build
 //! identical tables on every machine.
 //!
-//! # Payload
-//! Decoding order is: top latent (CHW order), then the factor-out of the last level down to
-//! level 0, each in CHW order, group by group as [`crate::arch`] defines them (a phased level's
-//! groups are its pixel phases' channel groups, at half the level's size); between levels the
-//! decoder runs the inverse flow for one level,
-//! which gives it the `rest` that the next prior needs. ANS is a stack, so the encoder pushes the
-//! exact reverse of that sequence.
 //!
-//! # Start state ([`StreamStart`])
-//! The encoder does not start from constriction's empty state 0 but from a state chosen by the
-//! container version, and the decoder must end, after the last latent, at exactly that state
-//! with no words left (`check_finished`): a decoder that runs dry (a truncated payload) or has
-//! words left over is caught.
-//! - Format version 1 ([`StreamStart::One`]): the state [`INITIAL_STATE`] = 1. The first value
-//!   pushed onto it costs about `PRECISION − 1.4` bits whatever its probability.
-//! - Format versions 2 and 3 ([`StreamStart::Checksum`]): `2^32 + c`, `c` the tile's checksum
-//!   (version 2: the CRC-32 of its canonical pixel bytes; version 3 also covers everything
-//!   decoded beside them, see `format::TileCheck`). Starting at or above `2^32` (more than any probability) makes every
-//!   push scale the state exactly, so the start-up cost above is gone and the 32 bits of `c`
-//!   take its place (version 1 paid both: the start-up in the payload and a 4-byte checksum in
-//!   the header). The decoder recomputes `c` from the pixels it decoded and requires the stream
-//!   to end at `2^32 + c`; a stream that has no words left and a state below `2^32` can never
-//!   get there, so the decoder stops at once ([`check_not_dry`]).
-//!
-//! The payload is the coder's `u32` words, little-endian, with the trailing zero bytes of the last
-//! word (the high bytes of the coder's top word, never all zero) left out; the decoder restores
-//! them, and rejects a payload that ends in a zero byte, so every image has exactly one payload.
-//! This stays canonical with either start state: the byte strings that do not end in `00` map
-//! one-to-one to the word sequences whose last word is not zero, and a decoder that ends at the
-//! start state with no words left has taken, at every step, exactly the inverse of the encoder's
-//! step (with a start state `≥ 2^32` the state never drops below `2^32` while words remain), so
-//! re-encoding what it decoded gives back the same words.
-//!
-//! # Size
-//! A payload costs `Σ −log2(q/2^PRECISION)` (within 0.1% of the model's NLL when few values
-//! escape) plus a constant: with [`StreamStart::One`] about 20 bits of ANS start-up and byte
-//! rounding, with [`StreamStart::Checksum`] the checksum's 32 bits and byte rounding. The
-//! constant is paid per [`encode_image`] call, so code large images or tiles.
+//! All of it is `f64` arithmetic in one fixed order plus `libm`, so encoder and decoder build
+//! identical tables on every machine.
 
 use constriction::stream::{
     model::{DefaultContiguousCategoricalEntropyModel, DefaultUniformModel, EncoderModel},
     stack::DefaultAnsCoder,
-    Code, Decode, Encode,
+    Decode, Encode,
 };
 
-use crate::engine::{IntTensor, Shape};
-use crate::flow::{self, GroupParams, MixtureParams};
-use crate::model::Model;
 use crate::{CodecError, Result};
 
 /// Fixed-point precision of the categorical models (constriction's default for `u32` words).
@@ -85,40 +47,16 @@ pub const WINDOW_MIN_WEIGHT: f64 = 1e-6;
 
 /// Bits in each uniform half of an escaped value.
 const ESCAPE_HALF_BITS: u32 = 16;
-/// The ANS state a version-1 stream starts from and its decoder must end at (see the module docs).
-pub const INITIAL_STATE: u64 = 1;
 
-/// The ANS state a version-2 stream with checksum `c` starts from is `CHECKSUM_BASE + c`.
-pub const CHECKSUM_BASE: u64 = 1 << 32;
-
-/// Where a tile's ANS stream starts, which is where its decoder must end: the one thing that
-/// differs between container versions inside a payload (see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum StreamStart {
-    /// Format version 1: [`INITIAL_STATE`].
-    One,
-    /// Format versions 2 and 3: [`CHECKSUM_BASE`] plus the tile's checksum
-    /// (`format::TileCheck`).
-    Checksum(u32),
-}
-
-impl StreamStart {
-    /// The ANS state.
-    pub fn state(self) -> u64 {
-        match self {
-            StreamStart::One => INITIAL_STATE,
-            StreamStart::Checksum(crc) => CHECKSUM_BASE + u64::from(crc),
-        }
-    }
-
-    /// The smallest state an honest stream of this kind is ever in: a decoder below it with no
-    /// words left has run dry ([`check_not_dry`]).
-    pub fn floor(self) -> u64 {
-        match self {
-            StreamStart::One => INITIAL_STATE,
-            StreamStart::Checksum(_) => CHECKSUM_BASE,
-        }
-    }
+/// Mixture parameters of one latent, already mapped to pixel units (the IDF's priors map their
+/// raw outputs so: `means[j] = MEAN_OFFSET + MEAN_SCALE·raw`,
+/// `log_scales[j] = clamp(raw + LOG_SCALE_OFFSET, ..)`), `logits` raw (softmax is applied by
+/// [`LogisticMixture`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MixtureParams<'a> {
+    pub logits: &'a [f32],
+    pub means: &'a [f32],
+    pub log_scales: &'a [f32],
 }
 
 /// A discretized logistic mixture on ℤ, in `f64`.
@@ -405,7 +343,7 @@ impl LatentModel {
     }
 
     /// Pushes `z` (in reverse of the order [`LatentModel::decode`] pops it).
-    fn encode(&self, coder: &mut DefaultAnsCoder, z: i32) -> Result<()> {
+    pub fn encode(&self, coder: &mut DefaultAnsCoder, z: i32) -> Result<()> {
         let fail = |e| CodecError::Internal(format!("ANS encoding failed: {e:?}"));
         if self.window.contains(z) {
             return coder
@@ -426,7 +364,7 @@ impl LatentModel {
     }
 
     /// Pops one value.
-    fn decode(&self, coder: &mut DefaultAnsCoder) -> Result<i32> {
+    pub fn decode(&self, coder: &mut DefaultAnsCoder) -> Result<i32> {
         let fail = |e| CodecError::CorruptPayload(format!("ANS decoding failed: {e:?}"));
         let symbol = coder.decode_symbol(&self.categorical).map_err(fail)?;
         if symbol != self.escape_symbol() {
@@ -448,229 +386,6 @@ impl LatentModel {
 /// Uniform model of one 16-bit half of an escaped value.
 fn half_model() -> DefaultUniformModel {
     DefaultUniformModel::new(1 << ESCAPE_HALF_BITS)
-}
-
-/// The quantised models of a group's latents, visited one after another. A latent whose
-/// parameters equal those of the latent visited just before shares its table (every latent of a
-/// channel of the first top group; flat image regions). A table depends only on its parameters,
-/// so this changes no output, only the time spent building tables.
-struct LatentModels<'a> {
-    params: &'a GroupParams,
-    last: Option<(usize, LatentModel)>,
-}
-
-impl<'a> LatentModels<'a> {
-    fn new(params: &'a GroupParams) -> Self {
-        LatentModels { params, last: None }
-    }
-
-    /// The model of latent `i`.
-    fn get(&mut self, i: usize) -> Result<&LatentModel> {
-        let params = self.params;
-        let same = matches!(&self.last, Some((j, _)) if params.get(*j) == params.get(i));
-        if !same {
-            let model = LatentModel::new(&LogisticMixture::new(&params.get(i))?)?;
-            self.last = Some((i, model));
-        }
-        Ok(&self.last.as_ref().expect("set above").1)
-    }
-}
-
-/// Checked image shape for the coder's public entry points.
-fn image_shape(model: &Model, channels: usize, height: usize, width: usize) -> Result<Shape> {
-    let shape = Shape::new(channels, height, width);
-    flow::check_image_shape(model.config(), shape)?;
-    Ok(shape)
-}
-
-/// A new ANS stream for one tile's payload, at `start`. Push everything in the reverse of the
-/// decoding order, then [`finish_stream`].
-pub fn start_stream(start: StreamStart) -> DefaultAnsCoder {
-    DefaultAnsCoder::from_raw_parts(Vec::new(), start.state())
-}
-
-/// The payload bytes of a finished stream (see the module docs).
-pub fn finish_stream(coder: DefaultAnsCoder) -> Result<Vec<u8>> {
-    let words = coder
-        .into_compressed()
-        .map_err(|e| CodecError::Internal(format!("ANS flush failed: {e:?}")))?;
-    Ok(payload_bytes(&words))
-}
-
-/// A payload's ANS stream, ready to pop from; rejects non-canonical payloads.
-pub fn open_stream(payload: &[u8]) -> Result<DefaultAnsCoder> {
-    DefaultAnsCoder::from_compressed(payload_words(payload)?)
-        .map_err(|_| CodecError::CorruptPayload("ends in a zero word".into()))
-}
-
-/// Refuses a stream that has run dry: no words left and the state below `floor` (a
-/// [`StreamStart::floor`]). Decoding only lowers the state once the words are used up, so such a
-/// stream can never end at its start state: the decoder can stop at once instead of decoding
-/// garbage to the end.
-pub fn check_not_dry(coder: &DefaultAnsCoder, floor: u64) -> Result<()> {
-    if coder.state() < floor && coder.bulk().is_empty() {
-        return Err(CodecError::CorruptPayload(
-            "data exhausted before the last value".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// After the last value the stream must be back at `start` with no words left:
-/// [`CodecError::CorruptPayload`] if it ran dry or has data left, [`CodecError::PixelChecksum`]
-/// if it ends at another checksum.
-pub fn close_stream(coder: DefaultAnsCoder, start: StreamStart) -> Result<()> {
-    check_finished(coder, start)
-}
-
-/// Pushes an image (`channels×height×width` pixels, CHW order) coded by `model` onto `coder`.
-pub fn push_image(
-    coder: &mut DefaultAnsCoder,
-    model: &Model,
-    pixels: &[u8],
-    channels: usize,
-    height: usize,
-    width: usize,
-) -> Result<()> {
-    let shape = image_shape(model, channels, height, width)?;
-    let image = IntTensor::from_vec(shape, pixels.iter().map(|&p| i32::from(p)).collect())?;
-    let latents = flow::forward(model, &image)?;
-    // Emission order with each group reversed is exactly the reverse of the decoding order.
-    for group in &latents.groups {
-        let mut models = LatentModels::new(&group.params);
-        for (i, &z) in group.values.data().iter().enumerate().rev() {
-            models.get(i)?.encode(coder, z)?;
-        }
-    }
-    Ok(())
-}
-
-/// Pops an image pushed by [`push_image`] with the same model and `(channels, height, width)`.
-///
-/// Damaged or foreign data give [`CodecError::CorruptPayload`] (or
-/// [`CodecError::NonFiniteParameters`] when garbage latents drive the networks out of range):
-/// an escaped value inside its window, data exhausted (at once when the stream runs dry below
-/// `floor`, see [`check_not_dry`]), or pixels outside `0..=255`.
-pub fn pop_image(
-    coder: &mut DefaultAnsCoder,
-    model: &Model,
-    (channels, height, width): (usize, usize, usize),
-    floor: u64,
-) -> Result<Vec<u8>> {
-    let shape = image_shape(model, channels, height, width)?;
-    let z = flow::decode(model, shape, |part, params| {
-        decode_group(coder, part, params, floor)
-    })?;
-    z.data()
-        .iter()
-        .map(|&v| {
-            u8::try_from(v)
-                .map_err(|_| CodecError::CorruptPayload("decoded pixel outside 0..=255".into()))
-        })
-        .collect()
-}
-
-/// Codes an image (`channels×height×width` pixels, CHW order) into payload bytes, starting the
-/// ANS stream at `start`.
-pub fn encode_image(
-    model: &Model,
-    pixels: &[u8],
-    channels: usize,
-    height: usize,
-    width: usize,
-    start: StreamStart,
-) -> Result<Vec<u8>> {
-    let mut coder = start_stream(start);
-    push_image(&mut coder, model, pixels, channels, height, width)?;
-    finish_stream(coder)
-}
-
-/// Decodes payload bytes made by [`encode_image`] with the same model and dimensions.
-/// `start` gives, from the decoded pixels, the [`StreamStart`] the stream must end at
-/// (`|_| StreamStart::One` for version 1).
-///
-/// Errors as for [`open_stream`], [`pop_image`] and [`close_stream`]: an empty payload or one
-/// ending in a zero byte, damaged data, data left over, or (versions 2, 3) a stream that ends at
-/// another checksum than the decoded pixels have.
-pub fn decode_image(
-    model: &Model,
-    payload: &[u8],
-    channels: usize,
-    height: usize,
-    width: usize,
-    start: impl FnOnce(&[u8]) -> StreamStart,
-) -> Result<Vec<u8>> {
-    image_shape(model, channels, height, width)?;
-    let mut coder = open_stream(payload)?;
-    let shape = (channels, height, width);
-    let pixels = pop_image(&mut coder, model, shape, StreamStart::One.floor())?;
-    close_stream(coder, start(&pixels))?;
-    Ok(pixels)
-}
-
-/// Pops one group's latents in CHW order, stopping as soon as the stream runs dry below
-/// `floor`.
-fn decode_group(
-    coder: &mut DefaultAnsCoder,
-    shape: Shape,
-    params: &GroupParams,
-    floor: u64,
-) -> Result<IntTensor> {
-    let mut models = LatentModels::new(params);
-    let values = (0..shape.len())
-        .map(|i| {
-            let z = models.get(i)?.decode(coder)?;
-            check_not_dry(coder, floor)?;
-            Ok(z)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    IntTensor::from_vec(shape, values)
-}
-
-/// After the last latent the coder must be back at `start` with no words left.
-fn check_finished(coder: DefaultAnsCoder, start: StreamStart) -> Result<()> {
-    let (words, state) = coder.into_raw_parts();
-    if words.is_empty() && state < start.floor() {
-        return Err(CodecError::CorruptPayload(
-            "data exhausted before the last latent".into(),
-        ));
-    }
-    match start {
-        _ if words.is_empty() && state == start.state() => Ok(()),
-        StreamStart::Checksum(computed) if words.is_empty() && state >> 32 == 1 => {
-            Err(CodecError::PixelChecksum {
-                stored: state as u32,
-                computed,
-            })
-        }
-        _ => Err(CodecError::CorruptPayload(
-            "data does not end with the last latent".into(),
-        )),
-    }
-}
-
-/// The coder's words as little-endian bytes, without the last word's zero high bytes.
-fn payload_bytes(words: &[u32]) -> Vec<u8> {
-    let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-    while bytes.last() == Some(&0) {
-        bytes.pop();
-    }
-    bytes
-}
-
-/// Inverse of [`payload_bytes`]; rejects the empty payload and non-canonical trailing zeros.
-fn payload_words(payload: &[u8]) -> Result<Vec<u32>> {
-    match payload.last() {
-        None => return Err(CodecError::CorruptPayload("empty".into())),
-        Some(0) => return Err(CodecError::CorruptPayload("ends in a zero byte".into())),
-        Some(_) => {}
-    }
-    let word = |b: &[u8]| {
-        let mut w = [0u8; 4];
-        w[..b.len()].copy_from_slice(b);
-        u32::from_le_bytes(w)
-    };
-    Ok(payload.chunks(4).map(word).collect())
 }
 
 #[cfg(test)]
