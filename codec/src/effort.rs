@@ -424,17 +424,7 @@ pub fn compress_archive_with_effort<'a>(
     images: &[NamedImage],
     options: &EffortOptions<'a>,
 ) -> Result<Compressed<'a>, EffortError> {
-    let Some(first) = images.first() else {
-        return Err(EffortError::NoImages);
-    };
-    let format = first.image.pixel_format();
-    if let Some(other) = images.iter().find(|n| n.image.pixel_format() != format) {
-        return Err(EffortError::MixedFormats {
-            first: first.name.to_string(),
-            other: other.name.to_string(),
-        });
-    }
-    let plan = options.plan(format)?;
+    let plan = options.plan(archive_format(images)?)?;
     let (bytes, candidate) = smallest(&plan.candidates, |candidate| {
         compress_archive(
             images,
@@ -447,6 +437,21 @@ pub fn compress_archive_with_effort<'a>(
         candidate,
         unused_model: plan.unused_model,
     })
+}
+
+/// The pixel format every image of an archive has (an archive is coded with one model).
+pub fn archive_format(images: &[NamedImage]) -> Result<PixelFormat, EffortError> {
+    let Some(first) = images.first() else {
+        return Err(EffortError::NoImages);
+    };
+    let format = first.image.pixel_format();
+    match images.iter().find(|n| n.image.pixel_format() != format) {
+        Some(other) => Err(EffortError::MixedFormats {
+            first: first.name.to_string(),
+            other: other.name.to_string(),
+        }),
+        None => Ok(format),
+    }
 }
 
 /// The smallest of the files `encode` makes from each candidate (the first on ties), with its
