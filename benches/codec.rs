@@ -104,7 +104,7 @@ fn fixture(name: &str) -> Image {
         .join("fixtures")
         .join(name);
     let bytes = std::fs::read(&path).unwrap();
-    idfcodec::cli::io::decode_picture(&bytes, name).unwrap()
+    idfcodec::picture::decode_picture(&bytes, name).unwrap()
 }
 
 fn entropy(c: &mut Criterion) {

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod coding;
 pub mod data;
 #[cfg(feature = "train")]
 pub mod device;
@@ -12,6 +13,7 @@ pub mod export;
 pub mod metrics;
 #[cfg(feature = "train")]
 pub mod nn;
+pub mod picture;
 pub mod plot;
 #[cfg(feature = "train")]
 pub mod train;

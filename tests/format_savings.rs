@@ -14,7 +14,8 @@ use idfcodec_codec::entropy::StreamStart;
 use idfcodec_codec::format::{crc32, Archive, ArchiveEntry, EntryName, ImageFile, Limits, Version};
 use idfcodec_codec::model::idf::encode_image;
 use idfcodec_codec::{
-    compress, compress_archive, EncodeOptions, Image, ModelStorage, NamedImage, Registry,
+    bits_per_dimension, compress, compress_archive, EncodeOptions, Image, ModelStorage, NamedImage,
+    Registry,
 };
 
 const N: usize = 200;
@@ -75,8 +76,7 @@ fn version_2_savings() {
         .unwrap()
         .len();
         let v2_archive = compress_archive(&named, model, &options).unwrap().len();
-        let dims = (N * 784) as f64;
-        let bpd = |bytes: usize| 8.0 * bytes as f64 / dims;
+        let bpd = |bytes: usize| bits_per_dimension(bytes as u64, (N * 784) as u64);
         println!(
             "{model_name}, first {N} test images, embedded model, 28×28 each:\n  \
              single files: v1 {v1_total} bytes ({:.4} bpd), v2 {v2_total} bytes ({:.4} bpd): \

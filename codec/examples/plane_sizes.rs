@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use idfcodec_codec::bits_per_dimension;
 use idfcodec_codec::context::{decode_planes, encode_planes, source_samples, PlaneLayout};
 use idfcodec_codec::format::PixelFormat;
 use idfcodec_codec::png::{self, SourceImage};
@@ -72,8 +73,8 @@ fn main() {
             if set == "test" {
                 eprintln!(
                     "{name}: PNG {:.3} bpd, planes {:.3} bpd",
-                    8.0 * bytes.len() as f64 / dims as f64,
-                    8.0 * coded.len() as f64 / dims as f64
+                    bits_per_dimension(bytes.len() as u64, dims),
+                    bits_per_dimension(coded.len() as u64, dims)
                 );
             }
             for key in [class(&image), "all"] {
@@ -85,7 +86,7 @@ fn main() {
             }
         }
         for (class, s) in &sums {
-            let bpd = |b: u64| 8.0 * b as f64 / s.dims as f64;
+            let bpd = |b: u64| bits_per_dimension(b, s.dims);
             println!(
                 "| {set} | {class} | {} | {} | {} | {:.3} | {} | {:.3} | {:.3} |",
                 s.files,

@@ -9,6 +9,8 @@
 //! - [`image`]: whole images ↔ container bytes ([`compress`], [`decompress`], archives).
 //! - [`registry`]: the models built into the codec.
 //! - [`context`]: adaptive context-model coding of the sample planes no learned model codes.
+//! - [`effort`]: the coding policy: [`Effort`] 1 to 9, the candidates each tries, and
+//!   [`compress_with_effort`] (the smallest file kept); [`bits_per_dimension`].
 //! - [`png`]: PNG files ↔ [`png::SourceImage`] (every PNG pixel format, palettes, colour chunks).
 //!
 //! Everything on the coding path is bit-exact across machines: integer arithmetic, or `f32`/`f64`
@@ -16,6 +18,7 @@
 
 pub mod arch;
 pub mod context;
+pub mod effort;
 pub mod engine;
 pub mod entropy;
 pub mod flow;
@@ -27,6 +30,10 @@ pub mod registry;
 pub mod tile;
 
 pub use arch::IdfConfig;
+pub use effort::{
+    bits_per_dimension, compress_archive_with_effort, compress_with_effort, Candidate, Compressed,
+    Effort, EffortError, EffortOptions, LearnedModel, Plan,
+};
 pub use image::{
     compress, compress_archive, decompress, decompress_archive, ArchiveDecoder, DecodeOptions,
     EncodeOptions, Image, ImageCodecError, ModelLookup, ModelStorage, NamedImage, NamedModel,

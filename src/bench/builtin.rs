@@ -6,14 +6,14 @@ use std::time::Instant;
 
 use anyhow::Result;
 use idfcodec_codec::format::PixelFormat;
+use idfcodec_codec::Candidate;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, ImageFormat};
 
 use super::memory;
 use super::{Codec, Family, Outcome, Picture, Trial};
-use crate::cli::compress::{model_name, CodingArgs};
-use crate::cli::io::codec_image;
-use crate::cli::verify::RoundTrip;
+use crate::coding::{Coding, RoundTrip};
+use crate::picture::codec_image;
 
 /// idfcodec with one model (and, later, one effort level): a round trip in memory through the
 /// codec crate, exactly as `idfcodec verify` does it.
@@ -24,30 +24,30 @@ pub struct Idfcodec {
 }
 
 impl Idfcodec {
-    /// An entry for `coding.model` (`None`: the embedded default model of each pixel format).
-    /// The model is loaded here, so that a wrong `--model` fails before any work.
-    /// With `name_effort`, the entry's name ends in `@e<effort>`.
-    pub fn new(coding: CodingArgs, name_effort: bool) -> Result<Self> {
-        let mut name = match &coding.model {
+    /// An entry for `coding`'s model (none given: the embedded models of each pixel format, as
+    /// its effort says). The model is loaded here, so that a wrong `--model` fails before any
+    /// work. With `name_effort`, the entry's name ends in `@e<effort>`.
+    pub fn new(coding: Coding, name_effort: bool) -> Result<Self> {
+        let mut name = match coding.model_arg() {
             Some(model) => format!("idfcodec:{model}"),
             None => "idfcodec".to_string(),
         };
         if name_effort {
             name.push_str(&format!("@e{}", coding.effort));
         }
-        let (tile, threads, effort) = (coding.tile, coding.threads, coding.effort);
-        let mut trips = RoundTrip::new(coding);
         // gray and RGB images use the learned model(s) of the effort (loaded here); other formats
         // are context-coded
-        let mut models = |format| -> Result<String> {
-            Ok(trips
-                .candidates(format)?
+        let models = |format| -> Result<String> {
+            Ok(coding
+                .plan(format)?
+                .candidates
                 .iter()
-                .map(model_name)
+                .map(Candidate::name)
                 .collect::<Vec<_>>()
                 .join(" | "))
         };
         let (gray, rgb) = (models(PixelFormat::Gray8)?, models(PixelFormat::Rgb8)?);
+        let (tile, threads, effort) = (coding.tile, coding.threads, coding.effort);
         let settings = format!(
             "effort {effort}; gray: {gray}; rgb: {rgb}; other formats: context coding; tile {}, {threads} thread{}",
             tile.map_or("default".to_string(), |t| t.to_string()),
@@ -56,7 +56,7 @@ impl Idfcodec {
         Ok(Idfcodec {
             name,
             settings,
-            trips,
+            trips: RoundTrip::new(coding),
         })
     }
 }
@@ -80,7 +80,7 @@ impl Codec for Idfcodec {
             Err(color) => return Outcome::Unsupported(color),
         };
         // the model is loaded outside the measurement (once per run, not per image)
-        if let Err(e) = self.trips.candidates(image.pixel_format()) {
+        if let Err(e) = self.trips.coding().plan(image.pixel_format()) {
             return Outcome::Failed(format!("{e:#}"));
         }
         match memory::measure(|| self.trips.run(&image)) {

@@ -91,7 +91,7 @@ impl Picture {
     pub fn load(name: &str, path: &Path, scratch: &Path) -> Result<Picture> {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let pixels = crate::cli::io::read_picture(&bytes, &path.display().to_string())?;
+        let pixels = crate::picture::read_picture(&bytes, &path.display().to_string())?;
         let png_path = scratch.join("input.png");
         let png = builtin::encode_png(&pixels, CompressionType::Fast)?;
         std::fs::write(&png_path, png)

@@ -40,7 +40,7 @@ pub struct Summary {
 impl Summary {
     /// Bits per sub-pixel.
     pub fn bpd(&self) -> Option<f64> {
-        (self.verified > 0).then(|| crate::cli::io::bpd(self.bytes, self.subpixels))
+        (self.verified > 0).then(|| idfcodec_codec::bits_per_dimension(self.bytes, self.subpixels))
     }
 
     /// Raw pixel megabytes (10⁶ bytes) encoded per second.

@@ -6,15 +6,17 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
+use idfcodec_codec::Effort;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::compress::{collect_inputs, CodingArgs};
+use super::compress::collect_inputs;
 use super::io;
 use crate::bench::builtin::{Idfcodec, Png};
 use crate::bench::external::Tool;
 use crate::bench::python::{default_python, Module, PythonCodec};
 use crate::bench::report::{self, Results};
 use crate::bench::{plot, Codec, Family, Picture};
+use crate::coding::Coding;
 
 /// The baselines `--against` accepts (`all`: every one).
 const BASELINES: [&str; 6] = ["png", "optipng", "oxipng", "webp", "jxl", "jpegls"];
@@ -195,12 +197,7 @@ fn codec_list(a: &BenchArgs, skipped: &mut Vec<String>) -> Result<Vec<Box<dyn Co
     };
     for model in models {
         for &effort in &a.effort {
-            let coding = CodingArgs {
-                model: model.clone(),
-                threads: a.threads,
-                tile: a.tile,
-                effort,
-            };
+            let coding = Coding::new(model.as_deref(), Effort::new(effort)?, a.threads, a.tile);
             codecs.push(Box::new(Idfcodec::new(coding, a.effort.len() > 1)?));
         }
     }

@@ -1,20 +1,16 @@
 //! `idfcodec compress`: PNG/JPEG images → `.idf` files, or many images → one `.idfa` archive.
 
-use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use idfcodec_codec::format::{EntryName, PixelFormat};
-use idfcodec_codec::image::{format_name, learned_channels};
-use idfcodec_codec::tile::{DEFAULT_CONTEXT_TILE_SIDE, DEFAULT_TILE_SIDE};
-use idfcodec_codec::{
-    compress, compress_archive, EncodeOptions, Image, Model, ModelStorage, NamedImage,
-};
+use idfcodec_codec::format::EntryName;
+use idfcodec_codec::{bits_per_dimension, Effort, Image, NamedImage};
 
 use super::io::{self, Sink, Source};
-use super::models::ChosenModel;
+use crate::coding::Coding;
+use crate::picture;
 
 /// Suffix of single-image files.
 pub const IMAGE_SUFFIX: &str = ".idf";
@@ -58,7 +54,8 @@ pub struct CompressArgs {
     pub verbose: bool,
 }
 
-/// Encoder settings shared by `compress` and `verify`.
+/// Encoder settings shared by `compress` and `verify` (what each effort tries is the codec's
+/// [`Effort::preset`]).
 #[derive(Debug, Args)]
 pub struct CodingArgs {
     /// Learned model for the gray plane of 8-bit grayscale (and gray+alpha) images, or for 8-bit
@@ -83,157 +80,21 @@ pub struct CodingArgs {
     /// same and context coding, the smaller file is kept; 7-9: --model or every embedded model
     /// for the format, and context coding, smallest kept (slowest). Other pixel formats are
     /// context-coded at every effort.
-    #[arg(long, default_value_t = DEFAULT_EFFORT, value_name = "1-9",
+    #[arg(long, default_value_t = Effort::DEFAULT.level(), value_name = "1-9",
           value_parser = clap::value_parser!(u8).range(1..=9))]
     pub effort: u8,
 }
 
-/// Prints `note` to stderr unless this process printed it already (a folder or a bench run asks
-/// for the candidates of every image).
-fn note_once(note: String) {
-    static PRINTED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
-    let mut printed = PRINTED.lock().unwrap_or_else(|e| e.into_inner());
-    if !printed.contains(&note) {
-        eprintln!("{note}");
-        printed.insert(note);
-    }
-}
-
-/// The default `--effort`: the learned gray model and the context coder, the smaller kept (the
-/// measured balance: see BENCHMARKS.md).
-pub const DEFAULT_EFFORT: u8 = 5;
-
 impl CodingArgs {
-    /// The models tried for images of `format` at this effort (`None`: every plane
-    /// context-coded), in order of preference on ties. Learned models code gray planes (gray8,
-    /// gray+alpha 8) and rgb8; a `--model` that does not fit the format is not used for it.
-    /// - efforts 1-3: context coding only;
-    /// - 4: `--model`, else the embedded gray default for gray images; context coding for RGB
-    ///   (measured better and faster than any RGB model 2 CPU cores have trained);
-    /// - 5-6: the same, and context coding: the smaller file is kept;
-    /// - 7-9: `--model`, else every embedded model for the format, and context coding.
-    pub fn candidates(&self, format: PixelFormat) -> Result<Vec<Option<ChosenModel>>> {
-        let unused_model = |why: &str| {
-            if let Some(model) = &self.model {
-                note_once(format!("note: --model {model} is not used for {} images ({why}): they are context-coded", format_name(format)));
-            }
-        };
-        let Some(channels) = learned_channels(format) else {
-            unused_model("learned models code 8-bit gray and RGB planes only");
-            return Ok(vec![None]);
-        };
-        let serves = if channels == 1 {
-            PixelFormat::Gray8
-        } else {
-            PixelFormat::Rgb8
-        };
-        let given = match self.model.as_deref() {
-            Some(arg) => {
-                let model = ChosenModel::from_arg(arg)?;
-                let codes = model.model.config().in_channels;
-                if codes != channels {
-                    unused_model(&format!("it codes {codes}-channel images"));
-                }
-                Some(model).filter(|_| codes == channels)
-            }
-            None => None,
-        };
-        let mut tried: Vec<Option<ChosenModel>> = match (self.effort, given) {
-            (1..=3, _) => vec![],
-            (_, Some(given)) => vec![Some(given)],
-            (4..=6, None) if channels == 1 => vec![Some(ChosenModel::default_for(serves)?)],
-            (4..=6, None) => vec![],
-            (_, None) => ChosenModel::all_for(serves)?
-                .into_iter()
-                .map(Some)
-                .collect(),
-        };
-        // from effort 5 the context coder is tried too: it costs about 1 % of a learned model's
-        // time and keeps images unlike the model's training data from costing twice as much
-        if tried.is_empty() || self.effort >= 5 {
-            tried.push(None);
-        }
-        Ok(tried)
+    /// The settings for the codec's policy (the `--model` given is read on first use).
+    pub fn coding(&self) -> Result<Coding> {
+        Ok(Coding::new(
+            self.model.as_deref(),
+            Effort::new(self.effort)?,
+            self.threads,
+            self.tile,
+        ))
     }
-
-    /// Codes `image` with every candidate and keeps the smallest file (the first on ties), with
-    /// the model that made it.
-    pub fn encode_best<'c>(
-        &self,
-        image: &Image,
-        candidates: &'c [Option<ChosenModel>],
-    ) -> Result<(Vec<u8>, &'c Option<ChosenModel>)> {
-        smallest(candidates, |chosen| {
-            Ok(compress(
-                image,
-                model_of(chosen),
-                &self.options(chosen.as_ref()),
-            )?)
-        })
-    }
-
-    /// Encoder options for `model`.
-    pub fn options(&self, model: Option<&ChosenModel>) -> EncodeOptions {
-        EncodeOptions {
-            threads: self.threads,
-            tile_side: self.tile.unwrap_or(match model {
-                Some(_) => DEFAULT_TILE_SIDE,
-                None => DEFAULT_CONTEXT_TILE_SIDE,
-            }),
-            model_storage: model.map_or(ModelStorage::Embedded, |m| m.storage),
-        }
-    }
-}
-
-/// The candidates of each pixel format ([`CodingArgs::candidates`]), chosen and loaded once: a
-/// model file is read once however many images it codes.
-#[derive(Default)]
-pub struct CandidateCache(Vec<(PixelFormat, Vec<Option<ChosenModel>>)>);
-
-impl CandidateCache {
-    /// The candidates for images of `format`.
-    pub fn get(
-        &mut self,
-        coding: &CodingArgs,
-        format: PixelFormat,
-    ) -> Result<&[Option<ChosenModel>]> {
-        let at = match self.0.iter().position(|(f, _)| *f == format) {
-            Some(at) => at,
-            None => {
-                self.0.push((format, coding.candidates(format)?));
-                self.0.len() - 1
-            }
-        };
-        Ok(&self.0[at].1)
-    }
-}
-
-/// The smallest of the files `encode` makes from each candidate (the first on ties), with its
-/// candidate.
-fn smallest(
-    candidates: &[Option<ChosenModel>],
-    mut encode: impl FnMut(&Option<ChosenModel>) -> Result<Vec<u8>>,
-) -> Result<(Vec<u8>, &Option<ChosenModel>)> {
-    let mut best: Option<(Vec<u8>, &Option<ChosenModel>)> = None;
-    for chosen in candidates {
-        let bytes = encode(chosen)?;
-        if best.as_ref().map_or(true, |(b, _)| bytes.len() < b.len()) {
-            best = Some((bytes, chosen));
-        }
-    }
-    best.ok_or_else(|| anyhow::anyhow!("no model to try"))
-}
-
-/// The model of a choice, as the codec takes it.
-pub fn model_of(chosen: &Option<ChosenModel>) -> Option<&Model> {
-    chosen.as_ref().map(|c| &*c.model)
-}
-
-/// The model's name for reports.
-pub fn model_name(chosen: &Option<ChosenModel>) -> &str {
-    chosen
-        .as_ref()
-        .map_or("none (context coding)", |c| c.name.as_str())
 }
 
 pub fn run(a: CompressArgs) -> Result<()> {
@@ -243,10 +104,10 @@ pub fn run(a: CompressArgs) -> Result<()> {
             if a.inputs.len() > 1 && a.output.is_some() {
                 bail!("-o/--output takes one input; with several, each INPUT is written to INPUT.idf (or use --archive)");
             }
-            let mut cache = CandidateCache::default();
+            let coding = a.coding.coding()?;
             a.inputs
                 .iter()
-                .try_for_each(|input| compress_one(&a, &mut cache, input))
+                .try_for_each(|input| compress_one(&a, &coding, input))
         }
     }
 }
@@ -258,7 +119,7 @@ pub fn default_output(input: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn compress_one(a: &CompressArgs, cache: &mut CandidateCache, input: &Path) -> Result<()> {
+fn compress_one(a: &CompressArgs, coding: &Coding, input: &Path) -> Result<()> {
     let source = Source::new(input);
     let sink = match (&a.output, &source) {
         (Some(out), _) => Sink::new(out),
@@ -267,18 +128,19 @@ fn compress_one(a: &CompressArgs, cache: &mut CandidateCache, input: &Path) -> R
     };
     sink.check_writable(a.force)?;
     let input_bytes = source.read()?;
-    let (image, notes) = io::decode_picture_noting(&input_bytes, &source.display())?;
+    let (image, notes) = picture::decode_picture_noting(&input_bytes, &source.display())?;
     if a.verbose {
         for note in notes {
             eprintln!("{}: {note}", source.display());
         }
     }
-    let candidates = cache.get(&a.coding, image.pixel_format())?;
-    let (coded, chosen) = a
-        .coding
-        .encode_best(&image, candidates)
+    // the candidates first: a `--model` that cannot be read is its own error, not this image's
+    coding.plan(image.pixel_format())?;
+    let compressed = coding
+        .compress(&image)
         .with_context(|| format!("cannot compress {}", source.display()))?;
-    sink.write(&coded, a.force)?;
+    let coded = &compressed.bytes;
+    sink.write(coded, a.force)?;
     io::report(
         sink.is_stdout(),
         &format!(
@@ -289,9 +151,9 @@ fn compress_one(a: &CompressArgs, cache: &mut CandidateCache, input: &Path) -> R
             image.height(),
             input_bytes.len(),
             coded.len(),
-            io::bpd(coded.len() as u64, image.dimensions()),
-            io::bpd(input_bytes.len() as u64, image.dimensions()),
-            model_name(chosen)
+            bits_per_dimension(coded.len() as u64, image.dimensions()),
+            bits_per_dimension(input_bytes.len() as u64, image.dimensions()),
+            compressed.candidate.name()
         ),
     );
     Ok(())
@@ -311,14 +173,11 @@ fn compress_to_archive(a: &CompressArgs, archive: &Path) -> Result<()> {
             image,
         });
     }
-    let format = single_format(&images)?;
     // an archive has one model: the candidates are tried on the whole archive
-    let candidates = a.coding.candidates(format)?;
-    let (coded, chosen) = smallest(&candidates, |chosen| {
-        let options = a.coding.options(chosen.as_ref());
-        Ok(compress_archive(&images, model_of(chosen), &options)?)
-    })?;
-    sink.write(&coded, a.force)?;
+    let coding = a.coding.coding()?;
+    let compressed = coding.compress_archive(&images)?;
+    let coded = &compressed.bytes;
+    sink.write(coded, a.force)?;
     let dimensions: u64 = images.iter().map(|n| n.image.dimensions()).sum();
     io::report(
         sink.is_stdout(),
@@ -328,28 +187,12 @@ fn compress_to_archive(a: &CompressArgs, archive: &Path) -> Result<()> {
             sink.display(),
             input_bytes,
             coded.len(),
-            io::bpd(coded.len() as u64, dimensions),
-            io::bpd(input_bytes, dimensions),
-            model_name(chosen)
+            bits_per_dimension(coded.len() as u64, dimensions),
+            bits_per_dimension(input_bytes, dimensions),
+            compressed.candidate.name()
         ),
     );
     Ok(())
-}
-
-/// The pixel format all images share (an archive is coded with one model).
-fn single_format(images: &[NamedImage]) -> Result<PixelFormat> {
-    let Some(first) = images.first() else {
-        bail!("no images to put into the archive");
-    };
-    let format = first.image.pixel_format();
-    if let Some(other) = images.iter().find(|n| n.image.pixel_format() != format) {
-        bail!(
-            "{} and {} have different pixel formats: an archive holds one kind of image",
-            first.name,
-            other.name
-        );
-    }
-    Ok(format)
 }
 
 /// An image file and its name in an archive (or in reports).
@@ -447,6 +290,6 @@ fn check_distinct(inputs: &[InputImage]) -> Result<()> {
 /// Reads an input image file; also returns the file's size in bytes.
 pub fn read_input_image(input: &InputImage) -> Result<(Image, u64)> {
     let bytes = Source::File(input.path.clone()).read()?;
-    let image = io::decode_picture(&bytes, &input.path.display().to_string())?;
+    let image = picture::decode_picture(&bytes, &input.path.display().to_string())?;
     Ok((image, bytes.len() as u64))
 }

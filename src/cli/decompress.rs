@@ -9,11 +9,12 @@ use clap::Args;
 use idfcodec_codec::format::EntryName;
 use idfcodec_codec::format::{self, FileKind, Limits};
 use idfcodec_codec::tile::DEFAULT_MAX_TILE_PIXELS;
-use idfcodec_codec::{decompress, ArchiveDecoder, DecodeOptions, NamedImage};
+use idfcodec_codec::{bits_per_dimension, decompress, ArchiveDecoder, DecodeOptions, NamedImage};
 
 use super::compress::{ARCHIVE_SUFFIX, IMAGE_SUFFIX};
 use super::io::{self, Extraction, Sink, Source};
 use super::models::DecodingModels;
+use crate::picture;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -171,7 +172,7 @@ fn decompress_image(
     sink.check_writable(a.force)?;
     let image = decompress(bytes, models, &a.limits.options(a.threads))
         .with_context(|| format!("cannot decompress {}", source.display()))?;
-    let png = io::encode_png(&image)?;
+    let png = picture::encode_png(&image)?;
     sink.write(&png, a.force)?;
     io::report(
         sink.is_stdout(),
@@ -183,7 +184,7 @@ fn decompress_image(
             image.height(),
             bytes.len(),
             png.len(),
-            io::bpd(bytes.len() as u64, image.dimensions())
+            bits_per_dimension(bytes.len() as u64, image.dimensions())
         ),
     );
     Ok(())
@@ -221,7 +222,7 @@ fn decompress_to_folder(
         folder.display(),
         decoder.len(),
         bytes.len(),
-        io::bpd(bytes.len() as u64, dimensions)
+        bits_per_dimension(bytes.len() as u64, dimensions)
     );
     Ok(())
 }
@@ -281,7 +282,7 @@ fn restore(
     let mut dimensions = 0;
     let restored = decoder.decode_each(|entry: NamedImage| {
         let name = names.next().context("more decoded entries than names")?;
-        let png = io::encode_png(&entry.image)?;
+        let png = picture::encode_png(&entry.image)?;
         extraction
             .write_entry(name, &png, force)
             .with_context(|| format!("cannot restore the archive entry '{}'", entry.name))?;

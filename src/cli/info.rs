@@ -9,9 +9,9 @@ use idfcodec_codec::format::{
 };
 use idfcodec_codec::image::format_name;
 use idfcodec_codec::image::{decode_memory, DEFAULT_MAX_MEMORY};
-use idfcodec_codec::{ModelLookup, Registry};
+use idfcodec_codec::{bits_per_dimension, ModelLookup, Registry};
 
-use super::io::{self, Source};
+use super::io::Source;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -57,7 +57,10 @@ fn describe(source: &Source) -> Result<()> {
                 bytes.len() as u64 - payload
             );
             let dims = dimensions(&file.image);
-            println!("  bpd:      {:.4}", io::bpd(bytes.len() as u64, dims));
+            println!(
+                "  bpd:      {:.4}",
+                bits_per_dimension(bytes.len() as u64, dims)
+            );
         }
         Container::Archive(archive) => {
             let dims: u64 = archive.entries.iter().map(|e| dimensions(&e.image)).sum();
@@ -71,7 +74,7 @@ fn describe(source: &Source) -> Result<()> {
             println!("  check:    {}", integrity_check(archive.version));
             println!(
                 "  bpd:      {:.4} over all entries",
-                io::bpd(bytes.len() as u64, dims)
+                bits_per_dimension(bytes.len() as u64, dims)
             );
             for entry in &archive.entries {
                 println!("  {}", entry.name);
@@ -79,7 +82,7 @@ fn describe(source: &Source) -> Result<()> {
                 let payload = payload_bytes(&entry.image);
                 println!(
                     "    bytes:    {payload} payload ({:.4} bpd)",
-                    io::bpd(payload, dimensions(&entry.image))
+                    bits_per_dimension(payload, dimensions(&entry.image))
                 );
             }
         }

@@ -1,104 +1,18 @@
-//! `idfcodec models`, and how `--model NAME|PATH` picks a model for the codec subcommands.
-//!
-//! `--model` is first looked up by name among the embedded models; anything else is read as a
-//! model file. A file coded with an embedded model refers to it by a 4-byte id; with a model
-//! file, by its whole 8-byte id, and decoding then needs the same file (`--model PATH`).
+//! `idfcodec models`, and the models a decoder may use (`--model NAME|PATH` is resolved by
+//! [`ChosenModel`], see [`crate::coding`]).
 
-use std::borrow::Cow;
-use std::path::Path;
-
-use anyhow::{anyhow, Context, Result};
+use anyhow::Result;
 use clap::Args;
-use idfcodec_codec::format::{ModelRef, PixelFormat};
+use idfcodec_codec::format::ModelRef;
 use idfcodec_codec::image::format_name;
 use idfcodec_codec::registry::RegistryEntry;
-use idfcodec_codec::{ImageCodecError, Model, ModelLookup, ModelStorage, NamedModel, Registry};
+use idfcodec_codec::{ImageCodecError, ModelLookup, NamedModel, Registry};
+
+use crate::coding::ChosenModel;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Example:\n  idfcodec models")]
 pub struct ModelsArgs {}
-
-/// A model picked for coding, with its name for messages and how files refer to it.
-#[derive(Debug)]
-pub struct ChosenModel {
-    /// Registry name, or the file path as given.
-    pub name: String,
-    pub model: Cow<'static, Model>,
-    pub storage: ModelStorage,
-}
-
-impl ChosenModel {
-    /// The model as named in messages.
-    pub fn named(&self) -> NamedModel<'_> {
-        NamedModel {
-            name: &self.name,
-            model: &self.model,
-        }
-    }
-
-    /// `--model NAME|PATH`: an embedded model by name, else a model file.
-    pub fn from_arg(arg: &str) -> Result<Self> {
-        match Registry::embedded().by_name(arg) {
-            Some(entry) => ChosenModel::embedded(entry),
-            None => ChosenModel::from_file(Path::new(arg)),
-        }
-    }
-
-    /// The default model for `format`: the first embedded model serving it.
-    pub fn default_for(format: PixelFormat) -> Result<Self> {
-        let entry = Registry::embedded().default_for(format).ok_or_else(|| {
-            anyhow!(
-                "this build of idfcodec has no embedded model for {} images: \
-                 give a model file with --model PATH",
-                format_name(format)
-            )
-        })?;
-        ChosenModel::embedded(entry)
-    }
-
-    /// Every embedded model serving `format`, defaults first.
-    pub fn all_for(format: PixelFormat) -> Result<Vec<Self>> {
-        Registry::embedded()
-            .entries()
-            .iter()
-            .filter(|e| e.serves().contains(&format))
-            .map(ChosenModel::embedded)
-            .collect()
-    }
-
-    fn embedded(entry: &'static RegistryEntry) -> Result<Self> {
-        Ok(ChosenModel {
-            name: entry.name().to_string(),
-            model: Cow::Borrowed(entry.model()?),
-            storage: ModelStorage::Embedded,
-        })
-    }
-
-    fn from_file(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| {
-            format!(
-                "cannot read the model file {} (and no embedded model has that name; \
-                 `idfcodec models` lists them)",
-                path.display()
-            )
-        })?;
-        let model = Model::from_safetensors(&bytes)
-            .with_context(|| format!("{} is not a usable idfcodec model", path.display()))?;
-        Ok(ChosenModel {
-            name: path.display().to_string(),
-            model: Cow::Owned(model),
-            storage: ModelStorage::External,
-        })
-    }
-}
-
-impl ModelLookup for ChosenModel {
-    /// This model if it is the one wanted, else an error naming both.
-    fn resolve(&self, wanted: ModelRef) -> Result<NamedModel<'_>, ImageCodecError> {
-        wanted.verify(&self.name, self.model.id())?;
-        Ok(self.named())
-    }
-}
 
 /// The models a decoder may use: exactly the one given with `--model`, or the embedded ones.
 pub enum DecodingModels {

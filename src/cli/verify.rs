@@ -2,16 +2,14 @@
 //! back, and report the size (bits per dimension) and speed.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use idfcodec_codec::format::{Limits, PixelFormat};
-use idfcodec_codec::{decompress, DecodeOptions, Image, Registry};
+use idfcodec_codec::bits_per_dimension;
 
-use super::compress::{collect_inputs, read_input_image, CandidateCache, CodingArgs, InputImage};
-use super::io;
-use super::models::ChosenModel;
+use super::compress::{collect_inputs, read_input_image, CodingArgs, InputImage};
+use crate::coding::{Coded, RoundTrip};
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -47,67 +45,9 @@ struct Trip {
     coded: Coded,
 }
 
-/// The size and times of an image coded and decoded in memory by [`RoundTrip::run`].
-#[derive(Clone, Copy, Debug)]
-pub struct Coded {
-    pub bytes: u64,
-    pub encode: Duration,
-    pub decode: Duration,
-}
-
-/// Compresses and decompresses images in memory with the coding settings of `verify` (and
-/// `bench`), checking every pixel. The models tried for each pixel format are chosen once.
-pub struct RoundTrip {
-    coding: CodingArgs,
-    cache: CandidateCache,
-}
-
-impl RoundTrip {
-    pub fn new(coding: CodingArgs) -> Self {
-        RoundTrip {
-            coding,
-            cache: CandidateCache::default(),
-        }
-    }
-
-    /// The models tried for images of `format` (chosen and loaded on first use).
-    pub fn candidates(&mut self, format: PixelFormat) -> Result<&[Option<ChosenModel>]> {
-        self.cache.get(&self.coding, format)
-    }
-
-    /// Codes `image` (the smallest of the candidates) and decodes the bytes again; an error
-    /// unless every pixel comes back.
-    pub fn run(&mut self, image: &Image) -> Result<Coded> {
-        let candidates = self.cache.get(&self.coding, image.pixel_format())?;
-        let start = Instant::now();
-        let (coded, chosen) = self.coding.encode_best(image, candidates)?;
-        let encode = start.elapsed();
-        let start = Instant::now();
-        // the bytes were made here: no limits beyond the encoder's own
-        let options = DecodeOptions {
-            threads: self.coding.threads,
-            limits: Limits::UNLIMITED,
-            ..DecodeOptions::default()
-        };
-        let decoded = match chosen {
-            Some(chosen) => decompress(&coded, &chosen.named(), &options)?,
-            None => decompress(&coded, &Registry::new([]), &options)?,
-        };
-        let decode = start.elapsed();
-        if decoded != *image {
-            bail!("the decoded pixels differ from the original");
-        }
-        Ok(Coded {
-            bytes: coded.len() as u64,
-            encode,
-            decode,
-        })
-    }
-}
-
 pub fn run(a: VerifyArgs) -> Result<()> {
     let inputs = collect_inputs(&a.inputs)?;
-    let mut trips = RoundTrip::new(a.coding);
+    let trips = RoundTrip::new(a.coding.coding()?);
     let mut totals = Totals::default();
     let mut failed = 0;
     println!(
@@ -115,7 +55,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         "image", "size", "bytes", "bpd", "input bpd", "encode", "decode"
     );
     for input in &inputs {
-        match round_trip(&mut trips, input) {
+        match round_trip(&trips, input) {
             Ok(trip) => {
                 print_trip(input, &trip);
                 totals.add(&trip);
@@ -134,7 +74,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
 }
 
 /// Reads one image file and round-trips it.
-fn round_trip(trips: &mut RoundTrip, input: &InputImage) -> Result<Trip> {
+fn round_trip(trips: &RoundTrip, input: &InputImage) -> Result<Trip> {
     let (image, input_bytes) = read_input_image(input)?;
     Ok(Trip {
         width: image.width(),
@@ -151,8 +91,8 @@ fn print_trip(input: &InputImage, t: &Trip) {
         input.name.as_str(),
         format!("{}×{}", t.width, t.height),
         t.coded.bytes,
-        io::bpd(t.coded.bytes, t.dimensions),
-        io::bpd(t.input_bytes, t.dimensions),
+        bits_per_dimension(t.coded.bytes, t.dimensions),
+        bits_per_dimension(t.input_bytes, t.dimensions),
         t.coded.encode.as_secs_f64() * 1e3,
         t.coded.decode.as_secs_f64() * 1e3
     );
@@ -175,8 +115,8 @@ impl Totals {
              encode {:.3} Mpx/s, decode {:.3} Mpx/s",
             self.images,
             self.coded_bytes,
-            io::bpd(self.coded_bytes, self.dimensions),
-            io::bpd(self.input_bytes, self.dimensions),
+            bits_per_dimension(self.coded_bytes, self.dimensions),
+            bits_per_dimension(self.input_bytes, self.dimensions),
             per_second(self.encode),
             per_second(self.decode)
         );
