@@ -10,6 +10,11 @@ use idfcodec_codec::arch::{
 };
 use tch::{nn, Kind, Tensor};
 
+use crate::metrics::bpd::{self, Likelihood};
+
+mod trainable;
+pub use trainable::{IdfModelConfig, IdfSchedule};
+
 /// A residual convolutional network: `conv_in`, `blocks` pre-activation residual blocks, `conv_out`,
 /// and for a prior with `prior_skip` a linear `conv_skip` from input to output.
 #[derive(Debug)]
@@ -304,11 +309,7 @@ impl Idf {
     /// Per-image negative log-likelihood in nats of integer pixels `x` (`N×C×H×W`, float kind
     /// holding integers `0..=255`). Exact discrete NLL: no dequantization noise.
     pub fn nll(&self, x: &Tensor) -> Tensor {
-        let groups = self.nll_by_group(x);
-        groups
-            .iter()
-            .skip(1)
-            .fold(groups[0].shallow_clone(), |acc, g| acc + g)
+        Likelihood::nll(self, x)
     }
 
     /// Per-image NLL in nats of each emitted latent group: the factor-out of every level, then
@@ -481,8 +482,14 @@ impl Idf {
 
     /// Mean bits per sub-pixel of a batch (the training loss).
     pub fn bpd(&self, x: &Tensor) -> Tensor {
-        let dims: i64 = x.size()[1..].iter().product();
-        self.nll(x).mean(Kind::Float) / (dims as f64 * std::f64::consts::LN_2)
+        bpd::batch_bpd(self, x)
+    }
+}
+
+impl Likelihood for Idf {
+    /// The NLL of every emitted latent group ([`Idf::nll_by_group`]).
+    fn nll_terms(&self, x: &Tensor) -> Vec<Tensor> {
+        self.nll_by_group(x)
     }
 }
 
