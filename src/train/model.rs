@@ -233,26 +233,26 @@ fn parse_family<M: Trainable>(version: u32, fields: Value) -> Result<M::Config, 
 }
 
 impl Serialize for ModelConfig {
+    /// `family` first, then the family's fields.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        struct Fields;
-        impl FamilyFn for Fields {
-            type Output = Value;
-            fn call<M: Trainable>(self, c: &M::Config) -> Value {
-                let mut v = serde_json::to_value(c).expect("config serialises");
-                if let Value::Object(map) = &mut v {
-                    map.insert("family".into(), Value::from(M::FAMILY));
+        #[derive(Serialize)]
+        struct Tagged<'a, C> {
+            family: &'static str,
+            #[serde(flatten)]
+            config: &'a C,
+        }
+        struct Write<S>(S);
+        impl<S: Serializer> FamilyFn for Write<S> {
+            type Output = Result<S::Ok, S::Error>;
+            fn call<M: Trainable>(self, config: &M::Config) -> Self::Output {
+                Tagged {
+                    family: M::FAMILY,
+                    config,
                 }
-                v
+                .serialize(self.0)
             }
         }
-        // `family` first, then the family's fields
-        let fields = self.with_family(Fields);
-        let mut ordered = serde_json::Map::new();
-        ordered.insert("family".into(), Value::from(self.family()));
-        if let Value::Object(map) = fields {
-            ordered.extend(map.into_iter().filter(|(k, _)| k != "family"));
-        }
-        Value::Object(ordered).serialize(s)
+        self.with_family(Write(s))
     }
 }
 
