@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use tch::{Device, Kind};
 
 use crate::metrics::bpd::dataset_bpd;
+use crate::nn::idf::IdfModelConfig;
+use crate::nn::Idf;
 use crate::train::{self, checkpoint, TrainError};
 
 /// What to export.
@@ -157,15 +159,23 @@ fn write_new(path: &Path, bytes: &[u8], force: bool) -> Result<(), TrainError> {
 pub fn export(job: &ExportJob) -> Result<ExportReport, TrainError> {
     let state = checkpoint::read_state(&job.run)?;
     let cfg = &state.config;
-    let (mut vs, model) = train::build_model(cfg, Device::Cpu);
+    // the codec codes with the IDF family only
+    let idf = cfg.model.idf().ok_or_else(|| {
+        TrainError::Config(format!(
+            "{} holds a {} model: only IDF runs export to the codec",
+            job.run.display(),
+            cfg.model.family()
+        ))
+    })?;
+    let (mut vs, model) = train::build_model::<Idf>(cfg, Device::Cpu)?;
     checkpoint::load(&job.run, &mut vs, None)?;
     let data = train::load_data(cfg)?;
     let test_bpd = match state.test_bpd {
         Some(b) if state.step >= cfg.train.steps => b,
         _ => dataset_bpd(&model, &data.test, 500, Device::Cpu),
     };
-    let values = codec_tensors(&vs, &cfg.model)?;
-    let engine = Model::from_parts(cfg.model.clone(), json!({}), values.clone())
+    let values = codec_tensors(&vs, &idf.arch)?;
+    let engine = Model::from_parts(idf.arch.clone(), json!({}), values.clone())
         .map_err(|e| TrainError::Other(e.to_string()))?;
     let check = (job.check_images > 0)
         .then(|| engine_check(&engine, &model, &data.test, job.check_images))
@@ -179,7 +189,7 @@ pub fn export(job: &ExportJob) -> Result<ExportReport, TrainError> {
         "batch_size": cfg.train.batch_size,
         "optimizer": cfg.train.optimizer,
         "lr": cfg.train.lr,
-        "parameters": cfg.model.parameter_count(),
+        "parameters": idf.arch.parameter_count(),
         "train_seconds": state.train_seconds,
         "hardware": state.hardware,
         "engine_check": check.as_ref().map(|c| json!({
@@ -196,13 +206,13 @@ pub fn export(job: &ExportJob) -> Result<ExportReport, TrainError> {
     write_new(&model_path, &bytes, job.force)?;
     write_new(
         &card_path,
-        model_card_markdown(&job.name, &card, cfg).as_bytes(),
+        model_card_markdown(&job.name, &card, cfg, idf).as_bytes(),
         job.force,
     )?;
     Ok(ExportReport {
         model_path,
         card_path,
-        parameters: cfg.model.parameter_count(),
+        parameters: idf.arch.parameter_count(),
         test_bpd,
         check,
     })
@@ -212,8 +222,9 @@ fn model_card_markdown(
     name: &str,
     card: &serde_json::Value,
     cfg: &train::config::TrainConfig,
+    idf: &IdfModelConfig,
 ) -> String {
-    let arch = serde_json::to_string_pretty(&cfg.model).expect("config serialises");
+    let arch = serde_json::to_string_pretty(&idf.arch).expect("config serialises");
     let check = match card.get("engine_check") {
         Some(c) if !c.is_null() => format!(
             "- Deterministic engine on the first {} test images: {:.4} bpd (float model {:.4}); largest per-image difference {:.2e} (relative)\n",
@@ -236,7 +247,7 @@ fn model_card_markdown(
     };
     let grown = match &cfg.train.init_from {
         Some(run) => format!(
-            "- Started from the weights of run `{}` (grown: see `copy_matching` in `src/train/checkpoint.rs`); the steps below are this stage's\n",
+            "- Started from the weights of run `{}` (grown: see `copy_matching` in `src/nn/idf/trainable.rs`); the steps below are this stage's\n",
             run.display()
         ),
         None => String::new(),
@@ -271,9 +282,9 @@ fn model_card_markdown(
         opt = card["optimizer"].as_str().unwrap_or("?"),
         lr = cfg.train.lr,
         lr_min = cfg.train.lr_min,
-        data_init = if cfg.train.data_init { "yes" } else { "no" },
-        out_scale = cfg.train.output_lr_scale,
-        coupling_scale = cfg.train.coupling_lr_scale,
+        data_init = if idf.train.data_init { "yes" } else { "no" },
+        out_scale = idf.train.output_lr_scale,
+        coupling_scale = idf.train.coupling_lr_scale,
         secs = card["train_seconds"].as_f64().unwrap_or(0.0),
         hw = card["hardware"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join("; ")).unwrap_or_default(),
     )

@@ -6,15 +6,16 @@
 mod common;
 
 use idfcodec::export::{codec_tensors, engine_check};
+use idfcodec::nn::Idf;
 use idfcodec::train::{self, config::TrainConfig};
 use idfcodec_codec::Model;
 use tch::Device;
 
 fn small_config() -> TrainConfig {
     let mut c = TrainConfig::default();
-    c.model.hidden = 16;
-    c.model.couplings = 2;
-    c.model.mixtures = 3;
+    c.model.idf_mut().unwrap().arch.hidden = 16;
+    c.model.idf_mut().unwrap().arch.couplings = 2;
+    c.model.idf_mut().unwrap().arch.mixtures = 3;
     c.data.dataset = "mnist".into();
     c.data.dir = common::fetched("mnist");
     c
@@ -32,18 +33,18 @@ fn engine_and_tch_agree_on_real_images() {
         (4, 2, 0, true, true, true),
     ] {
         let mut cfg = small_config();
-        cfg.model.top_groups = top_groups;
-        cfg.model.prior_groups = prior_groups;
-        cfg.model.phase_levels = phase_levels;
-        cfg.model.top_phases = top_phases;
-        cfg.model.phase_squeeze = phase_squeeze;
-        cfg.model.prior_skip = prior_skip;
+        cfg.model.idf_mut().unwrap().arch.top_groups = top_groups;
+        cfg.model.idf_mut().unwrap().arch.prior_groups = prior_groups;
+        cfg.model.idf_mut().unwrap().arch.phase_levels = phase_levels;
+        cfg.model.idf_mut().unwrap().arch.top_phases = top_phases;
+        cfg.model.idf_mut().unwrap().arch.phase_squeeze = phase_squeeze;
+        cfg.model.idf_mut().unwrap().arch.prior_skip = prior_skip;
         agree_on_real_images(&cfg);
     }
 }
 
 fn agree_on_real_images(cfg: &TrainConfig) {
-    let (vs, model) = train::build_model(cfg, Device::Cpu);
+    let (vs, model) = train::build_model::<Idf>(cfg, Device::Cpu).unwrap();
     // Zero-initialised couplings would make the flow the identity: give every weight a value.
     tch::no_grad(|| {
         for (name, mut v) in vs.variables() {
@@ -55,8 +56,13 @@ fn agree_on_real_images(cfg: &TrainConfig) {
             v.copy_(&(v.randn_like() * scale));
         }
     });
-    let values = codec_tensors(&vs, &cfg.model).unwrap();
-    let engine = Model::from_parts(cfg.model.clone(), serde_json::json!({}), values).unwrap();
+    let values = codec_tensors(&vs, &cfg.model.idf().unwrap().arch).unwrap();
+    let engine = Model::from_parts(
+        cfg.model.idf().unwrap().arch.clone(),
+        serde_json::json!({}),
+        values,
+    )
+    .unwrap();
     let data = train::load_data(cfg).unwrap();
     let check = engine_check(&engine, &model, &data.test, 20).unwrap();
     assert_eq!(check.images, 20);
@@ -80,12 +86,17 @@ fn agree_on_real_images(cfg: &TrainConfig) {
 #[test]
 fn exported_bytes_load_in_the_codec_with_the_same_id() {
     let cfg = small_config();
-    let (vs, _) = train::build_model(&cfg, Device::Cpu);
-    let values = codec_tensors(&vs, &cfg.model).unwrap();
-    let a = Model::from_parts(cfg.model.clone(), serde_json::json!({}), values).unwrap();
+    let (vs, _) = train::build_model::<Idf>(&cfg, Device::Cpu).unwrap();
+    let values = codec_tensors(&vs, &cfg.model.idf().unwrap().arch).unwrap();
+    let a = Model::from_parts(
+        cfg.model.idf().unwrap().arch.clone(),
+        serde_json::json!({}),
+        values,
+    )
+    .unwrap();
     let bytes = a.to_safetensors(&serde_json::json!({"name": "t"})).unwrap();
     let b = Model::from_safetensors(&bytes).unwrap();
     assert_eq!(a.id(), b.id());
     assert_eq!(b.card()["name"], "t");
-    assert_eq!(b.config(), &cfg.model);
+    assert_eq!(b.config(), &cfg.model.idf().unwrap().arch);
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use idfcodec::metrics::bpd::dataset_bpd;
+use idfcodec::nn::Idf;
 use idfcodec::train::{self, checkpoint, config::TrainConfig, LoadedData, TrainJob};
 use std::path::Path;
 use tch::{Device, Tensor};
@@ -15,9 +16,10 @@ static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn tiny_config() -> TrainConfig {
     let mut c = TrainConfig::default();
-    c.model.hidden = 8;
-    c.model.couplings = 2;
-    c.model.mixtures = 2;
+    let arch = &mut c.model.idf_mut().unwrap().arch;
+    arch.hidden = 8;
+    arch.couplings = 2;
+    arch.mixtures = 2;
     c.data.dataset = "fashion-mnist".into();
     c.data.dir = common::fetched("fashion-mnist");
     c.train.batch_size = 16;
@@ -56,7 +58,7 @@ fn twenty_steps_lower_the_test_bpd() {
     tch::set_num_threads(1);
     let c = tiny_config();
     let data = small_data(&c);
-    let (_vs, untrained) = train::build_model(&c, Device::Cpu);
+    let (_vs, untrained) = train::build_model::<Idf>(&c, Device::Cpu).unwrap();
     let random_start = dataset_bpd(&untrained, &data.test, 64, Device::Cpu);
     // where the run starts: priors fitted to the first training images (all 512 here)
     untrained.init_priors(&data.train.to_kind(tch::Kind::Float), |_| true);
@@ -112,6 +114,67 @@ fn resume_continues_bit_identically() {
     }
 }
 
+/// A run saved before run configs had versions and families (its `checkpoint.json` holds the
+/// IDF-only layout without `version`, the IDF's training fields in `train`, and fields left out)
+/// resumes with the defaults of version 1, stays version 1, and continues bit-identically.
+#[test]
+fn an_unversioned_checkpoint_resumes_with_the_defaults_of_its_version() {
+    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    let mut c = tiny_config();
+    c.version = 1;
+    c.train.steps = 8;
+    let data = small_data(&c);
+    let straight = tempfile::tempdir().unwrap();
+    train::run(&job(&c, straight.path(), false), &data).unwrap();
+
+    let split = tempfile::tempdir().unwrap();
+    let mut j = job(&c, split.path(), false);
+    j.chunk_steps = Some(3);
+    train::run(&j, &data).unwrap();
+    // rewrite the stored config as the IDF-only writer did, leaving out defaulted fields
+    let path = split.path().join("checkpoint.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let config = state["config"].as_object_mut().unwrap();
+    assert_eq!(config.remove("version"), Some(1.into()));
+    let mut model = config["model"].as_object().unwrap().clone();
+    assert_eq!(model.remove("family"), Some("idf".into()));
+    let own = model.remove("train").unwrap();
+    model.remove("blocks");
+    model.remove("levels");
+    let schedule = config["train"].as_object_mut().unwrap();
+    for (k, v) in own.as_object().unwrap() {
+        schedule.insert(k.clone(), v.clone());
+    }
+    for defaulted in [
+        "clip_grad_norm",
+        "checkpoint_minutes",
+        "coupling_lr_scale",
+        "data_init",
+    ] {
+        schedule.remove(defaulted);
+    }
+    config.insert("model".into(), model.into());
+    std::fs::write(&path, serde_json::to_vec_pretty(&state).unwrap()).unwrap();
+
+    // resumed as `idfcodec train --resume` does: with the stored config
+    let stored = checkpoint::read_state(split.path()).unwrap().config;
+    assert_eq!(stored, c);
+    train::run(&job(&stored, split.path(), true), &data).unwrap();
+    assert_eq!(
+        checkpoint::read_state(split.path()).unwrap().config.version,
+        1
+    );
+    let a = checkpoint_tensors(straight.path());
+    let b = checkpoint_tensors(split.path());
+    assert_eq!(a.len(), b.len());
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs after resume");
+    }
+}
+
 /// A tiny run trained for `tiny_config`'s 20 steps on one thread, which the growth tests start
 /// from (call with `TORCH_RNG` held).
 struct Parent {
@@ -147,10 +210,10 @@ fn a_trained_run_grows_into_conditional_groups() {
 
     // the same model with both latents split into conditional groups, started from the run
     let mut grown = c.clone();
-    grown.model.top_groups = 2;
-    grown.model.prior_groups = 2;
+    grown.model.idf_mut().unwrap().arch.top_groups = 2;
+    grown.model.idf_mut().unwrap().arch.prior_groups = 2;
     grown.train.init_from = Some(parent.path().to_path_buf());
-    let (mut vs, model) = train::build_model(&grown, Device::Cpu);
+    let (mut vs, model) = train::build_model::<Idf>(&grown, Device::Cpu).unwrap();
     let fresh = checkpoint::copy_matching(parent.path(), &grown.model, &mut vs).unwrap();
     // only the top's new group network is new: the split priors keep their rows, and the new
     // factor-out group networks start as copies of the level's prior
@@ -160,11 +223,11 @@ fn a_trained_run_grows_into_conditional_groups() {
         "{fresh:?}"
     );
     // so the grown model codes the factor-outs exactly as the parent does
-    let (mut parent_vs, parent_model) = train::build_model(&c, Device::Cpu);
+    let (mut parent_vs, parent_model) = train::build_model::<Idf>(&c, Device::Cpu).unwrap();
     checkpoint::load(parent.path(), &mut parent_vs, None).unwrap();
     let x = data.test.narrow(0, 0, 16).to_kind(tch::Kind::Float);
     let levels = |groups: Vec<Tensor>, per_level: usize| {
-        let n = c.model.levels * per_level;
+        let n = c.model.idf().unwrap().arch.levels * per_level;
         groups[..n].iter().fold(0.0, |acc, g| {
             acc + g.sum(tch::Kind::Double).double_value(&[])
         })
@@ -180,8 +243,8 @@ fn a_trained_run_grows_into_conditional_groups() {
     // coding level 0's factor-out by pixel phase changes what its priors see and emit: none of
     // them is copied, not even the tensors whose shapes still fit (the residual blocks)
     let mut phased = grown.clone();
-    phased.model.phase_levels = 1;
-    let (mut vs, _) = train::build_model(&phased, Device::Cpu);
+    phased.model.idf_mut().unwrap().arch.phase_levels = 1;
+    let (mut vs, _) = train::build_model::<Idf>(&phased, Device::Cpu).unwrap();
     let fresh = checkpoint::copy_matching(parent.path(), &phased.model, &mut vs).unwrap();
     let level0: Vec<_> = vs
         .variables()
@@ -219,7 +282,7 @@ fn frozen_parameters_keep_their_values() {
 
     // the same model, top coded by pixel phase, the flow and factor-out priors frozen
     let mut grown = c.clone();
-    grown.model.top_phases = true;
+    grown.model.idf_mut().unwrap().arch.top_phases = true;
     grown.train.init_from = Some(parent.path().to_path_buf());
     grown.train.freeze = vec!["level".into()];
     let dir = tempfile::tempdir().unwrap();
@@ -265,12 +328,12 @@ fn a_trained_run_grows_by_a_residual_block_without_losing_what_it_learned() {
     } = trained_parent();
 
     let mut grown = c.clone();
-    grown.model.blocks = c.model.blocks + 1;
+    grown.model.idf_mut().unwrap().arch.blocks = c.model.idf().unwrap().arch.blocks + 1;
     grown.train.init_from = Some(parent.path().to_path_buf());
-    let (mut vs, model) = train::build_model(&grown, Device::Cpu);
+    let (mut vs, model) = train::build_model::<Idf>(&grown, Device::Cpu).unwrap();
     let fresh = checkpoint::copy_matching(parent.path(), &grown.model, &mut vs).unwrap();
     // only the new blocks are new, and their second convolutions start at zero
-    let new_block = format!(".block{}.", c.model.blocks);
+    let new_block = format!(".block{}.", c.model.idf().unwrap().arch.blocks);
     assert!(!fresh.is_empty());
     assert!(fresh.iter().all(|n| n.contains(&new_block)), "{fresh:?}");
     let variables = vs.variables();
@@ -286,9 +349,9 @@ fn a_trained_run_grows_by_a_residual_block_without_losing_what_it_learned() {
         }
     }
     let x = data.test.to_kind(tch::Kind::Float);
-    let (mut parent_vs, parent_model) = train::build_model(&c, Device::Cpu);
+    let (mut parent_vs, parent_model) = train::build_model::<Idf>(&c, Device::Cpu).unwrap();
     checkpoint::load(parent.path(), &mut parent_vs, None).unwrap();
-    let bpd = |m: &idfcodec::nn::Idf| m.bpd(&x).double_value(&[]);
+    let bpd = |m: &Idf| m.bpd(&x).double_value(&[]);
     let (p, g) = (bpd(&parent_model), bpd(&model));
     assert!((p - g).abs() < 1e-4, "parent {p} bpd, grown {g}");
     drop(model);

@@ -70,7 +70,7 @@
 //! # Priors: discretized logistic mixtures on ℤ
 //! For a latent channel `c` with `M` components, the raw parameter channels are laid out
 //! component-major inside the channel: raw index `c·3M + j` for logits (`j < M`), `c·3M + M + j`
-//! for means, `c·3M + 2M + j` for log-scales. Then
+//! for means, `c·3M + 2M + j` for log-scales ([`MixtureLayout`]). Then
 //! `mean_j = MEAN_OFFSET + MEAN_SCALE · raw_mean_j`,
 //! `log_scale_j = clamp(raw_log_scale_j + LOG_SCALE_OFFSET, LOG_SCALE_MIN, LOG_SCALE_MAX)`,
 //! `π = softmax(raw_logits)`, and
@@ -95,6 +95,73 @@ pub const LOG_SCALE_MAX: f32 = 9.0;
 pub const NORM_OFFSET: i32 = 128;
 /// See [`NORM_OFFSET`]; `1/128` is exact in f32.
 pub const NORM_SCALE: f32 = 1.0 / 128.0;
+
+/// One of the three raw parameters of a mixture component (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MixtureParam {
+    /// The component's unnormalised log-weight.
+    Logit = 0,
+    /// The raw mean: `mean = MEAN_OFFSET + MEAN_SCALE · raw`.
+    Mean = 1,
+    /// The raw log-scale: `clamp(raw + LOG_SCALE_OFFSET, LOG_SCALE_MIN, LOG_SCALE_MAX)`.
+    LogScale = 2,
+}
+
+impl MixtureParam {
+    /// In layout order: logits, means, log-scales.
+    pub const ALL: [MixtureParam; 3] = [Self::Logit, Self::Mean, Self::LogScale];
+}
+
+/// Where the raw parameters of `M` logistic mixture components sit: `3·M` per latent channel,
+/// component-major inside the channel (raw index `c·3M + p·M + j` for parameter `p` of
+/// [`MixtureParam`], component `j`). The one statement of the layout, used by the engine, the
+/// training model and its learning rates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MixtureLayout {
+    /// Components per latent (`M`).
+    pub mixtures: usize,
+}
+
+impl MixtureLayout {
+    pub fn new(mixtures: usize) -> Self {
+        MixtureLayout { mixtures }
+    }
+
+    /// Raw values per latent channel (`3·M`).
+    pub fn per_latent(&self) -> usize {
+        3 * self.mixtures
+    }
+
+    /// Raw values (channels) for `latents` latent channels.
+    pub fn raw_channels(&self, latents: usize) -> usize {
+        latents * self.per_latent()
+    }
+
+    /// Offset of parameter `param` of component `j` inside one latent's `3·M` values.
+    pub fn offset(&self, param: MixtureParam, j: usize) -> usize {
+        param as usize * self.mixtures + j
+    }
+
+    /// Raw index of the first of latent channel `c`'s `3·M` values.
+    pub fn latent_start(&self, c: usize) -> usize {
+        c * self.per_latent()
+    }
+
+    /// Raw index of parameter `param` of component `j` of latent channel `c`.
+    pub fn index(&self, c: usize, param: MixtureParam, j: usize) -> usize {
+        self.latent_start(c) + self.offset(param, j)
+    }
+
+    /// The range of parameter `param`'s `M` values inside one latent's `3·M`.
+    pub fn range(&self, param: MixtureParam) -> std::ops::Range<usize> {
+        self.offset(param, 0)..self.offset(param, self.mixtures)
+    }
+
+    /// Which parameter the raw index `r` holds (the inverse of [`MixtureLayout::index`]).
+    pub fn param_of(&self, r: usize) -> MixtureParam {
+        MixtureParam::ALL[(r % self.per_latent()) / self.mixtures]
+    }
+}
 
 /// Architecture of an integer discrete flow. Serialised as JSON beside the weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -192,6 +259,47 @@ impl IdfConfig {
     pub fn has_skip(&self, kind: NetKind) -> bool {
         kind == NetKind::Prior && self.prior_skip
     }
+}
+
+/// Where a network (or the top's parameter tensor) sits in the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetRole {
+    /// Coupling `index` of level `level`.
+    Coupling { level: usize, index: usize },
+    /// The prior of level `level`'s factor-out group `group`.
+    Prior { level: usize, group: usize },
+    /// `top.params`: the first top group's per-channel parameters, a tensor `[g, 3·M]`, no network.
+    TopParams,
+    /// The prior network of top group `group` (`≥ 1`).
+    TopGroup { group: usize },
+    /// The prior network of top group `group`'s pixel phase `phase` (`≥ 1`, `top_phases`).
+    TopPhase { group: usize, phase: usize },
+}
+
+impl NetRole {
+    /// What the network does; `None` for [`NetRole::TopParams`] (a tensor, not a network).
+    pub fn kind(&self) -> Option<NetKind> {
+        match self {
+            NetRole::Coupling { .. } => Some(NetKind::Coupling),
+            NetRole::TopParams => None,
+            _ => Some(NetKind::Prior),
+        }
+    }
+}
+
+/// One network of the model (or the top's parameter tensor): its name prefix, its role, and its
+/// input and output channels. [`IdfConfig::networks`] lists them all, in tensor order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetSpec {
+    /// Tensor name prefix (`level0.coupling1`, `level1.prior`, `top.params`, `top.group1`, …).
+    pub name: String,
+    pub role: NetRole,
+    /// Input channels (0 for `top.params`).
+    pub inputs: usize,
+    /// Output channels: a coupling's translated half, or a prior's raw mixture parameters
+    /// ([`MixtureLayout::raw_channels`] of the latents it codes; for `top.params`, its `g` rows
+    /// of `3·M` together).
+    pub outputs: usize,
 }
 
 /// Shape of one tensor the model needs, with its name.
@@ -371,52 +479,83 @@ impl IdfConfig {
         }
     }
 
-    /// Every tensor of the model, in a fixed order.
-    pub fn tensor_specs(&self) -> Vec<TensorSpec> {
+    /// The raw mixture layout of this model's priors.
+    pub fn mixture_layout(&self) -> MixtureLayout {
+        MixtureLayout::new(self.mixtures)
+    }
+
+    /// Every network of the model, and the top's parameter tensor, in tensor order: per level
+    /// its couplings then its factor-out priors; then `top.params`, the top group networks and
+    /// the top phase networks. The one list the tensor specs, the engine's model and the
+    /// training model are built from.
+    pub fn networks(&self) -> Vec<NetSpec> {
+        let layout = self.mixture_layout();
         let mut v = Vec::new();
         for (l, s) in self.level_shapes().iter().enumerate() {
             for k in 0..self.couplings {
-                self.push_net(
-                    &mut v,
-                    &Self::coupling_name(l, k),
-                    s.coupling_in,
-                    s.coupling_out,
-                    NetKind::Coupling,
-                );
+                v.push(NetSpec {
+                    name: Self::coupling_name(l, k),
+                    role: NetRole::Coupling { level: l, index: k },
+                    inputs: s.coupling_in,
+                    outputs: s.coupling_out,
+                });
             }
             let p = self.prior_group_channels(s);
             for k in 0..self.level_groups(l) {
-                self.push_net(
-                    &mut v,
-                    &Self::prior_group_name(l, k),
-                    self.prior_context_channels(l, s) + k * p,
-                    3 * self.mixtures * p,
-                    NetKind::Prior,
-                );
+                v.push(NetSpec {
+                    name: Self::prior_group_name(l, k),
+                    role: NetRole::Prior { level: l, group: k },
+                    inputs: self.prior_context_channels(l, s) + k * p,
+                    outputs: layout.raw_channels(p),
+                });
             }
         }
         let g = self.top_group_channels();
-        v.push(TensorSpec {
+        v.push(NetSpec {
             name: Self::TOP_PARAMS.to_string(),
-            shape: vec![g, 3 * self.mixtures],
+            role: NetRole::TopParams,
+            inputs: 0,
+            outputs: layout.raw_channels(g),
         });
         for k in 1..self.top_groups {
-            self.push_net(
-                &mut v,
-                &Self::top_group_name(k),
-                k * g,
-                3 * self.mixtures * g,
-                NetKind::Prior,
-            );
+            v.push(NetSpec {
+                name: Self::top_group_name(k),
+                role: NetRole::TopGroup { group: k },
+                inputs: k * g,
+                outputs: layout.raw_channels(g),
+            });
         }
         for (k, j) in self.top_phase_nets() {
-            self.push_net(
-                &mut v,
-                &Self::top_phase_name(k, j),
-                (k + 1) * g,
-                3 * self.mixtures * g,
-                NetKind::Prior,
-            );
+            v.push(NetSpec {
+                name: Self::top_phase_name(k, j),
+                role: NetRole::TopPhase { group: k, phase: j },
+                inputs: (k + 1) * g,
+                outputs: layout.raw_channels(g),
+            });
+        }
+        v
+    }
+
+    /// Shape of `top.params`: `[g, 3·M]`, one row of raw parameters per channel of the top's
+    /// first group.
+    pub fn top_params_shape(&self) -> [usize; 2] {
+        [
+            self.top_group_channels(),
+            self.mixture_layout().per_latent(),
+        ]
+    }
+
+    /// Every tensor of the model, in a fixed order (that of [`IdfConfig::networks`]).
+    pub fn tensor_specs(&self) -> Vec<TensorSpec> {
+        let mut v = Vec::new();
+        for net in self.networks() {
+            match net.role.kind() {
+                Some(kind) => self.push_net(&mut v, &net.name, net.inputs, net.outputs, kind),
+                None => v.push(TensorSpec {
+                    name: net.name,
+                    shape: self.top_params_shape().to_vec(),
+                }),
+            }
         }
         v
     }
@@ -471,6 +610,68 @@ mod tests {
             .into_iter()
             .find(|t| t.name == name)
             .map(|t| t.shape)
+    }
+
+    #[test]
+    fn mixture_layout_is_component_major_per_channel() {
+        let l = MixtureLayout::new(2);
+        assert_eq!(l.per_latent(), 6);
+        assert_eq!(l.index(0, MixtureParam::Logit, 1), 1);
+        assert_eq!(l.index(0, MixtureParam::Mean, 0), 2);
+        assert_eq!(l.index(1, MixtureParam::LogScale, 1), 6 + 5);
+        let params: Vec<_> = (0..12).map(|r| l.param_of(r)).collect();
+        use MixtureParam::*;
+        assert_eq!(
+            params,
+            [
+                Logit, Logit, Mean, Mean, LogScale, LogScale, Logit, Logit, Mean, Mean, LogScale,
+                LogScale
+            ]
+        );
+    }
+
+    #[test]
+    fn networks_list_every_network_once_in_tensor_order() {
+        let c = IdfConfig {
+            top_groups: 2,
+            prior_groups: 2,
+            top_phases: true,
+            ..IdfConfig::default()
+        };
+        let nets = c.networks();
+        let names: Vec<_> = nets.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names.len(), 2 * 4 + 2 * 2 + 1 + 1 + 6);
+        assert_eq!(
+            &names[..6],
+            [
+                "level0.coupling0",
+                "level0.coupling1",
+                "level0.coupling2",
+                "level0.coupling3",
+                "level0.prior",
+                "level0.prior1"
+            ]
+        );
+        let top = names
+            .iter()
+            .position(|&n| n == IdfConfig::TOP_PARAMS)
+            .unwrap();
+        assert_eq!(
+            &names[top..top + 3],
+            ["top.params", "top.group1", "top.g0p1"]
+        );
+        // every tensor name starts with its network's name, in the same order
+        let specs = c.tensor_specs();
+        let mut i = 0;
+        for spec in &specs {
+            while !spec.name.starts_with(&format!("{}.", names[i])) && spec.name != names[i] {
+                i += 1;
+            }
+        }
+        assert_eq!(i, names.len() - 1);
+        assert_eq!(nets[top].outputs, 2 * 15);
+        assert_eq!(c.top_params_shape(), [2, 15]);
+        assert_eq!(nets[top].role.kind(), None);
     }
 
     #[test]

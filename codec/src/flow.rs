@@ -12,8 +12,8 @@
 //! come near those limits.
 
 use crate::arch::{
-    IdfConfig, LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_OFFSET, MEAN_OFFSET, MEAN_SCALE,
-    NORM_OFFSET, NORM_SCALE,
+    IdfConfig, MixtureLayout, MixtureParam, LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_OFFSET,
+    MEAN_OFFSET, MEAN_SCALE, NORM_OFFSET, NORM_SCALE,
 };
 use crate::engine::{FloatTensor, IntTensor, Network, Shape};
 use crate::entropy::LogisticMixture;
@@ -32,7 +32,7 @@ pub struct GroupParams {
 impl GroupParams {
     /// Number of latents described.
     pub fn len(&self) -> usize {
-        self.values.len() / (3 * self.mixtures)
+        self.values.len() / MixtureLayout::new(self.mixtures).per_latent()
     }
 
     /// True when no latent is described.
@@ -45,12 +45,12 @@ impl GroupParams {
     /// # Panics
     /// If `i >= self.len()`.
     pub fn get(&self, i: usize) -> MixtureParams<'_> {
-        let m = self.mixtures;
-        let v = &self.values[i * 3 * m..][..3 * m];
+        let layout = MixtureLayout::new(self.mixtures);
+        let v = &self.values[layout.latent_start(i)..][..layout.per_latent()];
         MixtureParams {
-            logits: &v[..m],
-            means: &v[m..2 * m],
-            log_scales: &v[2 * m..],
+            logits: &v[layout.range(MixtureParam::Logit)],
+            means: &v[layout.range(MixtureParam::Mean)],
+            log_scales: &v[layout.range(MixtureParam::LogScale)],
         }
     }
 
@@ -65,12 +65,13 @@ impl GroupParams {
         mixtures: usize,
         positions: impl Iterator<Item = usize> + Clone,
     ) -> Self {
-        let latent_channels = raw.shape().channels / (3 * mixtures);
+        let layout = MixtureLayout::new(mixtures);
+        let latent_channels = raw.shape().channels / layout.per_latent();
         let mut values = Vec::new();
         for c in 0..latent_channels {
             for p in positions.clone() {
-                let raw_at = |r: usize| raw.channel(c * 3 * mixtures + r)[p];
-                push_mixture(&mut values, mixtures, raw_at);
+                let raw_at = |r: usize| raw.channel(layout.latent_start(c) + r)[p];
+                push_mixture(&mut values, layout, raw_at);
             }
         }
         GroupParams { mixtures, values }
@@ -78,23 +79,27 @@ impl GroupParams {
 
     /// The top prior: one raw parameter row per channel, shared by all its pixels.
     fn from_top(raw: &[f32], mixtures: usize, shape: Shape) -> Self {
-        let mut values = Vec::with_capacity(shape.len() * 3 * mixtures);
-        for row in raw.chunks_exact(3 * mixtures).take(shape.channels) {
+        let layout = MixtureLayout::new(mixtures);
+        let mut values = Vec::with_capacity(shape.len() * layout.per_latent());
+        for row in raw.chunks_exact(layout.per_latent()).take(shape.channels) {
             for _ in 0..shape.plane() {
-                push_mixture(&mut values, mixtures, |r| row[r]);
+                push_mixture(&mut values, layout, |r| row[r]);
             }
         }
         GroupParams { mixtures, values }
     }
 }
 
-/// Appends one latent's logits, means and log-scales, mapped from raw values `raw_at(0..3M)`.
-fn push_mixture(values: &mut Vec<f32>, m: usize, raw_at: impl Fn(usize) -> f32) {
-    values.extend((0..m).map(&raw_at));
-    values.extend((0..m).map(|j| MEAN_OFFSET + MEAN_SCALE * raw_at(m + j)));
-    values.extend(
-        (0..m).map(|j| (raw_at(2 * m + j) + LOG_SCALE_OFFSET).clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)),
-    );
+/// Appends one latent's logits, means and log-scales, mapped from raw values `raw_at(0..3M)`
+/// (offsets of [`MixtureLayout::offset`]).
+fn push_mixture(values: &mut Vec<f32>, layout: MixtureLayout, raw_at: impl Fn(usize) -> f32) {
+    let m = layout.mixtures;
+    let at = |p: MixtureParam, j: usize| raw_at(layout.offset(p, j));
+    values.extend((0..m).map(|j| at(MixtureParam::Logit, j)));
+    values.extend((0..m).map(|j| MEAN_OFFSET + MEAN_SCALE * at(MixtureParam::Mean, j)));
+    values.extend((0..m).map(|j| {
+        (at(MixtureParam::LogScale, j) + LOG_SCALE_OFFSET).clamp(LOG_SCALE_MIN, LOG_SCALE_MAX)
+    }));
 }
 
 /// One emitted group: its integer values and their prior.

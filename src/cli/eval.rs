@@ -24,30 +24,49 @@ pub fn run(_: EvalArgs) -> anyhow::Result<()> {
 
 #[cfg(feature = "train")]
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
-    use crate::train::{self, checkpoint};
+    use crate::train::{self, checkpoint, FamilyFn, Trainable};
+
+    /// The evaluation of the run's model, whatever its family.
+    struct Eval<'a> {
+        a: &'a EvalArgs,
+        state: &'a checkpoint::RunState,
+        device: tch::Device,
+    }
+    impl FamilyFn for Eval<'_> {
+        type Output = anyhow::Result<(train::Evaluation, i64)>;
+        fn call<M: Trainable>(self, _: &M::Config) -> Self::Output {
+            let (mut vs, model) = train::build_model::<M>(&self.state.config, self.device)?;
+            checkpoint::load(&self.a.run, &mut vs, None)?;
+            let data = train::load_data(&self.state.config)?;
+            let n = self
+                .a
+                .limit
+                .map_or(data.test.size()[0], |l| (l as i64).min(data.test.size()[0]));
+            let test = data.test.narrow(0, 0, n);
+            Ok((model.evaluate(&test, 500, self.device), n))
+        }
+    }
+
     let device = crate::device::select(&a.device).map_err(anyhow::Error::msg)?;
     let state = checkpoint::read_state(&a.run)?;
-    let (mut vs, model) = train::build_model(&state.config, device);
-    checkpoint::load(&a.run, &mut vs, None)?;
-    let data = train::load_data(&state.config)?;
-    let n = a
-        .limit
-        .map_or(data.test.size()[0], |l| (l as i64).min(data.test.size()[0]));
     let t = std::time::Instant::now();
-    let groups =
-        crate::metrics::bpd::dataset_bpd_by_group(&model, &data.test.narrow(0, 0, n), 500, device);
-    let bpd: f64 = groups.iter().sum();
+    let (evaluation, n) = state.config.model.with_family(Eval {
+        a: &a,
+        state: &state,
+        device,
+    })?;
     if a.by_group {
-        // one share per prior, named by its tensors (`level0.prior`, `level0.prior1`, `top.params`,
-        // `top.group1`, …: each level's factor-out groups, then the top's)
-        let names = state.config.model.prior_names();
-        for (what, share) in names.iter().zip(&groups) {
+        // the family's shares of the figure; for the IDF one per prior, named by its tensors
+        // (`level0.prior`, `level0.prior1`, `top.params`, `top.group1`, …: each level's
+        // factor-out groups, then the top's)
+        for (what, share) in &evaluation.parts {
             println!("  {what}: {share:.4} of the bpd");
         }
     }
     println!(
-        "{}: test bpd {bpd:.4} on {n} {} test images (step {}, {:.1} s)",
+        "{}: test bpd {:.4} on {n} {} test images (step {}, {:.1} s)",
         a.run.display(),
+        evaluation.total,
         state.config.data.dataset,
         state.step,
         t.elapsed().as_secs_f64()

@@ -1,4 +1,5 @@
-//! `idfcodec train`: train an IDF from a TOML config with flag overrides.
+//! `idfcodec train`: train a model (the family its config names; the IDF by default) from a TOML
+//! config with flag overrides.
 
 use clap::Args;
 use std::path::PathBuf;
@@ -120,7 +121,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
     let device = crate::device::select(&a.device).map_err(anyhow::Error::msg)?;
     eprintln!(
-        "training an IDF ({} parameters) on {} for {} steps, batch {}, {:?} lr {:.1e}, on {}",
+        "training an {} ({} parameters) on {} for {} steps, batch {}, {:?} lr {:.1e}, on {}",
+        config.model.name(),
         config.model.parameter_count(),
         config.data.dataset,
         config.train.steps,

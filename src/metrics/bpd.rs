@@ -1,20 +1,57 @@
-//! Bits per dimension of a dataset under a tch IDF: the exact discrete NLL of integer pixels,
-//! in bits per sub-pixel. Used by `train`, `eval` and `export`.
+//! Bits per dimension: the exact discrete NLL of integer pixels, in bits per sub-pixel, of any
+//! model that gives per-image NLL terms ([`Likelihood`]). The one place it is computed; `train`
+//! (the loss of a batch, the test figure), `eval` and `export` use it.
 
 use tch::{Device, Kind, Tensor};
 
-use crate::nn::Idf;
+/// A model of integer pixels with a per-image negative log-likelihood (or a bound on it), split
+/// into terms that sum to it (the IDF: one per emitted latent group).
+pub trait Likelihood {
+    /// Per-image NLL in nats of each term (each of shape `N`) for `x` (`N×C×H×W`, float kind
+    /// holding integers `0..=255`).
+    fn nll_terms(&self, x: &Tensor) -> Vec<Tensor>;
+
+    /// Per-image NLL in nats: the terms summed.
+    fn nll(&self, x: &Tensor) -> Tensor {
+        let terms = self.nll_terms(x);
+        terms
+            .iter()
+            .skip(1)
+            .fold(terms[0].shallow_clone(), |acc, g| acc + g)
+    }
+}
+
+/// `nats` per image of `dims` sub-pixels each → bits per sub-pixel.
+fn per_dim(dims: i64) -> f64 {
+    dims as f64 * std::f64::consts::LN_2
+}
+
+/// Mean bits per sub-pixel of a batch `x` (the training loss; differentiable).
+pub fn batch_bpd<M: Likelihood + ?Sized>(model: &M, x: &Tensor) -> Tensor {
+    let dims: i64 = x.size()[1..].iter().product();
+    model.nll(x).mean(Kind::Float) / per_dim(dims)
+}
 
 /// Mean bits per sub-pixel of `images` (`N×C×H×W`, `u8`), evaluated in batches of `batch`.
-pub fn dataset_bpd(model: &Idf, images: &Tensor, batch: i64, device: Device) -> f64 {
-    dataset_bpd_by_group(model, images, batch, device)
+pub fn dataset_bpd<M: Likelihood + ?Sized>(
+    model: &M,
+    images: &Tensor,
+    batch: i64,
+    device: Device,
+) -> f64 {
+    dataset_bpd_by_term(model, images, batch, device)
         .iter()
         .sum()
 }
 
-/// Each emitted latent group's share of [`dataset_bpd`] (the factor-out of every level, then the
+/// Each term's share of [`dataset_bpd`] (for the IDF the factor-out of every level, then the
 /// top), in one pass over `images`; the shares sum to the dataset's bpd.
-pub fn dataset_bpd_by_group(model: &Idf, images: &Tensor, batch: i64, device: Device) -> Vec<f64> {
+pub fn dataset_bpd_by_term<M: Likelihood + ?Sized>(
+    model: &M,
+    images: &Tensor,
+    batch: i64,
+    device: Device,
+) -> Vec<f64> {
     let n = images.size()[0];
     let dims: i64 = images.size()[1..].iter().product();
     let mut nats: Vec<f64> = Vec::new();
@@ -26,9 +63,9 @@ pub fn dataset_bpd_by_group(model: &Idf, images: &Tensor, batch: i64, device: De
                 .narrow(0, start, len)
                 .to_device(device)
                 .to_kind(Kind::Float);
-            let groups = model.nll_by_group(&x);
-            nats.resize(groups.len(), 0.0);
-            for (total, g) in nats.iter_mut().zip(&groups) {
+            let terms = model.nll_terms(&x);
+            nats.resize(terms.len(), 0.0);
+            for (total, g) in nats.iter_mut().zip(&terms) {
                 *total += g.sum(Kind::Double).double_value(&[]);
             }
             start += len;

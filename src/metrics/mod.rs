@@ -1,2 +1,2 @@
-//! Model measurements: bits per dimension (the one place it is computed for the IDF family).
+//! Model measurements: bits per dimension of any likelihood model (the one place it is computed).
 pub mod bpd;

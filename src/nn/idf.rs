@@ -5,10 +5,15 @@
 //! channel groups), so that the exported weights run unchanged on the codec's deterministic engine.
 
 use idfcodec_codec::arch::{
-    IdfConfig, NetKind, LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_OFFSET, MEAN_OFFSET, MEAN_SCALE,
-    NORM_OFFSET, NORM_SCALE,
+    IdfConfig, MixtureLayout, MixtureParam, NetKind, NetRole, LOG_SCALE_MAX, LOG_SCALE_MIN,
+    LOG_SCALE_OFFSET, MEAN_OFFSET, MEAN_SCALE, NORM_OFFSET, NORM_SCALE,
 };
 use tch::{nn, Kind, Tensor};
+
+use crate::metrics::bpd::{self, Likelihood};
+
+mod trainable;
+pub use trainable::{IdfModelConfig, IdfSchedule};
 
 /// A residual convolutional network: `conv_in`, `blocks` pre-activation residual blocks, `conv_out`,
 /// and for a prior with `prior_skip` a linear `conv_skip` from input to output.
@@ -128,10 +133,12 @@ fn per_image(t: &Tensor) -> Tensor {
 pub fn mixture_nll_elements(z: &Tensor, raw: &Tensor, mixtures: usize) -> Tensor {
     let (n, c, h, w) = z.size4().expect("latents are 4-d");
     let m = mixtures as i64;
-    let p = raw.reshape([n, c, 3, m, h, w]);
-    let logits = p.select(2, 0);
-    let mean = p.select(2, 1) * MEAN_SCALE as f64 + MEAN_OFFSET as f64;
-    let log_s = (p.select(2, 2) + LOG_SCALE_OFFSET as f64)
+    // per latent channel, the 3·M raw values of [`MixtureLayout`]: parameter-major, then component
+    let p = raw.reshape([n, c, MixtureParam::ALL.len() as i64, m, h, w]);
+    let param = |q: MixtureParam| p.select(2, q as i64);
+    let logits = param(MixtureParam::Logit);
+    let mean = param(MixtureParam::Mean) * MEAN_SCALE as f64 + MEAN_OFFSET as f64;
+    let log_s = (param(MixtureParam::LogScale) + LOG_SCALE_OFFSET as f64)
         .clamp(LOG_SCALE_MIN as f64, LOG_SCALE_MAX as f64);
     let inv_s = (-&log_s).exp();
     let centered = z.unsqueeze(2) - mean;
@@ -228,8 +235,14 @@ pub fn fit_mixture(values: &Tensor, m: usize) -> Tensor {
     let raw_logit = weight.clamp_min(1e-4).log();
     let raw_mean = (mean - MEAN_OFFSET as f64) / MEAN_SCALE as f64;
     let raw_log_s = log_s - LOG_SCALE_OFFSET as f64;
-    Tensor::cat(&[raw_logit, raw_mean, raw_log_s], 1)
-        .reshape([c, 3 * mi])
+    // C×3×m in the order of `MixtureParam::ALL`, i.e. the rows of [`MixtureLayout`]
+    let by_param = |q: MixtureParam| match q {
+        MixtureParam::Logit => &raw_logit,
+        MixtureParam::Mean => &raw_mean,
+        MixtureParam::LogScale => &raw_log_s,
+    };
+    Tensor::cat(&MixtureParam::ALL.map(by_param), 1)
+        .reshape([c, MixtureLayout::new(m).per_latent() as i64])
         .to_kind(Kind::Float)
 }
 
@@ -249,75 +262,41 @@ pub struct Idf {
 }
 
 impl Idf {
-    /// Builds the model under `p`; the tensor names match [`IdfConfig::tensor_specs`].
+    /// Builds the model under `p`, one network per entry of [`IdfConfig::networks`] (so the
+    /// tensor names match [`IdfConfig::tensor_specs`]).
     pub fn new(p: &nn::Path, config: &IdfConfig) -> Self {
-        let shapes = config.level_shapes();
-        let mut couplings = Vec::new();
-        let mut priors = Vec::new();
-        for (l, s) in shapes.iter().enumerate() {
-            let lp = p / format!("level{l}");
-            couplings.push(
-                (0..config.couplings)
-                    .map(|k| {
-                        let cp = &lp / format!("coupling{k}");
-                        ConvNet::new(
-                            &cp,
-                            config,
-                            s.coupling_in,
-                            s.coupling_out,
-                            NetKind::Coupling,
-                        )
-                    })
-                    .collect(),
-            );
-            let g = config.prior_group_channels(s);
-            priors.push(
-                (0..config.level_groups(l))
-                    .map(|k| {
-                        let name = IdfConfig::prior_group_name(l, k);
-                        let net = name.rsplit('.').next().expect("level{l}.prior{k}");
-                        let cin = config.prior_context_channels(l, s) + k * g;
-                        let out = 3 * config.mixtures * g;
-                        ConvNet::new(&(&lp / net), config, cin, out, NetKind::Prior)
-                    })
-                    .collect(),
-            );
+        let mut couplings: Vec<Vec<ConvNet>> = (0..config.levels).map(|_| Vec::new()).collect();
+        let mut priors: Vec<Vec<ConvNet>> = (0..config.levels).map(|_| Vec::new()).collect();
+        let mut top = None;
+        let mut top_nets = Vec::new();
+        let mut top_phase_nets = Vec::new();
+        for spec in config.networks() {
+            let path = spec
+                .name
+                .split('.')
+                .fold(p.clone(), |path, part| &path / part);
+            let Some(kind) = spec.role.kind() else {
+                // random means and scales break the symmetry between mixture components
+                let shape = config.top_params_shape().map(|d| d as i64);
+                let (parent, leaf) = spec.name.rsplit_once('.').expect("top.params");
+                let parent = parent.split('.').fold(p.clone(), |path, part| &path / part);
+                top = Some(parent.var(leaf, &shape, nn::Init::Uniform { lo: -0.5, up: 0.5 }));
+                continue;
+            };
+            let net = ConvNet::new(&path, config, spec.inputs, spec.outputs, kind);
+            match spec.role {
+                NetRole::Coupling { level, .. } => couplings[level].push(net),
+                NetRole::Prior { level, .. } => priors[level].push(net),
+                NetRole::TopGroup { .. } => top_nets.push(net),
+                NetRole::TopPhase { .. } => top_phase_nets.push(net),
+                NetRole::TopParams => unreachable!("top.params is not a network"),
+            }
         }
-        let g = config.top_group_channels();
-        let top_shape = [g as i64, 3 * config.mixtures as i64];
-        // random means and scales break the symmetry between mixture components
-        let top = (p / "top").var(
-            "params",
-            &top_shape,
-            nn::Init::Uniform { lo: -0.5, up: 0.5 },
-        );
-        let top_nets = (1..config.top_groups)
-            .map(|k| {
-                let out = 3 * config.mixtures * g;
-                ConvNet::new(
-                    &(p / "top" / format!("group{k}")),
-                    config,
-                    k * g,
-                    out,
-                    NetKind::Prior,
-                )
-            })
-            .collect();
-        let top_phase_nets = config
-            .top_phase_nets()
-            .into_iter()
-            .map(|(k, j)| {
-                let name = IdfConfig::top_phase_name(k, j);
-                let net = name.rsplit('.').next().expect("top.g{k}p{j}");
-                let out = 3 * config.mixtures * g;
-                ConvNet::new(&(p / "top" / net), config, (k + 1) * g, out, NetKind::Prior)
-            })
-            .collect();
         Idf {
             config: config.clone(),
             couplings,
             priors,
-            top,
+            top: top.expect("the network list holds top.params"),
             top_nets,
             top_phase_nets,
         }
@@ -330,11 +309,7 @@ impl Idf {
     /// Per-image negative log-likelihood in nats of integer pixels `x` (`N×C×H×W`, float kind
     /// holding integers `0..=255`). Exact discrete NLL: no dequantization noise.
     pub fn nll(&self, x: &Tensor) -> Tensor {
-        let groups = self.nll_by_group(x);
-        groups
-            .iter()
-            .skip(1)
-            .fold(groups[0].shallow_clone(), |acc, g| acc + g)
+        Likelihood::nll(self, x)
     }
 
     /// Per-image NLL in nats of each emitted latent group: the factor-out of every level, then
@@ -507,8 +482,14 @@ impl Idf {
 
     /// Mean bits per sub-pixel of a batch (the training loss).
     pub fn bpd(&self, x: &Tensor) -> Tensor {
-        let dims: i64 = x.size()[1..].iter().product();
-        self.nll(x).mean(Kind::Float) / (dims as f64 * std::f64::consts::LN_2)
+        bpd::batch_bpd(self, x)
+    }
+}
+
+impl Likelihood for Idf {
+    /// The NLL of every emitted latent group ([`Idf::nll_by_group`]).
+    fn nll_terms(&self, x: &Tensor) -> Vec<Tensor> {
+        self.nll_by_group(x)
     }
 }
 

@@ -6,9 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{nn::VarStore, Tensor};
 
-use idfcodec_codec::IdfConfig;
-
 use super::config::TrainConfig;
+use super::model::{FamilyFn, ModelConfig, Trainable};
 use super::optim::Optimizer;
 use super::TrainError;
 
@@ -122,100 +121,39 @@ fn read_weights(dir: &Path) -> Result<(PathBuf, Vec<(String, Tensor)>), TrainErr
     Ok((p, saved))
 }
 
-/// Copies into `vs` every parameter of the checkpoint in `dir` that has the same name and shape
-/// (the optimiser state is not taken), and grows a model whose priors were split into groups
-/// (`prior_groups`, `top_groups`) so that it starts out computing what the saved one did:
-/// - a prior's output rows (`….prior.conv_out.*`, `top.params`) are laid out channel by channel,
-///   so the first group keeps the saved leading rows;
-/// - a new factor-out group network `level{l}.prior{k}` starts as a copy of the saved
-///   `level{l}.prior`: its output rows are those of group `k`'s channels, and its first layer's
-///   extra inputs (the groups before `k`) start at zero weight;
-/// - a residual block the saved run lacks (`blocks` raised) starts with its second convolution at
-///   zero, so it adds nothing until trained.
+/// Copies into `vs` what fits of the parameters of the run in `dir` (the optimiser state is not
+/// taken), as the family grows a model ([`Trainable::copy_matching`]; for the IDF
+/// [`crate::nn::idf::trainable::copy_matching`]). The run must be of the same family.
 ///
-/// A level whose factor-out changes between coded whole and coded by pixel phase
-/// (`phase_levels`) takes none of its prior networks: their inputs and outputs mean other things;
-/// nor does any parameter when the squeeze changes (`phase_squeeze`).
-///
-/// Returns the names of the variables not copied (the zeroed block outputs among them).
+/// Returns the names of the variables not copied.
 pub fn copy_matching(
     dir: &Path,
-    config: &IdfConfig,
+    model: &ModelConfig,
     vs: &mut VarStore,
 ) -> Result<Vec<String>, TrainError> {
-    let saved_config = read_state(dir)?.config.model;
-    let (_, saved) = read_weights(dir)?;
-    let rephased = |name: &str| {
-        saved_config.phase_squeeze != config.phase_squeeze
-            || (0..config.levels).any(|l| {
-                saved_config.phased(l) != config.phased(l)
-                    && name.starts_with(&IdfConfig::prior_name(l))
-            })
-    };
-    let find = |name: &str| {
-        let key = format!("param.{name}");
-        saved.iter().find(|(n, _)| *n == key).map(|(_, t)| t)
-    };
-    let mut untouched = Vec::new();
-    tch::no_grad(|| {
-        for (name, mut var) in vs.variables() {
-            if rephased(&name) {
-                untouched.push(name);
-                continue;
-            }
-            let (source, group) = match (find(&name), split_prior_group(&name)) {
-                (Some(t), _) => (Some(t), 0),
-                (None, Some((ungrouped, k))) => (find(&ungrouped), k),
-                (None, None) => (None, 0),
-            };
-            let (want, have) = match source {
-                Some(t) => (var.size(), t.size()),
-                None => {
-                    if is_new_block_output(&name) {
-                        let _ = var.zero_();
-                    }
-                    untouched.push(name);
-                    continue;
-                }
-            };
-            let t = source.expect("checked above");
-            let output_rows = name.contains(".conv_out.") && name.contains(".prior")
-                || name == IdfConfig::TOP_PARAMS;
-            if want == have {
-                var.copy_(t);
-            } else if output_rows && want[1..] == have[1..] && have[0] >= want[0] * (group + 1) {
-                var.copy_(&t.narrow(0, want[0] * group, want[0]));
-            } else if name.ends_with(".conv_in.weight")
-                && want.len() == 4
-                && want[0] == have[0]
-                && want[2..] == have[2..]
-                && want[1] > have[1]
-            {
-                let _ = var.zero_();
-                var.narrow(1, 0, have[1]).copy_(t);
-            } else {
-                untouched.push(name);
-            }
+    struct Copy<'a> {
+        dir: &'a Path,
+        vs: &'a mut VarStore,
+    }
+    impl FamilyFn for Copy<'_> {
+        type Output = Result<Vec<String>, TrainError>;
+        fn call<M: Trainable>(self, config: &M::Config) -> Self::Output {
+            let state = read_state(self.dir)?;
+            let saved_config = state.config.model.of::<M>().ok_or_else(|| {
+                TrainError::Config(format!(
+                    "{} holds a {} run, not a {} one",
+                    self.dir.display(),
+                    state.config.model.family(),
+                    M::FAMILY
+                ))
+            })?;
+            let (_, saved) = read_weights(self.dir)?;
+            let params: Vec<(String, Tensor)> = saved
+                .into_iter()
+                .filter_map(|(n, t)| Some((n.strip_prefix("param.")?.to_string(), t)))
+                .collect();
+            Ok(M::copy_matching(saved_config, &params, config, self.vs))
         }
-    });
-    untouched.sort();
-    Ok(untouched)
-}
-
-/// The second convolution of a residual block (`….block{b}.conv2.*`): when the source run has no
-/// such block it starts at zero, so the block adds nothing and the grown network computes what
-/// the one it grew from did (`blocks` raised).
-fn is_new_block_output(name: &str) -> bool {
-    name.split('.')
-        .collect::<Vec<_>>()
-        .windows(2)
-        .any(|w| w[0].starts_with("block") && w[1] == "conv2")
-}
-
-/// `level{l}.prior{k}.REST` (`k ≥ 1`) → (`level{l}.prior.REST`, `k`).
-fn split_prior_group(name: &str) -> Option<(String, i64)> {
-    let mut parts = name.splitn(3, '.');
-    let (level, net, rest) = (parts.next()?, parts.next()?, parts.next()?);
-    let k: i64 = net.strip_prefix("prior")?.parse().ok()?;
-    (level.starts_with("level") && k >= 1).then(|| (format!("{level}.prior.{rest}"), k))
+    }
+    model.with_family(Copy { dir, vs })
 }

@@ -1,10 +1,12 @@
-//! The training loop: data order from the seed, optimiser, schedule, periodic evaluation,
-//! checkpoints every few minutes, a CSV log and a bpd plot. Resuming continues bit-identically
-//! on the CPU: the only state is the weights, the optimiser and the step counter.
+//! The training loop, generic over the model family ([`Trainable`]): data order from the seed,
+//! optimiser, schedule, periodic evaluation, checkpoints every few minutes, a CSV log and a plot.
+//! Resuming continues bit-identically on the CPU: the only state is the weights, the optimiser
+//! and the step counter.
 
 pub mod checkpoint;
 pub mod config;
 pub mod log;
+pub mod model;
 pub mod optim;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -15,12 +17,10 @@ use std::time::Instant;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 use crate::data::{self, Dataset, ImageSet, PatchConfig, Split};
-use crate::metrics::bpd::dataset_bpd;
-use crate::nn::Idf;
 use checkpoint::RunState;
 use config::TrainConfig;
-use idfcodec_codec::arch::{IdfConfig, MEAN_SCALE};
 use log::LogRow;
+pub use model::{Evaluation, FamilyFn, ModelConfig, Trainable};
 use optim::Optimizer;
 
 /// Errors of training, evaluation and export.
@@ -117,7 +117,7 @@ pub fn load_data(cfg: &TrainConfig) -> Result<LoadedData, TrainError> {
             }
             let patches = PatchConfig {
                 size: cfg.data.patch_size,
-                channels: cfg.model.in_channels,
+                channels: cfg.model.in_channels(),
                 seed: cfg.train.seed,
                 flips: true,
             };
@@ -131,17 +131,19 @@ pub fn load_data(cfg: &TrainConfig) -> Result<LoadedData, TrainError> {
             )
         }
     };
-    if train.channels != cfg.model.in_channels {
+    if train.channels != cfg.model.in_channels() {
         return Err(TrainError::Config(format!(
-            "{} has {} channel(s) but model.in_channels = {}",
-            cfg.data.dataset, train.channels, cfg.model.in_channels
+            "{} has {} channel(s) but the model takes {}",
+            cfg.data.dataset,
+            train.channels,
+            cfg.model.in_channels()
         )));
     }
     let m = cfg.model.size_multiple();
     if train.height % m != 0 || train.width % m != 0 {
         return Err(TrainError::Config(format!(
-            "images are {}×{}, but {} levels need multiples of {m}",
-            train.height, train.width, cfg.model.levels
+            "images are {}×{}, but the model needs multiples of {m}",
+            train.height, train.width
         )));
     }
     Ok(LoadedData {
@@ -180,115 +182,160 @@ impl BatchOrder {
     }
 }
 
-/// Training images whose latents start the priors (`train.data_init`).
-const DATA_INIT_IMAGES: i64 = 512;
+/// Builds the model of family `M` and its variables on `device`, seeded; an error when the
+/// config is of another family.
+pub fn build_model<M: Trainable>(
+    cfg: &TrainConfig,
+    device: Device,
+) -> Result<(VarStore, M), TrainError> {
+    let config = cfg.model.of::<M>().ok_or_else(|| {
+        TrainError::Config(format!(
+            "the run's model is of family {:?}, not {:?}",
+            cfg.model.family(),
+            M::FAMILY
+        ))
+    })?;
+    Ok(build::<M>(config, cfg.train.seed, device))
+}
 
-/// Builds the model and its variables on `device`, seeded.
-pub fn build_model(cfg: &TrainConfig, device: Device) -> (VarStore, Idf) {
-    tch::manual_seed(cfg.train.seed as i64);
+fn build<M: Trainable>(config: &M::Config, seed: u64, device: Device) -> (VarStore, M) {
+    tch::manual_seed(seed as i64);
     let vs = VarStore::new(device);
-    let model = Idf::new(&vs.root(), &cfg.model);
+    let model = M::new(&vs.root(), config);
     (vs, model)
 }
 
-/// The learning-rate multiplier of the parameter `name` (tensor names of
-/// [`idfcodec_codec::arch`]), per element where it matters.
-///
-/// Adam moves every parameter by about the learning rate per step whatever its gradient, so a
-/// parameter's rate must match how far its effect travels: a raw mixture mean is multiplied by
-/// `MEAN_SCALE` (128) pixels, and a prior with a scale of a twentieth of a pixel (MNIST's
-/// background) cannot stand means that jitter by 0.1 pixel a step. Rows of the priors' last
-/// layer and of the top parameters that produce means get `1/MEAN_SCALE`, so a mean moves by
-/// about the learning rate in pixels. On top, [`config::Schedule::output_lr_scale`] and
-/// [`config::Schedule::coupling_lr_scale`] slow the last layers' weights. A prior's linear path
-/// (`conv_skip`, input to output) learns at the full rate: a mean following its neighbours needs
-/// weights near 1/4, which 1/MEAN_SCALE would take hundreds of thousands of steps to reach.
-fn lr_scale(schedule: &config::Schedule, mixtures: usize, name: &str, param: &Tensor) -> Tensor {
-    let last_layer = name.contains(".conv_out.");
-    let frozen = schedule
-        .freeze
-        .iter()
-        .any(|prefix| name.starts_with(prefix));
-    let base = if frozen {
-        0.0
-    } else if last_layer && name.contains(".coupling") {
-        schedule.coupling_lr_scale
-    } else if last_layer && name.ends_with("weight") {
-        schedule.output_lr_scale
-    } else {
-        1.0
-    };
-    let raw_rows = |count: i64| {
-        // raw channel r of a latent holds a mean when r mod 3M is in M..2M
-        let m = mixtures as i64;
-        let rates: Vec<f32> = (0..count)
-            .map(|r| {
-                let mean = (m..2 * m).contains(&(r % (3 * m)));
-                (base
-                    * if mean {
-                        1.0 / f64::from(MEAN_SCALE)
-                    } else {
-                        1.0
-                    }) as f32
-            })
-            .collect();
-        Tensor::from_slice(&rates).to_device(param.device())
-    };
-    let size = param.size();
-    if name == IdfConfig::TOP_PARAMS {
-        // [C, 3M]: the raw row of every channel along the last axis
-        raw_rows(size[1]).reshape([1, size[1]])
-    } else if last_layer && (name.contains(".prior") || name.starts_with("top.")) {
-        // weight [3M·F, hidden, 3, 3] or bias [3M·F]: one raw channel per output row
-        let mut shape = vec![1i64; size.len()];
-        shape[0] = size[0];
-        raw_rows(size[0]).reshape(shape)
-    } else {
-        Tensor::from(base as f32).to_device(param.device())
+/// Test images per evaluation batch.
+const EVAL_BATCH: i64 = 500;
+
+/// Runs (or resumes) a training job until its step count or its time limit, with the model
+/// family its config names.
+pub fn run(job: &TrainJob, data: &LoadedData) -> Result<TrainReport, TrainError> {
+    struct Run<'a> {
+        job: &'a TrainJob,
+        data: &'a LoadedData,
     }
+    impl FamilyFn for Run<'_> {
+        type Output = Result<TrainReport, TrainError>;
+        fn call<M: Trainable>(self, config: &M::Config) -> Self::Output {
+            Session::<M>::start(self.job, config, self.data)?.train()
+        }
+    }
+    job.config.validate().map_err(TrainError::Config)?;
+    job.config.model.with_family(Run { job, data })
 }
 
-/// Runs (or resumes) a training job until its step count or its time limit.
-pub fn run(job: &TrainJob, data: &LoadedData) -> Result<TrainReport, TrainError> {
-    job.config.validate().map_err(TrainError::Config)?;
-    std::fs::create_dir_all(&job.out_dir).map_err(|e| TrainError::io(&job.out_dir, e))?;
-    if checkpoint::exists(&job.out_dir) && !job.resume {
-        return Err(TrainError::Config(format!(
-            "{} already holds a checkpoint: pass --resume to continue it, or choose another --out",
-            job.out_dir.display()
-        )));
+/// A run in progress: the model, its optimiser and the run's state and log.
+struct Session<'a, M: Trainable> {
+    job: &'a TrainJob,
+    data: &'a LoadedData,
+    vs: VarStore,
+    model: M,
+    opt: Optimizer,
+    state: RunState,
+    rows: Vec<LogRow>,
+    order: BatchOrder,
+    csv: PathBuf,
+    png: PathBuf,
+    title: String,
+}
+
+impl<'a, M: Trainable> Session<'a, M> {
+    /// Set-up: the run folder, the model and its optimiser, then either the checkpoint's state
+    /// (`--resume`) or a new run's start (`init_from`, data-dependent initialisation).
+    fn start(
+        job: &'a TrainJob,
+        config: &M::Config,
+        data: &'a LoadedData,
+    ) -> Result<Self, TrainError> {
+        let cfg = &job.config;
+        std::fs::create_dir_all(&job.out_dir).map_err(|e| TrainError::io(&job.out_dir, e))?;
+        if checkpoint::exists(&job.out_dir) && !job.resume {
+            return Err(TrainError::Config(format!(
+                "{} already holds a checkpoint: pass --resume to continue it, or choose another --out",
+                job.out_dir.display()
+            )));
+        }
+        let (vs, model) = build::<M>(config, cfg.train.seed, job.device);
+        let frozen = |name: &str| cfg.train.freeze.iter().any(|p| name.starts_with(p));
+        let opt = Optimizer::new(&vs, cfg.train.optimizer, |name, param| {
+            if frozen(name) {
+                Tensor::from(0f32).to_device(param.device())
+            } else {
+                M::lr_scale(config, name, param)
+            }
+        });
+        let csv = job.out_dir.join("log.csv");
+        let mut session = Session {
+            job,
+            data,
+            vs,
+            model,
+            opt,
+            state: RunState {
+                step: 0,
+                train_seconds: 0.0,
+                test_bpd: None,
+                config: cfg.clone(),
+                hardware: Vec::new(),
+            },
+            rows: Vec::new(),
+            order: BatchOrder {
+                seed: cfg.train.seed,
+                count: data.train.size()[0] as usize,
+                batch: cfg.train.batch_size,
+                epoch: None,
+                perm: vec![],
+            },
+            png: job.out_dir.join("bpd.png"),
+            csv,
+            title: format!(
+                "{} on {} ({} parameters)",
+                M::NAME,
+                cfg.data.dataset,
+                M::parameter_count(config)
+            ),
+        };
+        if job.resume && checkpoint::exists(&job.out_dir) {
+            session.resume()?;
+        } else {
+            session.begin(config)?;
+        }
+        session
+            .state
+            .hardware
+            .push(crate::device::describe(job.device));
+        session.rows = log::read(&session.csv, session.state.step);
+        Ok(session)
     }
-    let cfg = &job.config;
-    let (mut vs, model) = build_model(cfg, job.device);
-    let mut opt = Optimizer::new(&vs, cfg.train.optimizer, |name, param| {
-        lr_scale(&cfg.train, cfg.model.mixtures, name, param)
-    });
-    let mut state = RunState {
-        step: 0,
-        train_seconds: 0.0,
-        test_bpd: None,
-        config: cfg.clone(),
-        hardware: Vec::new(),
-    };
-    if job.resume && checkpoint::exists(&job.out_dir) {
-        state = checkpoint::load(&job.out_dir, &mut vs, Some(&mut opt))?;
-        let mut saved = state.config.clone();
+
+    /// Restores the checkpoint; only `train.steps` may differ from its config.
+    fn resume(&mut self) -> Result<(), TrainError> {
+        let cfg = &self.job.config;
+        self.state = checkpoint::load(&self.job.out_dir, &mut self.vs, Some(&mut self.opt))?;
+        let mut saved = self.state.config.clone();
         saved.train.steps = cfg.train.steps;
         if saved != *cfg {
             return Err(TrainError::Config(
                 "the checkpoint was trained with another config (only train.steps may change on --resume)".into(),
             ));
         }
-        state.config = cfg.clone();
-    } else {
+        self.state.config = cfg.clone();
+        Ok(())
+    }
+
+    /// A new run: the weights of `init_from` where they fit, then the family's data-dependent
+    /// initialisation of what was not copied.
+    fn begin(&mut self, config: &M::Config) -> Result<(), TrainError> {
+        let cfg = &self.job.config;
         // names of the variables a `init_from` run did not provide (None: no such run)
         let fresh = match &cfg.train.init_from {
             Some(dir) => {
-                let fresh = checkpoint::copy_matching(dir, &cfg.model, &mut vs)?;
+                let fresh = checkpoint::copy_matching(dir, &cfg.model, &mut self.vs)?;
                 println!(
                     "started from {}: {} tensors copied, new: {}",
                     dir.display(),
-                    vs.variables().len() - fresh.len(),
+                    self.vs.variables().len() - fresh.len(),
                     if fresh.is_empty() {
                         "none".to_string()
                     } else {
@@ -299,236 +346,189 @@ pub fn run(job: &TrainJob, data: &LoadedData) -> Result<TrainReport, TrainError>
             }
             None => None,
         };
-        if cfg.train.data_init {
-            let n = DATA_INIT_IMAGES.min(data.train.size()[0]);
-            let x = data
-                .train
-                .narrow(0, 0, n)
-                .to_device(job.device)
-                .to_kind(Kind::Float);
-            model.init_priors(&x, |prior| {
-                fresh.as_ref().map_or(true, |fresh| {
-                    fresh
-                        .iter()
-                        .any(|v| v == prior || v.starts_with(&format!("{prior}.conv_out.")))
-                })
-            });
-        }
+        self.model
+            .data_init(config, &self.data.train, self.job.device, fresh.as_deref());
+        Ok(())
     }
-    state.hardware.push(crate::device::describe(job.device));
 
-    let csv = job.out_dir.join("log.csv");
-    let png = job.out_dir.join("bpd.png");
-    let mut rows = log::read(&csv, state.step);
-    let title = format!(
-        "IDF on {} ({} parameters)",
-        cfg.data.dataset,
-        cfg.model.parameter_count()
-    );
-    let n_train = data.train.size()[0] as usize;
-    let mut order = BatchOrder {
-        seed: cfg.train.seed,
-        count: n_train,
-        batch: cfg.train.batch_size,
-        epoch: None,
-        perm: vec![],
-    };
-    let eval_n = (cfg.train.eval_images as i64)
-        .min(data.test.size()[0])
-        .max(1);
-    let eval_batch = 500;
-
-    let bar = if job.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(cfg.train.steps as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {msg} (eta {eta})",
-        )
-        .expect("valid template"),
-    );
-    bar.set_position(state.step as u64);
-
-    let chunk_start = Instant::now();
-    let mut last_save = Instant::now();
-    let mut accounted = 0.0;
-    let mut window = (0.0f64, 0usize, Instant::now());
-    let mut last_train_bpd = f64::NAN;
-    let mut images = 0usize;
-    let log_every = 50.min(cfg.train.eval_every.max(1));
-    let time_up = |t: &Instant| {
-        job.max_minutes
-            .is_some_and(|m| t.elapsed().as_secs_f64() > m * 60.0)
-    };
-
-    let chunk_end = job
-        .chunk_steps
-        .map_or(cfg.train.steps, |n| (state.step + n).min(cfg.train.steps));
-    while state.step < chunk_end && !time_up(&chunk_start) {
-        let step = state.step;
-        let lr = cfg.lr_at(step);
-        let idx = order.indices(step);
-        let x = data
+    /// One optimisation step at the run's current step; returns the batch's loss and size.
+    fn step(&mut self) -> Result<(f64, usize), TrainError> {
+        let cfg = &self.job.config;
+        let step = self.state.step;
+        let idx = self.order.indices(step);
+        let x = self
+            .data
             .train
             .index_select(0, &idx)
-            .to_device(job.device)
+            .to_device(self.job.device)
             .to_kind(Kind::Float);
-        let loss = model.bpd(&x);
-        opt.zero_grad();
+        let loss = self.model.loss(&x);
+        self.opt.zero_grad();
         loss.backward();
         let mut scale = 1.0;
         if cfg.train.clip_grad_norm > 0.0 {
-            let norm = opt.grad_norm();
+            let norm = self.opt.grad_norm();
             if norm > cfg.train.clip_grad_norm {
                 scale = cfg.train.clip_grad_norm / norm;
             }
         }
-        opt.step(lr, scale);
-        let bpd = loss.double_value(&[]);
-        if !bpd.is_finite() {
+        self.opt.step(cfg.lr_at(step), scale);
+        let value = loss.double_value(&[]);
+        if !value.is_finite() {
             return Err(TrainError::Other(format!(
-                "loss became {bpd} at step {step}; lower the learning rate"
+                "loss became {value} at step {step}; lower the learning rate"
             )));
         }
-        images += x.size()[0] as usize;
-        window.0 += bpd;
-        window.1 += 1;
-        state.step += 1;
-        bar.inc(1);
+        self.state.step += 1;
+        Ok((value, x.size()[0] as usize))
+    }
 
-        let eval_now = cfg.train.eval_every > 0 && state.step % cfg.train.eval_every == 0;
-        if state.step % log_every == 0 || eval_now || state.step == cfg.train.steps {
-            let secs = window.2.elapsed().as_secs_f64();
-            let mean = window.0 / window.1 as f64;
-            last_train_bpd = mean;
-            let test_bpd = eval_now.then(|| {
-                dataset_bpd(
-                    &model,
-                    &data.test.narrow(0, 0, eval_n),
-                    eval_batch,
-                    job.device,
-                )
-            });
-            let ips = (window.1 * cfg.train.batch_size) as f64 / secs.max(1e-9);
-            rows.push(LogRow {
-                step: state.step,
-                epoch: state.step as f64 / order.steps_per_epoch() as f64,
-                lr,
-                train_bpd: mean,
-                test_bpd,
-                images_per_s: ips,
-                elapsed_s: state.train_seconds + chunk_start.elapsed().as_secs_f64() - accounted,
-            });
-            let test_msg = rows
-                .iter()
-                .rev()
-                .find_map(|r| r.test_bpd)
-                .map(|t| format!(" test {t:.3}"))
-                .unwrap_or_default();
-            bar.set_message(format!("bpd {mean:.3}{test_msg} | {ips:.0} img/s"));
-            window = (0.0, 0, Instant::now());
-            if eval_now {
-                log::write(&csv, &rows)?;
-                log::plot(&png, &rows, &title)?;
+    /// The evaluation figure of the first `n` test images (all: `None`).
+    fn evaluate(&self, n: Option<i64>) -> f64 {
+        let test = &self.data.test;
+        let images = match n {
+            Some(n) => test.narrow(0, 0, n),
+            None => test.shallow_clone(),
+        };
+        self.model
+            .evaluate(&images, EVAL_BATCH, self.job.device)
+            .total
+    }
+
+    /// Writes the checkpoint and the log.
+    fn checkpoint(&self) -> Result<(), TrainError> {
+        checkpoint::save(&self.job.out_dir, &self.vs, &self.opt, &self.state)?;
+        log::write(&self.csv, &self.rows)
+    }
+
+    /// The loop: steps until the run's or the chunk's end, logging, evaluating and checkpointing
+    /// on the way, then the final evaluation (at the run's end) and checkpoint.
+    fn train(mut self) -> Result<TrainReport, TrainError> {
+        let job = self.job;
+        let cfg = &job.config;
+        let eval_n = (cfg.train.eval_images as i64)
+            .min(self.data.test.size()[0])
+            .max(1);
+        let bar = if job.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(cfg.train.steps as u64)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {msg} (eta {eta})",
+            )
+            .expect("valid template"),
+        );
+        bar.set_position(self.state.step as u64);
+
+        let mut clock = Clock::new();
+        let mut last_save = Instant::now();
+        let mut window = (0.0f64, 0usize, Instant::now());
+        let mut last_train_bpd = f64::NAN;
+        let mut images = 0usize;
+        let log_every = 50.min(cfg.train.eval_every.max(1));
+        let chunk_end = job.chunk_steps.map_or(cfg.train.steps, |n| {
+            (self.state.step + n).min(cfg.train.steps)
+        });
+        while self.state.step < chunk_end && !clock.time_up(job.max_minutes) {
+            let lr = cfg.lr_at(self.state.step);
+            let (loss, batch) = self.step()?;
+            images += batch;
+            window.0 += loss;
+            window.1 += 1;
+            bar.inc(1);
+
+            let step = self.state.step;
+            let eval_now = cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0;
+            if step % log_every == 0 || eval_now || step == cfg.train.steps {
+                let secs = window.2.elapsed().as_secs_f64();
+                let mean = window.0 / window.1 as f64;
+                last_train_bpd = mean;
+                let test_bpd = eval_now.then(|| self.evaluate(Some(eval_n)));
+                let ips = (window.1 * cfg.train.batch_size) as f64 / secs.max(1e-9);
+                self.rows.push(LogRow {
+                    step,
+                    epoch: step as f64 / self.order.steps_per_epoch() as f64,
+                    lr,
+                    train_bpd: mean,
+                    test_bpd,
+                    images_per_s: ips,
+                    elapsed_s: self.state.train_seconds + clock.unaccounted(),
+                });
+                let test_msg = self
+                    .rows
+                    .iter()
+                    .rev()
+                    .find_map(|r| r.test_bpd)
+                    .map(|t| format!(" test {t:.3}"))
+                    .unwrap_or_default();
+                bar.set_message(format!("bpd {mean:.3}{test_msg} | {ips:.0} img/s"));
+                window = (0.0, 0, Instant::now());
+                if eval_now {
+                    log::write(&self.csv, &self.rows)?;
+                    log::plot(&self.png, &self.rows, &self.title)?;
+                }
+            }
+            if last_save.elapsed().as_secs_f64() > cfg.train.checkpoint_minutes * 60.0 {
+                clock.account(&mut self.state);
+                self.checkpoint()?;
+                last_save = Instant::now();
             }
         }
-        if last_save.elapsed().as_secs_f64() > cfg.train.checkpoint_minutes * 60.0 {
-            account(&mut state, &mut accounted, &chunk_start);
-            checkpoint::save(&job.out_dir, &vs, &opt, &state)?;
-            log::write(&csv, &rows)?;
-            last_save = Instant::now();
+        let finished = self.state.step >= cfg.train.steps;
+        if finished {
+            let full = self.evaluate(None);
+            self.state.test_bpd = Some(full);
+            if let Some(last) = self.rows.last_mut() {
+                last.test_bpd = Some(full);
+            }
         }
+        clock.account(&mut self.state);
+        self.checkpoint()?;
+        log::plot(&self.png, &self.rows, &self.title)?;
+        bar.finish();
+        let chunk_seconds = clock.start.elapsed().as_secs_f64();
+        Ok(TrainReport {
+            step: self.state.step,
+            finished,
+            test_bpd: self.state.test_bpd,
+            last_train_bpd,
+            images_per_s: images as f64 / chunk_seconds.max(1e-9),
+            chunk_seconds,
+            parameters: cfg.model.parameter_count(),
+        })
     }
-    let finished = state.step >= cfg.train.steps;
-    if finished {
-        let full = dataset_bpd(&model, &data.test, eval_batch, job.device);
-        state.test_bpd = Some(full);
-        if let Some(last) = rows.last_mut() {
-            last.test_bpd = Some(full);
-        }
-    }
-    account(&mut state, &mut accounted, &chunk_start);
-    checkpoint::save(&job.out_dir, &vs, &opt, &state)?;
-    log::write(&csv, &rows)?;
-    log::plot(&png, &rows, &title)?;
-    bar.finish();
-    let chunk_seconds = chunk_start.elapsed().as_secs_f64();
-    Ok(TrainReport {
-        step: state.step,
-        finished,
-        test_bpd: state.test_bpd,
-        last_train_bpd,
-        images_per_s: images as f64 / chunk_seconds.max(1e-9),
-        chunk_seconds,
-        parameters: cfg.model.parameter_count(),
-    })
 }
 
-/// Adds this chunk's seconds since the last call to the run's training time.
-fn account(state: &mut RunState, accounted: &mut f64, chunk_start: &Instant) {
-    let now = chunk_start.elapsed().as_secs_f64();
-    state.train_seconds += now - *accounted;
-    *accounted = now;
+/// This chunk's wall clock, and how much of it the run's training time already counts.
+struct Clock {
+    start: Instant,
+    accounted: f64,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Clock {
+    fn new() -> Self {
+        Clock {
+            start: Instant::now(),
+            accounted: 0.0,
+        }
+    }
 
-    #[test]
-    fn learning_rate_multipliers_follow_what_a_parameter_moves() {
-        let s = config::Schedule {
-            output_lr_scale: 0.5,
-            coupling_lr_scale: 0.25,
-            ..Default::default()
-        };
-        let m = 2; // raw rows per latent: logit, logit, mean, mean, log-scale, log-scale
-        let rate = |name: &str, shape: &[i64]| {
-            let p = Tensor::zeros(shape, (Kind::Float, tch::Device::Cpu));
-            let r = lr_scale(&s, m, name, &p).expand_as(&p).flatten(0, -1);
-            Vec::<f32>::try_from(r).unwrap()
-        };
-        assert!(rate("level0.coupling3.conv_out.weight", &[2, 4, 3, 3])
-            .iter()
-            .all(|&v| v == 0.25));
-        assert_eq!(rate("level1.coupling0.conv_out.bias", &[2]), [0.25, 0.25]);
-        assert_eq!(
-            rate("level0.coupling0.conv_in.weight", &[1, 1, 1, 1]),
-            [1.0]
-        );
-        let mean = 1.0 / MEAN_SCALE;
-        assert_eq!(
-            rate("level0.prior.conv_out.bias", &[12]),
-            [1.0, 1.0, mean, mean, 1.0, 1.0, 1.0, 1.0, mean, mean, 1.0, 1.0]
-        );
-        let w = rate("level0.prior.conv_out.weight", &[6, 1, 1, 2]);
-        assert_eq!(
-            w,
-            [
-                0.5,
-                0.5,
-                0.5,
-                0.5,
-                0.5 * mean,
-                0.5 * mean,
-                0.5 * mean,
-                0.5 * mean,
-                0.5,
-                0.5,
-                0.5,
-                0.5
-            ]
-        );
-        assert_eq!(
-            rate("top.params", &[1, 6]),
-            [1.0, 1.0, mean, mean, 1.0, 1.0]
-        );
-        assert_eq!(
-            rate("top.group2.conv_out.bias", &[6]),
-            [1.0, 1.0, mean, mean, 1.0, 1.0]
-        );
-        assert_eq!(rate("top.group2.conv_in.bias", &[2]), [1.0, 1.0]);
+    /// Past the chunk's time limit (`--minutes`).
+    fn time_up(&self, max_minutes: Option<f64>) -> bool {
+        max_minutes.is_some_and(|m| self.start.elapsed().as_secs_f64() > m * 60.0)
+    }
+
+    /// Seconds of this chunk not yet added to the run's training time.
+    fn unaccounted(&self) -> f64 {
+        self.start.elapsed().as_secs_f64() - self.accounted
+    }
+
+    /// Adds this chunk's seconds since the last call to the run's training time.
+    fn account(&mut self, state: &mut RunState) {
+        let now = self.start.elapsed().as_secs_f64();
+        state.train_seconds += now - self.accounted;
+        self.accounted = now;
     }
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
-use crate::arch::{IdfConfig, NetKind, TensorSpec};
+use crate::arch::{IdfConfig, NetKind, NetRole, TensorSpec};
 use crate::engine::{Conv3x3, Network, ResidualBlock};
 use crate::{CodecError, Result};
 
@@ -221,28 +221,29 @@ impl Model {
             config: &config,
             values: values.into_iter(),
         };
-        let mut levels = Vec::with_capacity(config.levels);
-        for (l, shape) in config.level_shapes().iter().enumerate() {
-            let couplings = (0..config.couplings)
-                .map(|_| queue.network(shape.coupling_in, shape.coupling_out, NetKind::Coupling))
-                .collect::<Result<Vec<_>>>()?;
-            let p = config.prior_group_channels(shape);
-            let context = config.prior_context_channels(l, shape);
-            let priors = (0..config.level_groups(l))
-                .map(|k| queue.network(context + k * p, 3 * config.mixtures * p, NetKind::Prior))
-                .collect::<Result<Vec<_>>>()?;
-            levels.push(LevelNets { couplings, priors });
+        let mut levels: Vec<LevelNets> = (0..config.levels)
+            .map(|_| LevelNets {
+                couplings: Vec::new(),
+                priors: Vec::new(),
+            })
+            .collect();
+        let mut top_params = Vec::new();
+        let mut top_nets = Vec::new();
+        let mut top_phase_nets = Vec::new();
+        for net in config.networks() {
+            let Some(kind) = net.role.kind() else {
+                top_params = queue.next()?;
+                continue;
+            };
+            let network = queue.network(net.inputs, net.outputs, kind)?;
+            match net.role {
+                NetRole::Coupling { level, .. } => levels[level].couplings.push(network),
+                NetRole::Prior { level, .. } => levels[level].priors.push(network),
+                NetRole::TopGroup { .. } => top_nets.push(network),
+                NetRole::TopPhase { .. } => top_phase_nets.push(network),
+                NetRole::TopParams => unreachable!("top.params is not a network"),
+            }
         }
-        let top_params = queue.next()?;
-        let g = config.top_group_channels();
-        let top_nets = (1..config.top_groups)
-            .map(|k| queue.network(k * g, 3 * config.mixtures * g, NetKind::Prior))
-            .collect::<Result<Vec<_>>>()?;
-        let top_phase_nets = config
-            .top_phase_nets()
-            .into_iter()
-            .map(|(k, _)| queue.network((k + 1) * g, 3 * config.mixtures * g, NetKind::Prior))
-            .collect::<Result<Vec<_>>>()?;
         Ok(Model {
             config,
             card,
