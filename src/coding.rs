@@ -15,15 +15,15 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use idfcodec_codec::effort::{archive_format, EffortError, UnusedModel};
 use idfcodec_codec::format::{Limits, ModelRef, PixelFormat};
-use idfcodec_codec::image::{format_name, has_learned_plane};
-use idfcodec_codec::registry::RegistryEntry;
+use idfcodec_codec::RegistryEntry;
+use idfcodec_codec::{archive_format, EffortError, UnusedModel};
 use idfcodec_codec::{
     compress_archive_with_effort, compress_with_effort, decompress, Compressed, DecodeOptions,
     Effort, EffortOptions, Image, ImageCodecError, LearnedModel, Model, ModelLookup, ModelStorage,
     NamedImage, NamedModel, Plan, Registry,
 };
+use idfcodec_codec::{format_name, learned_channels};
 
 /// A model picked with `--model`, with its name for messages and how files refer to it.
 #[derive(Debug)]
@@ -142,7 +142,7 @@ impl Coding {
     /// formats a learned model codes: for the others it cannot matter (the policy context-codes
     /// them), so a `--model` that cannot be read only earns them the note, as any model does.
     pub fn options(&self, format: PixelFormat) -> Result<EffortOptions<'_>> {
-        let model = match has_learned_plane(format) {
+        let model = match learned_channels(format).is_some() {
             true => self.given()?.map(ChosenModel::learned),
             false => None,
         };
@@ -186,7 +186,7 @@ impl Coding {
     /// The note, once per process, when images of `format` do not use the `--model` given.
     fn note_unused(&self, format: PixelFormat, unused: Option<UnusedModel>) {
         // formats without a learned plane were planned without the model (see `options`)
-        let unused = match has_learned_plane(format) {
+        let unused = match learned_channels(format).is_some() {
             true => unused,
             false => Some(UnusedModel::NoLearnedPlane),
         };

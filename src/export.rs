@@ -5,7 +5,8 @@
 //! Before writing, the exported weights are run on the codec's deterministic engine and its NLL
 //! is compared with the float tch model's on test images; both figures go into the card.
 
-use idfcodec_codec::{flow, Model};
+use idfcodec_codec::model::idf::flow;
+use idfcodec_codec::Idf as EngineIdf;
 use serde_json::json;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -99,7 +100,7 @@ pub fn codec_tensors(
 
 /// Compares the engine's NLL with the float model's on the first `n` images of `images`.
 pub fn engine_check(
-    engine: &Model,
+    engine: &EngineIdf,
     float: &crate::nn::Idf,
     images: &tch::Tensor,
     n: usize,
@@ -175,7 +176,7 @@ pub fn export(job: &ExportJob) -> Result<ExportReport, TrainError> {
         _ => dataset_bpd(&model, &data.test, 500, Device::Cpu),
     };
     let values = codec_tensors(&vs, &idf.arch)?;
-    let engine = Model::from_parts(idf.arch.clone(), json!({}), values.clone())
+    let engine = EngineIdf::from_parts(idf.arch.clone(), json!({}), values.clone())
         .map_err(|e| TrainError::Other(e.to_string()))?;
     let check = (job.check_images > 0)
         .then(|| engine_check(&engine, &model, &data.test, job.check_images))

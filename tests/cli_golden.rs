@@ -38,7 +38,7 @@ const GOLDEN: [Golden; 3] = [
     },
 ];
 
-/// Seed of `Model::new_random(test_config(), MODEL_SEED)`, the committed test model.
+/// Seed of `Idf::new_random(test_config(), MODEL_SEED)`, the committed test model.
 const MODEL_SEED: u64 = 20_240_601;
 
 fn fixtures() -> PathBuf {
@@ -251,7 +251,7 @@ fn info_shows_the_version() {
 fn the_test_model_is_small_and_fixed() {
     let bytes = std::fs::read(model_path()).unwrap();
     assert!(bytes.len() < 100_000, "{} bytes", bytes.len());
-    let model = idfcodec_codec::Model::from_safetensors(&bytes).unwrap();
+    let model = idfcodec_codec::Idf::from_safetensors(&bytes).unwrap();
     assert_eq!(model.config(), &test_config());
 }
 
@@ -262,7 +262,7 @@ fn regenerate_golden_files() {
     use idfcodec::data::{load, Dataset, Split};
     std::fs::create_dir_all(fixtures()).unwrap();
     if !model_path().exists() {
-        let model = idfcodec_codec::Model::new_random(test_config(), MODEL_SEED).unwrap();
+        let model = idfcodec_codec::Idf::new_random(test_config(), MODEL_SEED).unwrap();
         let card = serde_json::json!({
             "note": "random weights for the golden-file tests; never change this file",
             "random_seed": MODEL_SEED,

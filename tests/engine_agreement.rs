@@ -8,7 +8,7 @@ mod common;
 use idfcodec::export::{codec_tensors, engine_check};
 use idfcodec::nn::Idf;
 use idfcodec::train::{self, config::TrainConfig};
-use idfcodec_codec::Model;
+use idfcodec_codec::Idf as EngineIdf;
 use tch::Device;
 
 fn small_config() -> TrainConfig {
@@ -57,7 +57,7 @@ fn agree_on_real_images(cfg: &TrainConfig) {
         }
     });
     let values = codec_tensors(&vs, &cfg.model.idf().unwrap().arch).unwrap();
-    let engine = Model::from_parts(
+    let engine = EngineIdf::from_parts(
         cfg.model.idf().unwrap().arch.clone(),
         serde_json::json!({}),
         values,
@@ -88,14 +88,14 @@ fn exported_bytes_load_in_the_codec_with_the_same_id() {
     let cfg = small_config();
     let (vs, _) = train::build_model::<Idf>(&cfg, Device::Cpu).unwrap();
     let values = codec_tensors(&vs, &cfg.model.idf().unwrap().arch).unwrap();
-    let a = Model::from_parts(
+    let a = EngineIdf::from_parts(
         cfg.model.idf().unwrap().arch.clone(),
         serde_json::json!({}),
         values,
     )
     .unwrap();
     let bytes = a.to_safetensors(&serde_json::json!({"name": "t"})).unwrap();
-    let b = Model::from_safetensors(&bytes).unwrap();
+    let b = EngineIdf::from_safetensors(&bytes).unwrap();
     assert_eq!(a.id(), b.id());
     assert_eq!(b.card()["name"], "t");
     assert_eq!(b.config(), &cfg.model.idf().unwrap().arch);

@@ -14,7 +14,7 @@
 
 use idfcodec_codec::engine::{IntTensor, Shape};
 use idfcodec_codec::entropy::LogisticMixture;
-use idfcodec_codec::flow::{self, GroupParams, MixtureParams};
+use idfcodec_codec::model::idf::flow::{self, GroupParams, MixtureParams};
 use idfcodec_codec::{png, Registry};
 
 const TILE: usize = 128;
@@ -90,7 +90,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = Registry::embedded()
         .by_name("photos")
         .ok_or("no embedded photos model")?
-        .model()?;
+        .model()?
+        .idf()
+        .ok_or("the photos model is not an IDF")?;
     let (mut all, mut all_values) = ([0.0f64; 3], 0usize);
     for path in args {
         let image = png::read(&std::fs::read(&path)?)?.to_image()?;

@@ -7,7 +7,8 @@
 use idfcodec_codec::engine::{IntTensor, Shape};
 use idfcodec_codec::entropy::{LatentModel, LogisticMixture, WINDOW_RADIUS};
 use idfcodec_codec::format::PixelFormat;
-use idfcodec_codec::{flow, png, Registry};
+use idfcodec_codec::model::idf::flow;
+use idfcodec_codec::{png, Registry};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
@@ -16,7 +17,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let entry = Registry::embedded()
         .default_for(PixelFormat::Gray8)
         .ok_or("no embedded grayscale model")?;
-    let model = entry.model()?;
+    let model = entry
+        .model()?
+        .idf()
+        .ok_or("the default grayscale model is not an IDF")?;
     let image = png::read(&std::fs::read(&path)?)?.to_image()?;
     let (h, w) = (image.height() as usize, image.width() as usize);
     let data = image.samples().iter().map(|&p| i32::from(p)).collect();

@@ -1,13 +1,13 @@
 //! Adaptive context-model coding of the sample planes no learned model codes: alpha, the low
-//! bytes of 16-bit samples, palette indices, 1/2/4-bit gray and (until an RGB model exists)
-//! whole 8-bit colour planes.
+//! bytes of 16-bit samples, palette indices, 1/2/4-bit gray, and the 8-bit planes of formats
+//! and files coded without a learned model.
 //!
 //! # Model
 //! Every value is coded as a short sequence of **binary decisions**, each with an adaptive
-//! probability ([`Bit`]: 16-bit fixed point, updated by `p ← p ± p/(n+2)` with the count `n`
+//! probability (`Bit`: 16-bit fixed point, updated by `p ← p ± p/(n+2)` with the count `n`
 //! capped at [`ADAPT_LIMIT`], so it learns like a frequency count at first and then follows
 //! drifting statistics). Each decision is pushed onto constriction's `DefaultAnsCoder` with a
-//! two-symbol model ([`BinaryModel`], constriction's `EncoderModel`/`DecoderModel` traits, every
+//! two-symbol model (`BinaryModel`, constriction's `EncoderModel`/`DecoderModel` traits, every
 //! probability non-zero). Integer arithmetic only: bit-exact on every machine. The tables are
 //! sized by the contexts below, never by the image; nothing is allocated per pixel.
 //!
@@ -16,7 +16,7 @@
 //!   quantity is `t = base + s` for the sample `s ∈ 0..=span` and a per-pixel `base` known to
 //!   the decoder. `t` is predicted from its causal neighbours by a blend of five
 //!   sub-predictors (LOCO-I median edge detector, gradient `W+N−NW`, `N`, `W`, `(W+NE)/2`)
-//!   weighted by the inverse square of their recent errors at W, N, NW and NE ([`Blend`]),
+//!   weighted by the inverse square of their recent errors at W, N, NW and NE (`Blend`),
 //!   plus a per-context bias correction (JPEG-LS), clamped to `[base, base + span]`. The
 //!   residual is coded as zero flag, sign (only where both signs are possible), Elias-gamma
 //!   style exponent in unary and mantissa bits, each decision in a context of the quantised
@@ -867,12 +867,22 @@ fn zeros<T: Clone + Default>(n: usize) -> Result<Vec<T>> {
     Ok(v)
 }
 
-/// Codes every plane of an image (all of them, or all but the first when `skip_first`).
+/// Who codes the first plane of the context coder's order ([`first_plane`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirstPlane {
+    /// The context coder codes it with the other planes.
+    Coded,
+    /// A learned model codes it (the decoder knows it before the context coder's block): the
+    /// context coder only learns from it, as context of the other planes.
+    Known,
+}
+
+/// Codes every plane of an image (all but the first when it is [`FirstPlane::Known`]).
 fn code_planes<I: BitIo>(
     io: &mut I,
     layout: &PlaneLayout,
     planes: &mut Planes,
-    skip_first: bool,
+    first: FirstPlane,
 ) -> Result<()> {
     let (width, height) = (planes.width, planes.height);
     let n = width * height;
@@ -884,7 +894,7 @@ fn code_planes<I: BitIo>(
     let mut green_extra = zeros::<u8>(n)?;
     let mut plane_extra = zeros::<u8>(n)?;
     for (index, kind) in order.iter().enumerate() {
-        let skip = skip_first && index == 0;
+        let skip = first == FirstPlane::Known && index == 0;
         match *kind {
             PlaneKind::Small { bits } => {
                 let limit = match layout.content {
@@ -991,19 +1001,19 @@ fn code_constant<I: BitIo>(io: &mut I, samples: &mut [i32], max: u32, limit: i32
 }
 
 /// Pushes an image's samples (see [`PlaneLayout::sample_bytes`] for their layout) onto `coder`
-/// as one block that [`decode`] pops. With `skip_first`, the first plane ([`first_plane`]) is
-/// left to the caller, who codes it elsewhere and gives it to [`decode`].
+/// as one block that [`decode`] pops. With [`FirstPlane::Known`], the first plane
+/// ([`first_plane`]) is left to the caller, who codes it elsewhere and gives it to [`decode`].
 pub fn encode(
     coder: &mut DefaultAnsCoder,
     layout: &PlaneLayout,
     samples: &[u8],
-    skip_first: bool,
+    first: FirstPlane,
 ) -> Result<()> {
     let mut planes = Planes::from_samples(layout, samples)?;
     let mut recorder = Recorder {
         records: Vec::new(),
     };
-    code_planes(&mut recorder, layout, &mut planes, skip_first)?;
+    code_planes(&mut recorder, layout, &mut planes, first)?;
     for &r in recorder.records.iter().rev() {
         coder
             .encode_symbol(r & 1 == 1, BinaryModel { p0: r >> 1 })
@@ -1043,7 +1053,10 @@ pub fn decode(
         &mut Reader { coder, floor },
         layout,
         &mut planes,
-        known_first.is_some(),
+        match known_first {
+            Some(_) => FirstPlane::Known,
+            None => FirstPlane::Coded,
+        },
     )?;
     planes.into_samples()
 }
@@ -1055,7 +1068,7 @@ pub fn encode_planes(image: &SourceImage) -> Result<Vec<u8>> {
         &mut coder,
         &PlaneLayout::of(image),
         source_samples(image),
-        false,
+        FirstPlane::Coded,
     )?;
     entropy::finish_stream(coder)
 }
@@ -1076,7 +1089,7 @@ mod tests {
 
     fn round_trip(layout: PlaneLayout, samples: &[u8]) -> usize {
         let mut coder = DefaultAnsCoder::from_raw_parts(Vec::new(), INITIAL_STATE);
-        encode(&mut coder, &layout, samples, false).unwrap();
+        encode(&mut coder, &layout, samples, FirstPlane::Coded).unwrap();
         let size = coder.num_bits();
         let mut coder = DefaultAnsCoder::from_compressed(coder.into_compressed().unwrap()).unwrap();
         assert_eq!(
@@ -1116,7 +1129,7 @@ mod tests {
         let samples: Vec<u8> = (0..19 * 7 * 4).map(|i| (i * 37 % 256) as u8).collect();
         let first = first_plane(&layout, &samples).unwrap();
         let mut coder = DefaultAnsCoder::from_raw_parts(Vec::new(), INITIAL_STATE);
-        encode(&mut coder, &layout, &samples, true).unwrap();
+        encode(&mut coder, &layout, &samples, FirstPlane::Known).unwrap();
         let mut coder = DefaultAnsCoder::from_compressed(coder.into_compressed().unwrap()).unwrap();
         assert_eq!(
             decode(&mut coder, &layout, Some(&first), INITIAL_STATE).unwrap(),
@@ -1137,7 +1150,7 @@ mod tests {
         };
         let samples: Vec<u8> = (0..23 * 11).map(|i| (i * i % 200) as u8).collect();
         let mut coder = DefaultAnsCoder::from_raw_parts(Vec::new(), INITIAL_STATE);
-        encode(&mut coder, &layout, &samples, false).unwrap();
+        encode(&mut coder, &layout, &samples, FirstPlane::Coded).unwrap();
         let words = coder.into_compressed().unwrap();
         let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
         while bytes.last() == Some(&0) {

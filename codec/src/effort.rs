@@ -252,6 +252,17 @@ pub enum EffortError {
     Codec(#[from] ImageCodecError),
 }
 
+impl EffortError {
+    /// Whose fault it is.
+    pub fn fault(&self) -> crate::Fault {
+        match self {
+            EffortError::NoModel(_) => crate::Fault::Model,
+            EffortError::MixedFormats { .. } | EffortError::NoImages => crate::Fault::Input,
+            EffortError::Codec(e) => e.fault(),
+        }
+    }
+}
+
 /// The policy's settings: effort, where learned models come from, and encoder settings.
 #[derive(Clone, Copy, Debug)]
 pub struct EffortOptions<'a> {
@@ -307,7 +318,7 @@ impl<'a> EffortOptions<'a> {
         };
         let mut unused_model = None;
         let given = self.model.filter(|given| {
-            let codes = given.model.config().in_channels;
+            let codes = given.model.planes();
             if codes != channels {
                 unused_model = Some(UnusedModel::Channels(codes));
             }

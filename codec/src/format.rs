@@ -189,3 +189,14 @@ pub enum FormatError {
     #[error("writing failed: {0}")]
     Io(#[from] std::io::Error),
 }
+
+impl FormatError {
+    /// Whose fault it is: the file's, a limit's, or (for [`FormatError::Io`]) the machine's.
+    pub fn fault(&self) -> crate::Fault {
+        match self {
+            FormatError::LimitExceeded { .. } => crate::Fault::Limits,
+            FormatError::Io(_) => crate::Fault::Resources,
+            _ => crate::Fault::Format,
+        }
+    }
+}

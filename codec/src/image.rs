@@ -13,13 +13,15 @@
 //! the samples too: [`TileCheck`]), or the whole image's in the header (version 1). Archives
 //! decode entry by entry within [`DecodeOptions::max_memory`] ([`ArchiveDecoder`]).
 //!
-//! Every pixel format is coded: a learned model (optional) codes the gray plane of gray8 and
-//! gray+alpha 8 images, the context coder ([`crate::context`]) every other plane; see
-//! [`TileCoding`] and FORMAT.md's "Payload".
+//! Every pixel format is coded: a learned model (optional, of any family, through
+//! [`crate::model::PlaneModel`]) codes the leading 8-bit planes its inputs match (the gray plane of
+//! gray8 and gray+alpha 8 images, the red, green and blue planes of rgb8: [`learned_channels`]),
+//! the context coder ([`crate::context`]) every other plane; see [`TileCoding`] and FORMAT.md's
+//! "Payload".
 
 use rayon::prelude::*;
 
-use crate::context::{self, PlaneContent, PlaneLayout};
+use crate::context::{self, FirstPlane, PlaneContent, PlaneLayout};
 use crate::entropy::{self, StreamStart};
 use std::sync::Mutex;
 
@@ -248,10 +250,11 @@ pub enum ImageCodecError {
     #[error("invalid options: {0}")]
     InvalidOptions(String),
     /// The model cannot code the image: learned models code the gray plane of gray8 and
-    /// gray+alpha 8 images.
+    /// gray+alpha 8 images (1-channel models) or the colour planes of rgb8 (3-channel models).
     #[error(
-        "a {model_channels}-channel model cannot code {} images: learned models code the gray \
-         plane of 8-bit grayscale (+alpha) images, every other plane is context-coded",
+        "a {model_channels}-channel model cannot code {} images: 1-channel models code the gray \
+         plane of 8-bit grayscale (+alpha) images, 3-channel models the planes of 8-bit RGB; \
+         every other plane is context-coded",
         format_name(*format)
     )]
     ModelDoesNotFit {
@@ -302,6 +305,26 @@ pub enum ImageCodecError {
     ThreadPool { threads: usize, reason: String },
 }
 
+impl ImageCodecError {
+    /// Whose fault it is.
+    pub fn fault(&self) -> crate::Fault {
+        use crate::Fault;
+        match self {
+            ImageCodecError::InvalidImage(_) | ImageCodecError::InvalidOptions(_) => Fault::Input,
+            ImageCodecError::ModelDoesNotFit { .. }
+            | ImageCodecError::ModelNotFound(_)
+            | ImageCodecError::EmbeddedModel { .. } => Fault::Model,
+            ImageCodecError::TileTooLarge { .. } | ImageCodecError::MemoryBudget { .. } => {
+                Fault::Limits
+            }
+            ImageCodecError::Format(e) => e.fault(),
+            ImageCodecError::Tile { error, .. } => error.fault(),
+            ImageCodecError::Entry { error, .. } => error.fault(),
+            ImageCodecError::ThreadPool { .. } => Fault::Resources,
+        }
+    }
+}
+
 /// The message of [`ImageCodecError::ModelNotFound`].
 fn model_not_found(wanted: ModelRef) -> String {
     match wanted {
@@ -338,8 +361,8 @@ pub fn format_name(format: PixelFormat) -> &'static str {
     }
 }
 
-/// Codes `image` into a single-image file: with `model` (a learned model for its gray plane:
-/// gray8 and gray+alpha 8 images) or without (`None`: every plane by the context coder).
+/// Codes `image` into a single-image file: with `model` (a learned model for its leading 8-bit
+/// planes: [`learned_channels`]) or without (`None`: every plane by the context coder).
 pub fn compress<'m>(
     image: &Image,
     model: impl Into<Option<&'m Model>>,
@@ -446,6 +469,32 @@ pub fn decompress_archive(
 
 /// An archive read and checked up to its payloads (container, model, every entry against the
 /// limits and the memory budget), ready to decode entry by entry.
+///
+/// ```
+/// use idfcodec_codec::format::EntryName;
+/// use idfcodec_codec::{compress_archive, ArchiveDecoder, DecodeOptions, EncodeOptions};
+/// use idfcodec_codec::{Image, NamedImage, PixelFormat, Registry};
+///
+/// // three 8-bit RGB images, context-coded (no learned model), in one archive
+/// let images = (0..3u8)
+///     .map(|k| {
+///         let samples = (0..16 * 8 * 3).map(|i| (i as u8).wrapping_mul(k + 1)).collect();
+///         let image = Image::new(16, 8, PixelFormat::Rgb8, samples)?;
+///         Ok(NamedImage { name: EntryName::new(format!("img/{k}.png"))?, image })
+///     })
+///     .collect::<Result<Vec<_>, Box<dyn std::error::Error>>>()?;
+/// let archive = compress_archive(&images, None, &EncodeOptions::default())?;
+///
+/// // decoded entry by entry, in archive order, within DecodeOptions::max_memory
+/// let decoder = ArchiveDecoder::new(&archive, Registry::embedded(), &DecodeOptions::default())?;
+/// let mut back = Vec::new();
+/// decoder.decode_each(|entry| {
+///     back.push(entry);
+///     Ok::<_, idfcodec_codec::ImageCodecError>(())
+/// })?;
+/// assert_eq!(back, images);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct ArchiveDecoder<'a> {
     archive: Archive<&'a [u8]>,
     model: Option<&'a Model>,
@@ -627,17 +676,12 @@ pub fn learned_channels(format: PixelFormat) -> Option<usize> {
     }
 }
 
-/// Whether a learned model can code some of the image's planes ([`learned_channels`]).
-pub fn has_learned_plane(format: PixelFormat) -> bool {
-    learned_channels(format).is_some()
-}
-
 /// Refuses a model for an image it cannot code.
 fn check_model_fits(format: PixelFormat, model: Option<&Model>) -> Result<(), ImageCodecError> {
     let Some(model) = model else {
         return Ok(());
     };
-    let model_channels = model.config().in_channels;
+    let model_channels = model.planes();
     if learned_channels(format) != Some(model_channels) {
         return Err(ImageCodecError::ModelDoesNotFit {
             model_channels,
@@ -684,7 +728,7 @@ fn check_tile_side(side: u32, model: Option<&Model>) -> Result<(), ImageCodecErr
 
 /// What tile sizes are padded to: the model's size multiple, 1 without a model.
 fn size_multiple(model: Option<&Model>) -> usize {
-    model.map_or(1, |m| m.config().size_multiple())
+    model.map_or(1, Model::size_multiple)
 }
 
 /// The layout of every tile of `header`'s image for `model`, in raster order.
@@ -771,7 +815,7 @@ fn check_decodable<T: AsRef<[u8]>>(
 
 /// An upper bound of the memory, in bytes, that decoding an image with `header` takes: its
 /// canonical pixel bytes, plus, for every tile decoded at the same time (one per thread), the
-/// tile's samples and the working memory of its coders ([`tile_memory`]).
+/// tile's samples and the working memory of its coders (`tile_memory`).
 pub fn decode_memory(header: &ImageHeader, model: Option<&Model>, threads: usize) -> u64 {
     let grid = header.grid();
     let tile = grid.rect(0).map_or(0, |rect| {
@@ -795,11 +839,7 @@ fn tile_memory(layout: &TileLayout, format: PixelFormat, model: Option<&Model>) 
     let samples = pixels * u64::from(format.channels());
     // samples and their copy, plus i32 planes, predictions and errors per sample
     let context = samples * (2 * u64::from(format.bytes_per_sample()) + 32) + CONTEXT_TABLES;
-    let learned = model.map_or(0, |m| {
-        let c = m.config();
-        let per_pixel = 8 * c.hidden as u64 + c.in_channels as u64 * (24 * c.mixtures as u64 + 64);
-        layout.padded_pixels() * per_pixel
-    });
+    let learned = model.map_or(0, |m| layout.padded_pixels() * m.coder().bytes_per_pixel());
     context + learned
 }
 
@@ -925,12 +965,6 @@ struct TileCoding<'a> {
 }
 
 impl TileCoding<'_> {
-    /// Channels, height and width the model codes.
-    fn coded_shape(&self, model: &Model) -> (usize, usize, usize) {
-        let (h, w) = (self.layout.padded_height, self.layout.padded_width);
-        (model.config().in_channels, h, w)
-    }
-
     fn planes(&self) -> PlaneLayout {
         PlaneLayout {
             width: self.layout.rect.width,
@@ -951,7 +985,7 @@ impl TileCoding<'_> {
     /// checked that the model fits the format).
     fn learned_planes(&self, model: &Model, samples: &[u8]) -> Vec<u8> {
         let stride = usize::from(self.format.channels());
-        (0..model.config().in_channels)
+        (0..model.planes())
             .flat_map(|c| {
                 let plane: Vec<u8> = samples.iter().skip(c).step_by(stride).copied().collect();
                 self.layout.pad(&plane)
@@ -984,18 +1018,16 @@ impl TileCoding<'_> {
         let mut coder = entropy::start_stream(StreamStart::Checksum(checksum));
         let planes = self.planes();
         if self.has_context_planes() {
-            context::encode(&mut coder, &planes, samples, self.model.is_some())?;
+            let first = match self.model {
+                Some(_) => FirstPlane::Known,
+                None => FirstPlane::Coded,
+            };
+            context::encode(&mut coder, &planes, samples, first)?;
         }
         if let Some(model) = self.model {
-            let (c, h, w) = self.coded_shape(model);
-            crate::model::idf::push_image(
-                &mut coder,
-                model,
-                &self.learned_planes(model, samples),
-                c,
-                h,
-                w,
-            )?;
+            let (h, w) = (self.layout.padded_height, self.layout.padded_width);
+            let planes = self.learned_planes(model, samples);
+            model.coder().push(&mut coder, &planes, h, w)?;
         }
         entropy::finish_stream(coder)
     }
@@ -1012,8 +1044,8 @@ impl TileCoding<'_> {
         entropy::check_not_dry(&coder, floor)?;
         let first = match self.model {
             Some(model) => {
-                let (c, h, w) = self.coded_shape(model);
-                let padded = crate::model::idf::pop_image(&mut coder, model, (c, h, w), floor)?;
+                let (h, w) = (self.layout.padded_height, self.layout.padded_width);
+                let padded = model.coder().pop(&mut coder, h, w, floor)?;
                 Some(self.unpad_learned(&padded)?)
             }
             None => None,

@@ -1,48 +1,92 @@
-//! idfcodec-codec: the tch-free half of idfcodec.
+//! idfcodec-codec: the tch-free half of idfcodec, a lossless image codec whose learned models
+//! supply the probabilities to an ANS entropy coder.
 //!
-//! - [`arch`]: the architecture, described once (config, tensor names, flow semantics).
-//! - [`engine`]: a small deterministic CHW tensor engine (3×3 convolutions, channel ops).
-//! - [`model`]: loading and saving an exported model (one safetensors file).
-//! - [`flow`]: the integer discrete flow run on the engine, forward and inverse, and its NLL.
-//! - [`entropy`]: mixture priors → integer probability tables, and ANS coding of the latents.
-//! - [`tile`]: cutting images into tiles and padding them to the model's size multiple.
-//! - [`image`]: whole images ↔ container bytes ([`compress`], [`decompress`], archives).
-//! - [`registry`]: the models built into the codec.
-//! - [`context`]: adaptive context-model coding of the sample planes no learned model codes.
-//! - [`effort`]: the coding policy: [`Effort`] 1 to 9, the candidates each tries, and
-//!   [`compress_with_effort`] (the smallest file kept); [`bits_per_dimension`].
-//! - [`png`]: PNG files ↔ [`png::SourceImage`] (every PNG pixel format, palettes, colour chunks).
+//! # Using it
+//! The main entry points are at the top level: [`compress`] and [`decompress`] (one image),
+//! [`compress_archive`], [`decompress_archive`] and [`ArchiveDecoder`] (many images in one
+//! file), [`compress_with_effort`] (the coding policy: [`Effort`] 1 to 9, keep the smallest
+//! file), [`Registry`] (the models built in) and [`Model`] (a model file of any [`Family`]).
+//! Errors say what went wrong and, by [`Fault`], whose fault it is.
+//!
+//! ```
+//! use idfcodec_codec::{compress, decompress, DecodeOptions, EncodeOptions, Image, Registry};
+//! use idfcodec_codec::format::PixelFormat;
+//!
+//! // a 28×28 8-bit grayscale image, coded with the embedded default gray model
+//! let pixels: Vec<u8> = (0..28 * 28).map(|i| (i % 28 * 9) as u8).collect();
+//! let image = Image::new(28, 28, PixelFormat::Gray8, pixels)?;
+//! let model = Registry::embedded().default_for(PixelFormat::Gray8).unwrap().model()?;
+//! let file = compress(&image, model, &EncodeOptions::default())?;
+//! let back = decompress(&file, Registry::embedded(), &DecodeOptions::default())?;
+//! assert_eq!(back, image);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Layers
+//! Below the entry points, for tools and for the training crate:
+//! - [`format`](mod@format): the container (`.idf`, `.idfa`), its limits and checks;
+//! - [`png`]: PNG files ↔ [`png::SourceImage`] (every PNG pixel format, palettes, colour chunks);
+//! - [`tile`]: cutting images into tiles, padded to the model's size multiple;
+//! - [`context`]: adaptive context-model coding of the planes no learned model codes;
+//! - [`model`]: the model file and its family tag, one folder per learned family
+//!   ([`model::idf`]: architecture, flow, latent coding);
+//! - [`entropy`]: probability tables for constriction's ANS coder, and the stream framing;
+//! - [`engine`]: the deterministic tensor engine the families' networks run on.
 //!
 //! Everything on the coding path is bit-exact across machines: integer arithmetic, or `f32`/`f64`
 //! arithmetic in one fixed order without fused multiply-adds, with transcendentals from `libm`.
 
-pub mod arch;
 pub mod context;
-pub mod effort;
 pub mod engine;
 pub mod entropy;
-pub mod flow;
 pub mod format;
-pub mod image;
 pub mod model;
 pub mod png;
-pub mod registry;
 pub mod tile;
 
-pub use arch::IdfConfig;
-pub use effort::{
-    bits_per_dimension, compress_archive_with_effort, compress_with_effort, Candidate, Compressed,
-    Effort, EffortError, EffortOptions, LearnedModel, Plan,
-};
-pub use image::{
-    compress, compress_archive, decompress, decompress_archive, ArchiveDecoder, DecodeOptions,
-    EncodeOptions, Image, ImageCodecError, ModelLookup, ModelStorage, NamedImage, NamedModel,
-};
-pub use model::Model;
-pub use registry::Registry;
+mod effort;
+mod image;
+mod registry;
 
-/// Errors of the codec crate. Messages describe the problem; no dependency types leak out.
+pub use effort::{
+    archive_format, bits_per_dimension, compress_archive_with_effort, compress_with_effort,
+    Candidate, Compressed, ContextCoding, Effort, EffortError, EffortOptions, InvalidEffort,
+    LearnedModel, LearnedModels, Plan, Preset, UnusedModel,
+};
+pub use format::{FormatError, Limits, PixelFormat};
+pub use image::{
+    compress, compress_archive, decode_memory, decompress, decompress_archive, format_name,
+    learned_channels, ArchiveDecoder, DecodeOptions, EncodeOptions, Image, ImageCodecError,
+    ModelLookup, ModelStorage, NamedImage, NamedModel, DEFAULT_MAX_MEMORY, MAX_THREADS,
+};
+pub use model::idf::{Idf, IdfConfig};
+pub use model::{Family, Model};
+pub use registry::{EmbeddedSpec, Registry, RegistryEntry};
+
+/// Whose fault an error is, for callers that react by kind (exit codes, bindings, retries):
+/// every error type of the crate says it with its `fault()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Fault {
+    /// The caller's input: an inconsistent image, unusable options, images that cannot go
+    /// together.
+    Input,
+    /// The file: not an idfcodec file, malformed, truncated, corrupt or failing its checks.
+    Format,
+    /// A limit: the file asks for more tiles, pixels or memory than the decoder allows.
+    Limits,
+    /// The model: missing, unloadable, or not one that can code this image.
+    Model,
+    /// The machine: reading or writing, threads or memory that could not be had.
+    Resources,
+    /// A bug in idfcodec.
+    Internal,
+}
+
+/// Errors of coding one payload (a tile's stream, a model file). Messages describe the problem;
+/// no dependency types leak out.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// The model file or config is unusable (bad metadata, missing tensor, wrong shape, ...).
     #[error("invalid model: {0}")]
@@ -75,6 +119,23 @@ pub enum CodecError {
     /// An internal invariant failed while coding (a bug, not bad input).
     #[error("internal coding error: {0}")]
     Internal(String),
+}
+
+impl CodecError {
+    /// Whose fault it is.
+    pub fn fault(&self) -> Fault {
+        match self {
+            CodecError::InvalidModel(_) => Fault::Model,
+            CodecError::InvalidImage(_) => Fault::Input,
+            // garbage latents drive the networks out of range
+            CodecError::NonFiniteParameters
+            | CodecError::CorruptPayload(_)
+            | CodecError::PixelChecksum { .. }
+            | CodecError::InvalidContainer(_) => Fault::Format,
+            CodecError::OutOfMemory { .. } => Fault::Resources,
+            CodecError::Internal(_) => Fault::Internal,
+        }
+    }
 }
 
 /// Result type of the codec crate.

@@ -95,7 +95,23 @@ impl RegistryEntry {
     }
 }
 
-/// A set of embedded models.
+/// A set of embedded models, and how files find theirs: it is the [`ModelLookup`] that
+/// [`crate::decompress`] resolves a file's model reference with.
+///
+/// ```
+/// use idfcodec_codec::{PixelFormat, Registry};
+///
+/// let registry = Registry::embedded();
+/// for entry in registry.entries() {
+///     let model = entry.model()?; // loaded and checked on first use
+///     println!("{}: {} model, id {:016x}, codes {:?}", entry.name(), model.family(), model.id(),
+///              entry.serves());
+/// }
+/// let rgb = registry.default_for(PixelFormat::Rgb8).expect("an RGB model");
+/// assert_eq!(rgb.model()?.planes(), 3);
+/// assert!(registry.by_name("no such model").is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Registry {
     entries: Vec<RegistryEntry>,
@@ -198,7 +214,7 @@ mod tests {
             mixtures: 1,
             ..IdfConfig::default()
         };
-        let model = Model::new_random(config, seed).unwrap();
+        let model = Model::from(crate::Idf::new_random(config, seed).unwrap());
         Box::leak(
             model
                 .to_safetensors(&serde_json::json!({}))
@@ -227,7 +243,7 @@ mod tests {
                 entry.name()
             );
             for &format in entry.serves() {
-                assert_eq!(model.config().in_channels, usize::from(format.channels()));
+                assert_eq!(model.planes(), usize::from(format.channels()));
             }
             let found = registry.resolve(ModelRef::embedded(model.id())).unwrap();
             assert_eq!(found.name, entry.name());

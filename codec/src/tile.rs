@@ -4,7 +4,7 @@
 //! [`choose_tiling`]: an image that fits in one `side × side` square is coded whole
 //! ([`Tiling::Whole`], no tile byte, no tile index: every MNIST image); a larger one is cut
 //! into `side × side` tiles in raster order, clipped at the right and bottom edges
-//! ([`TileGrid::rect`]).
+//! ([`crate::format::TileGrid::rect`]).
 //!
 //! # Padding (part of the codec's definition, format versions 1 to 3)
 //! The model codes `H × W` only when both are multiples of `m = 2^levels`

@@ -3,14 +3,13 @@
 
 mod common;
 
-use std::time::Instant;
-
 use common::{grouped_config, noise_pixels, small_config, smooth_pixels, to_tensor, Rng};
 use idfcodec_codec::engine::Shape;
 use idfcodec_codec::entropy::{LatentModel, LogisticMixture, StreamStart};
 use idfcodec_codec::format::crc32;
+use idfcodec_codec::model::idf::flow;
 use idfcodec_codec::model::idf::{decode_image, encode_image};
-use idfcodec_codec::{flow, CodecError, IdfConfig, Model};
+use idfcodec_codec::{CodecError, Idf, IdfConfig};
 
 /// Version 2: the stream starts from the pixels' checksum.
 fn v2(pixels: &[u8]) -> StreamStart {
@@ -19,7 +18,7 @@ fn v2(pixels: &[u8]) -> StreamStart {
 
 /// Codes and decodes `pixels` with the stream starting at `start(pixels)`.
 fn round_trip_from(
-    model: &Model,
+    model: &Idf,
     pixels: &[u8],
     shape: Shape,
     start: fn(&[u8]) -> StreamStart,
@@ -32,7 +31,7 @@ fn round_trip_from(
 }
 
 /// Round trips with both start states; returns the version-2 payload.
-fn round_trip(model: &Model, pixels: &[u8], shape: Shape) -> Vec<u8> {
+fn round_trip(model: &Idf, pixels: &[u8], shape: Shape) -> Vec<u8> {
     round_trip_from(model, pixels, shape, |_| StreamStart::One);
     round_trip_from(model, pixels, shape, v2)
 }
@@ -56,7 +55,7 @@ fn round_trips_are_bit_exact() {
         cases.iter().enumerate()
     {
         let config = grouped_config(channels, levels, top_groups, prior_groups);
-        let model = Model::new_random(config, 100 + i as u64).unwrap();
+        let model = Idf::new_random(config, 100 + i as u64).unwrap();
         let shape = Shape::new(channels, height, width);
         for pixels in [
             noise_pixels(&mut rng, shape),
@@ -93,7 +92,7 @@ fn phased_models_round_trip() {
             phase_squeeze,
             ..grouped_config(channels, 2, 2, prior_groups)
         };
-        let model = Model::new_random(config, 200 + i as u64).unwrap();
+        let model = Idf::new_random(config, 200 + i as u64).unwrap();
         let shape = Shape::new(channels, height, width);
         for pixels in [
             noise_pixels(&mut rng, shape),
@@ -106,7 +105,7 @@ fn phased_models_round_trip() {
 
 #[test]
 fn extreme_images_round_trip_through_escapes() {
-    let model = Model::new_random(small_config(1, 2), 3).unwrap();
+    let model = Idf::new_random(small_config(1, 2), 3).unwrap();
     let shape = Shape::new(1, 8, 8);
     let checker: Vec<u8> = (0..64)
         .map(|i| if (i + i / 8) % 2 == 0 { 0 } else { 255 })
@@ -120,9 +119,9 @@ fn extreme_images_round_trip_through_escapes() {
 
 #[test]
 fn a_reloaded_model_codes_identically() {
-    let model = Model::new_random(small_config(3, 2), 8).unwrap();
+    let model = Idf::new_random(small_config(3, 2), 8).unwrap();
     let reloaded =
-        Model::from_safetensors(&model.to_safetensors(&serde_json::json!({})).unwrap()).unwrap();
+        Idf::from_safetensors(&model.to_safetensors(&serde_json::json!({})).unwrap()).unwrap();
     let shape = Shape::new(3, 8, 8);
     let pixels = smooth_pixels(&mut Rng::new(1), shape);
     let a = encode_image(&model, &pixels, 3, 8, 8, v2(&pixels)).unwrap();
@@ -131,7 +130,7 @@ fn a_reloaded_model_codes_identically() {
 }
 
 /// Σ ideal code lengths under the quantised tables (what the ANS coder should approach).
-fn ideal_bits(model: &Model, pixels: &[u8], shape: Shape) -> f64 {
+fn ideal_bits(model: &Idf, pixels: &[u8], shape: Shape) -> f64 {
     let latents = flow::forward(model, &to_tensor(pixels, shape)).unwrap();
     let mut bits = 0.0;
     for group in &latents.groups {
@@ -157,7 +156,7 @@ fn coded_size_is_close_to_the_nll() {
         (small_config(1, 1), Shape::new(1, 4, 4)),
     ];
     for (i, (config, shape)) in cases.into_iter().enumerate() {
-        let model = Model::new_random(config, 40 + i as u64).unwrap();
+        let model = Idf::new_random(config, 40 + i as u64).unwrap();
         for seed in 0..3 {
             let pixels = smooth_pixels(&mut Rng::new(seed), shape);
             let nll = flow::nll_bits(&model, &to_tensor(&pixels, shape)).unwrap();
@@ -191,7 +190,7 @@ fn coded_size_is_close_to_the_nll() {
 
 #[test]
 fn wrong_sizes_are_rejected() {
-    let model = Model::new_random(small_config(1, 2), 0).unwrap();
+    let model = Idf::new_random(small_config(1, 2), 0).unwrap();
     assert!(matches!(
         encode_image(&model, &[0; 15], 1, 4, 4, StreamStart::One),
         Err(CodecError::InvalidImage(_))
@@ -212,7 +211,7 @@ fn wrong_sizes_are_rejected() {
 
 #[test]
 fn damaged_payloads_give_errors_not_panics() {
-    let model = Model::new_random(small_config(1, 2), 21).unwrap();
+    let model = Idf::new_random(small_config(1, 2), 21).unwrap();
     let shape = Shape::new(1, 8, 8);
     let mut rng = Rng::new(77);
     let pixels = smooth_pixels(&mut rng, shape);
@@ -266,7 +265,7 @@ fn damaged_payloads_give_errors_not_panics() {
 /// state, and says so.
 #[test]
 fn a_wrong_checksum_is_named() {
-    let model = Model::new_random(small_config(1, 2), 22).unwrap();
+    let model = Idf::new_random(small_config(1, 2), 22).unwrap();
     let shape = Shape::new(1, 8, 8);
     let pixels = smooth_pixels(&mut Rng::new(5), shape);
     let crc = crc32(&pixels);
@@ -290,52 +289,22 @@ fn garbage_on_a_hostile_model_does_not_panic() {
     // Huge weights drive garbage latents to infinities inside the networks.
     let mut config = small_config(1, 2);
     config.translation_scale = 1e30;
-    let model = Model::new_random(config, 4).unwrap();
+    let model = Idf::new_random(config, 4).unwrap();
     let mut rng = Rng::new(3);
     for _ in 0..20 {
         let n = 4 * rng.range(1, 30) as usize;
         assert!(decode_image(&model, &rng.bytes(n), 1, 8, 8, v2).is_err());
     }
+    // Coding real pixels either is refused as unrepresentable or round-trips exactly.
     let pixels = noise_pixels(&mut rng, Shape::new(1, 8, 8));
-    let _ = encode_image(&model, &pixels, 1, 8, 8, v2(&pixels))
-        .map(|p| decode_image(&model, &p, 1, 8, 8, v2));
-}
-
-/// Speed of the default architecture (hidden 64) on one 28×28 grayscale image. Run with
-/// `cargo test -p idfcodec-codec --release -- --ignored --nocapture timing`.
-#[test]
-#[ignore]
-fn timing_default_config_28x28() {
-    let model = Model::new_random(IdfConfig::default(), 1).unwrap();
-    let shape = Shape::new(1, 28, 28);
-    let pixels = smooth_pixels(&mut Rng::new(9), shape);
-    let image = to_tensor(&pixels, shape);
-    let runs = 5;
-    let (mut forward, mut encode, mut decode) = (0.0, 0.0, 0.0);
-    let mut size = 0;
-    for _ in 0..runs {
-        let t = Instant::now();
-        flow::forward(&model, &image).unwrap();
-        forward += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let payload = encode_image(&model, &pixels, 1, 28, 28, v2(&pixels)).unwrap();
-        encode += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        assert_eq!(
-            decode_image(&model, &payload, 1, 28, 28, v2).unwrap(),
-            pixels
-        );
-        decode += t.elapsed().as_secs_f64();
-        size = payload.len();
+    match encode_image(&model, &pixels, 1, 8, 8, v2(&pixels)) {
+        Ok(payload) => assert_eq!(decode_image(&model, &payload, 1, 8, 8, v2).unwrap(), pixels),
+        Err(e) => assert!(
+            matches!(
+                e,
+                CodecError::NonFiniteParameters | CodecError::CorruptPayload(_)
+            ),
+            "{e}"
+        ),
     }
-    let nll = flow::nll_bits(&model, &image).unwrap();
-    let ms = |s: f64| 1e3 * s / runs as f64;
-    println!(
-        "default config, 28×28: forward flow {:.1} ms, encode {:.1} ms, decode {:.1} ms; {} bytes vs nll {:.1} bytes",
-        ms(forward),
-        ms(encode),
-        ms(decode),
-        size,
-        nll / 8.0
-    );
 }

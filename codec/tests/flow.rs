@@ -4,8 +4,8 @@ mod common;
 
 use common::{grouped_config, metadata, safetensors_file, set, small_config, zero_tensors, Rng};
 use idfcodec_codec::engine::{IntTensor, Shape};
-use idfcodec_codec::flow::{self, Latents};
-use idfcodec_codec::{CodecError, IdfConfig, Model};
+use idfcodec_codec::model::idf::flow::{self, Latents};
+use idfcodec_codec::{CodecError, Idf, IdfConfig};
 
 fn random_image(rng: &mut Rng, shape: Shape, lo: i64, hi: i64) -> IntTensor {
     IntTensor::from_vec(
@@ -27,7 +27,7 @@ fn sorted_values(latents: &Latents) -> Vec<i32> {
 
 /// Runs the flow forward on `image`, checks the latents' shapes against `latent_shapes` and
 /// their count against the image, and that the inverse gives `image` back.
-fn forward_inverse(model: &Model, image: IntTensor) -> (Vec<Shape>, Latents) {
+fn forward_inverse(model: &Idf, image: IntTensor) -> (Vec<Shape>, Latents) {
     let shapes = flow::latent_shapes(model.config(), image.shape()).unwrap();
     let latents = flow::forward(model, &image).unwrap();
     let got: Vec<Shape> = latents.groups.iter().map(|g| g.values.shape()).collect();
@@ -59,7 +59,7 @@ fn phased_factor_outs_invert_exactly() {
             ..grouped_config(channels, levels, top_groups, prior_groups)
         };
         config.validate().unwrap();
-        let model = Model::new_random(config.clone(), 40 + i as u64).unwrap();
+        let model = Idf::new_random(config.clone(), 40 + i as u64).unwrap();
         let shape = Shape::new(channels, height, width);
         let (shapes, _) = forward_inverse(&model, random_image(&mut rng, shape, 0, 255));
         // a phased level: 4·P groups at a quarter of the level's plane
@@ -76,7 +76,7 @@ fn phased_factor_outs_invert_exactly() {
         ..grouped_config(1, 2, 1, 1)
     };
     assert_eq!(config.size_multiple(), 8);
-    let model = Model::new_random(config, 1).unwrap();
+    let model = Idf::new_random(config, 1).unwrap();
     assert!(flow::forward(&model, &IntTensor::zeros(Shape::new(1, 4, 4))).is_err());
 }
 
@@ -100,7 +100,7 @@ fn top_phases_invert_exactly_at_odd_and_tiny_sizes() {
             ..grouped_config(channels, levels, top_groups, prior_groups)
         };
         config.validate().unwrap();
-        let model = Model::new_random(config.clone(), 60 + i as u64).unwrap();
+        let model = Idf::new_random(config.clone(), 60 + i as u64).unwrap();
         let shape = Shape::new(channels, height, width);
         let (_, latents) = forward_inverse(&model, random_image(&mut rng, shape, 0, 255));
         // the later phases are conditioned on the earlier ones: changing a phase-0 latent of
@@ -145,7 +145,7 @@ fn forward_then_inverse_is_exact() {
         cases.iter().enumerate()
     {
         let config = grouped_config(channels, levels, top_groups, prior_groups);
-        let model = Model::new_random(config, i as u64).unwrap();
+        let model = Idf::new_random(config, i as u64).unwrap();
         let shape = Shape::new(channels, height, width);
         for (lo, hi) in [(0, 255), (-100_000, 100_000)] {
             let image = random_image(&mut rng, shape, lo, hi);
@@ -177,14 +177,14 @@ fn forward_then_inverse_is_exact() {
 
 #[test]
 fn translations_are_a_few_units() {
-    let model = Model::new_random(small_config(1, 2), 5).unwrap();
+    let model = Idf::new_random(small_config(1, 2), 5).unwrap();
     let shape = Shape::new(1, 28, 28);
     let image = random_image(&mut Rng::new(2), shape, 0, 255);
     let latents = flow::forward(&model, &image).unwrap();
     // Against the same image through a flow whose translations are zero (a permutation only).
     let mut identity_config = small_config(1, 2);
     identity_config.translation_scale = 1e-9;
-    let identity = Model::new_random(identity_config, 5).unwrap();
+    let identity = Idf::new_random(identity_config, 5).unwrap();
     let plain = flow::forward(&identity, &image).unwrap();
     let diffs: Vec<i64> = latents
         .groups
@@ -207,7 +207,7 @@ fn translations_are_a_few_units() {
 
 #[test]
 fn dimensions_must_fit_the_model() {
-    let model = Model::new_random(small_config(1, 2), 0).unwrap();
+    let model = Idf::new_random(small_config(1, 2), 0).unwrap();
     for shape in [
         Shape::new(1, 6, 8),
         Shape::new(1, 8, 2),
@@ -265,7 +265,7 @@ fn hand_config() -> IdfConfig {
     }
 }
 
-fn hand_model() -> Model {
+fn hand_model() -> Idf {
     let config = hand_config();
     let mut t = zero_tensors(&config);
     set(&mut t, "level0.coupling0.conv_in.weight", 4, 1.0); // [0][0][1][1]
@@ -297,7 +297,7 @@ fn hand_model() -> Model {
             set(&mut t, "top.params", c * 6 + r, TOP[c][r]);
         }
     }
-    Model::from_safetensors(&safetensors_file(&metadata(&config), &t)).unwrap()
+    Idf::from_safetensors(&safetensors_file(&metadata(&config), &t)).unwrap()
 }
 
 /// `−log2 P(z)` of a discretized logistic mixture, straight from the formula in `arch.rs`.

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{metadata, safetensors_file, small_config, zero_tensors, RawTensor, Rng};
-use idfcodec_codec::{CodecError, IdfConfig, Model};
+use idfcodec_codec::{CodecError, Family, Idf, IdfConfig, Model};
 
 fn config() -> IdfConfig {
     IdfConfig {
@@ -17,7 +17,7 @@ fn config() -> IdfConfig {
 
 /// Expects an `InvalidModel` error whose message contains `needle`.
 fn expect_invalid(bytes: &[u8], needle: &str) {
-    match Model::from_safetensors(bytes) {
+    match Idf::from_safetensors(bytes) {
         Err(CodecError::InvalidModel(msg)) => {
             assert!(msg.contains(needle), "{msg:?} lacks {needle:?}")
         }
@@ -29,8 +29,7 @@ fn expect_invalid(bytes: &[u8], needle: &str) {
 #[test]
 fn a_valid_file_loads() {
     let c = config();
-    let model =
-        Model::from_safetensors(&safetensors_file(&metadata(&c), &zero_tensors(&c))).unwrap();
+    let model = Idf::from_safetensors(&safetensors_file(&metadata(&c), &zero_tensors(&c))).unwrap();
     assert_eq!(model.config(), &c);
     assert_eq!(model.card()["note"], "test");
 }
@@ -158,7 +157,7 @@ fn non_safetensors_bytes_are_rejected() {
     let mut rng = Rng::new(4);
     for _ in 0..50 {
         let n = rng.range(0, 300) as usize;
-        assert!(Model::from_safetensors(&rng.bytes(n)).is_err());
+        assert!(Idf::from_safetensors(&rng.bytes(n)).is_err());
     }
     // Random damage to a valid file: any outcome but a panic; a load that succeeds must be a
     // complete model.
@@ -166,7 +165,7 @@ fn non_safetensors_bytes_are_rejected() {
         let mut bytes = good.clone();
         let i = rng.range(0, bytes.len() as i64 - 1) as usize;
         bytes[i] = rng.next_u64() as u8;
-        if let Ok(m) = Model::from_safetensors(&bytes) {
+        if let Ok(m) = Idf::from_safetensors(&bytes) {
             assert_eq!(m.config().tensor_specs().len(), c.tensor_specs().len());
         }
     }
@@ -174,13 +173,49 @@ fn non_safetensors_bytes_are_rejected() {
 
 #[test]
 fn saving_requires_an_object_card() {
-    let model = Model::new_random(config(), 1).unwrap();
+    let model = Idf::new_random(config(), 1).unwrap();
     assert!(model.to_safetensors(&serde_json::json!([1])).is_err());
     let bytes = model
         .to_safetensors(&serde_json::json!({"test_bpd": 1.5}))
         .unwrap();
     assert_eq!(
-        Model::from_safetensors(&bytes).unwrap().card()["test_bpd"],
+        Idf::from_safetensors(&bytes).unwrap().card()["test_bpd"],
         1.5
     );
+}
+
+/// Files written before models were tagged with their family have no `idfcodec.family`: they
+/// are IDF files, and load as such (same id as the tagged file of the same weights).
+#[test]
+fn untagged_files_are_idf_files_and_tagged_ones_name_their_family() {
+    let c = small_config(1, 2);
+    let untagged = safetensors_file(&metadata(&c), &zero_tensors(&c));
+    let old = Model::from_safetensors(&untagged).unwrap();
+    assert_eq!(old.family(), Family::Idf);
+    assert_eq!(old.idf().unwrap().config(), &c);
+
+    let bytes = old.to_safetensors(old.card()).unwrap();
+    let tag = safetensors::SafeTensors::read_metadata(&bytes).unwrap().1;
+    let tag = tag.metadata().as_ref().unwrap()["idfcodec.family"].clone();
+    assert_eq!(tag, "idf");
+    let new = Model::from_safetensors(&bytes).unwrap();
+    assert_eq!((new.family(), new.id()), (Family::Idf, old.id()));
+    assert_eq!(new, old);
+}
+
+#[test]
+fn unknown_families_are_refused_by_name() {
+    let c = small_config(1, 2);
+    let mut meta = metadata(&c);
+    meta.push(("idfcodec.family", "glow".to_string()));
+    let bytes = safetensors_file(&meta, &zero_tensors(&c));
+    match Model::from_safetensors(&bytes) {
+        Err(CodecError::InvalidModel(msg)) => {
+            assert!(msg.contains("\"glow\"") && msg.contains("idf"), "{msg}")
+        }
+        other => panic!("expected an unknown-family error, got {other:?}"),
+    }
+    assert!(Idf::from_safetensors(&bytes).is_err());
+    assert_eq!(Family::from_tag("idf"), Some(Family::Idf));
+    assert_eq!(Family::from_tag("glow"), None);
 }

@@ -11,15 +11,15 @@ use idfcodec_codec::format::{
     Limits, ModelRef, PixelFormat, Tiling, Version,
 };
 use idfcodec_codec::model::idf::encode_image;
-use idfcodec_codec::registry::{EmbeddedSpec, Registry};
 use idfcodec_codec::tile::TileLayout;
 use idfcodec_codec::{
     compress, compress_archive, decompress, decompress_archive, CodecError, DecodeOptions,
-    EncodeOptions, Image, ImageCodecError, Model, ModelStorage, NamedImage, NamedModel,
+    EncodeOptions, Idf, Image, ImageCodecError, Model, ModelStorage, NamedImage, NamedModel,
 };
+use idfcodec_codec::{EmbeddedSpec, Registry};
 
 fn model(seed: u64) -> Model {
-    Model::new_random(small_config(1, 2), seed).unwrap()
+    Model::from(Idf::new_random(small_config(1, 2), seed).unwrap())
 }
 
 fn named(model: &Model) -> NamedModel<'_> {
@@ -129,7 +129,7 @@ fn invalid_options_are_refused() {
         compress(&gray(4, 4, 0), &m, &options(16, 1 << 20)),
         Err(ImageCodecError::InvalidOptions(_))
     ));
-    let deep = Model::new_random(small_config(1, 5), 1).unwrap();
+    let deep = Model::from(Idf::new_random(small_config(1, 5), 1).unwrap());
     let err = compress(&gray(4, 4, 0), &deep, &options(16, 1)).unwrap_err();
     assert!(err.to_string().contains("size multiple 32"), "{err}");
 }
@@ -233,7 +233,7 @@ fn padding_that_is_not_replication_is_refused() {
         (Version::V1, StreamStart::One, Some(crc)),
         (Version::V2, StreamStart::Checksum(crc), None),
     ] {
-        let payload = encode_image(&m, &padded, 1, 4, 4, start).unwrap();
+        let payload = encode_image(m.idf().unwrap(), &padded, 1, 4, 4, start).unwrap();
         let file = ImageFile {
             version,
             model: ModelRef::external(m.id()),
@@ -380,7 +380,8 @@ fn damaged_files_never_give_wrong_pixels() {
     let layout = TileLayout::new(v1.image.header.grid().rect(0).unwrap(), 4);
     let padded = layout.extract(image.samples(), 5);
     let (h, w) = (layout.padded_height, layout.padded_width);
-    v1.image.tiles = vec![encode_image(&m, &padded, 1, h, w, StreamStart::One).unwrap()];
+    v1.image.tiles =
+        vec![encode_image(m.idf().unwrap(), &padded, 1, h, w, StreamStart::One).unwrap()];
     let v1 = v1.to_bytes().unwrap();
     assert_eq!(decode(&v1, &m).unwrap(), image);
     for bytes in [v2, v1] {
@@ -441,7 +442,7 @@ fn archives_round_trip_with_names() {
 
 #[test]
 fn rgb_images_are_coded_by_an_rgb_model() {
-    let rgb_model = Model::new_random(small_config(3, 2), 31).unwrap();
+    let rgb_model = Model::from(Idf::new_random(small_config(3, 2), 31).unwrap());
     let mut rng = Rng::new(8);
     let format = PixelFormat::Rgb8;
     for (w, h) in [(1, 1), (7, 5), (37, 21)] {
@@ -473,7 +474,7 @@ fn archives_decode_in_batches_within_the_memory_budget() {
     let mut bytes = compress_archive(&images, &m, &options(128, 1)).unwrap();
     let archive = format::Archive::read(&bytes, &Limits::default()).unwrap();
     let header = archive.entries[0].image.header;
-    let one = idfcodec_codec::image::decode_memory(&header, Some(&m), 1);
+    let one = idfcodec_codec::decode_memory(&header, Some(&m), 1);
     // damage the last payload byte of entry 3
     let end = {
         let last = archive.entries[3].image.tiles[0];

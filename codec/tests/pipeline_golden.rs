@@ -89,7 +89,7 @@ fn version_2_streams_end_at_the_pixel_checksum() {
         assert_eq!(file.image.tiles.len(), 1);
         let crc = crc32(&pixels);
         let decode = |expected| {
-            decode_image(&model, file.image.tiles[0], 1, 28, 28, |_| {
+            decode_image(model.idf().unwrap(), file.image.tiles[0], 1, 28, 28, |_| {
                 StreamStart::Checksum(expected)
             })
         };

@@ -427,7 +427,7 @@ fn pngsuite_images_round_trip_through_the_container() {
         let image = source.to_image().unwrap_or_else(|e| panic!("{name}: {e}"));
         let none: Option<&Model> = None;
         let mut files = vec![compress(&image, none, &options).unwrap()];
-        if idfcodec_codec::image::learned_channels(image.pixel_format()) == Some(1) {
+        if idfcodec_codec::learned_channels(image.pixel_format()) == Some(1) {
             files.push(compress(&image, &model, &options).unwrap());
         }
         for file in files {

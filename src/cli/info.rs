@@ -7,9 +7,9 @@ use clap::Args;
 use idfcodec_codec::format::{
     self, CodedImage, Container, ImageHeader, Limits, ModelRef, Tiling, Version,
 };
-use idfcodec_codec::image::format_name;
-use idfcodec_codec::image::{decode_memory, DEFAULT_MAX_MEMORY};
+use idfcodec_codec::format_name;
 use idfcodec_codec::{bits_per_dimension, ModelLookup, Registry};
+use idfcodec_codec::{decode_memory, DEFAULT_MAX_MEMORY};
 
 use super::io::Source;
 

@@ -25,7 +25,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Compress PNG/JPEG images (8-bit grayscale) into .idf files, or many into one .idfa archive.
+    /// Compress PNG/JPEG images (every PNG pixel format) into .idf files, or many into one .idfa archive.
     Compress(compress::CompressArgs),
     /// Decompress an .idf file into a PNG, or an .idfa archive into a folder.
     Decompress(decompress::DecompressArgs),

@@ -4,8 +4,8 @@
 use anyhow::Result;
 use clap::Args;
 use idfcodec_codec::format::ModelRef;
-use idfcodec_codec::image::format_name;
-use idfcodec_codec::registry::RegistryEntry;
+use idfcodec_codec::format_name;
+use idfcodec_codec::RegistryEntry;
 use idfcodec_codec::{ImageCodecError, ModelLookup, NamedModel, Registry};
 
 use crate::coding::ChosenModel;
@@ -75,34 +75,15 @@ fn print_entry(registry: &Registry, entry: &RegistryEntry) -> Result<()> {
             )
         })
         .collect();
-    let config = model.config();
     println!("{}", entry.name());
     println!("  id:          {:016x}", model.id());
     println!("  codes:       {}", formats.join(", "));
     println!(
-        "  model:       {} parameters, {} KiB file; {} levels × {} couplings, hidden {}, \
-         {} blocks, {} mixtures; top in {} group(s), factor-outs in {}{}",
-        config.parameter_count(),
+        "  model:       {}, {} parameters, {} KiB file; {}",
+        model.family(),
+        model.parameter_count(),
         entry.file_bytes().div_ceil(1024),
-        config.levels,
-        config.couplings,
-        config.hidden,
-        config.blocks,
-        config.mixtures,
-        config.top_groups,
-        config.prior_groups,
-        match config.phase_levels {
-            0 => String::new(),
-            n => format!(" per pixel phase (4 phases) at the first {n} level(s)"),
-        } + &[
-            (config.top_phases, "; top groups by pixel phase"),
-            (config.phase_squeeze, "; phase-major squeezes"),
-            (config.prior_skip, "; linear skips in the priors"),
-        ]
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, text)| *text)
-        .collect::<String>()
+        model.summary()
     );
     if let Some(card) = model.card().as_object() {
         for (key, value) in card {

@@ -12,8 +12,10 @@ idfcodec train --out runs/fmnist --resume   # continue where it stopped\n\n\
 Writes OUT/checkpoint.safetensors + checkpoint.json (every checkpoint_minutes), OUT/log.csv and OUT/bpd.png."
 )]
 pub struct TrainArgs {
-    /// TOML config with [model], [data] and [train] tables (see configs/).
-    #[arg(long)]
+    #[arg(
+        long,
+        help = "TOML config with [model], [data] and [train] tables (see configs/)."
+    )]
     pub config: Option<PathBuf>,
     /// Run folder for checkpoints, log.csv and bpd.png.
     #[arg(long, default_value = "runs/idf")]

@@ -18,7 +18,7 @@ Examples:
   idfcodec verify fixtures/ --model my-model.safetensors --threads 1
   idfcodec verify photos/ --tile 64      # compare with --tile 128, 256, ...")]
 pub struct VerifyArgs {
-    /// Images (PNG or JPEG, 8-bit grayscale) or folders searched recursively for them.
+    /// Images (PNG in any pixel format, or JPEG) or folders searched recursively for them.
     #[arg(required = true, value_name = "IMAGE")]
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]

@@ -1,10 +1,10 @@
 //! Integer discrete flow (Hoogeboom et al. 2019) in tch, for training.
 //!
-//! Follows the semantics of [`idfcodec_codec::arch`] exactly (squeeze, additive integer couplings
+//! Follows the semantics of [`idfcodec_codec::model::idf::arch`] exactly (squeeze, additive integer couplings
 //! with straight-through rounding, channel reversal, conditional factor-out priors, a top prior in
 //! channel groups), so that the exported weights run unchanged on the codec's deterministic engine.
 
-use idfcodec_codec::arch::{
+use idfcodec_codec::model::idf::arch::{
     IdfConfig, MixtureLayout, MixtureParam, NetKind, NetRole, LOG_SCALE_MAX, LOG_SCALE_MIN,
     LOG_SCALE_OFFSET, MEAN_OFFSET, MEAN_SCALE, NORM_OFFSET, NORM_SCALE,
 };
@@ -97,7 +97,7 @@ pub fn squeeze(x: &Tensor) -> Tensor {
 }
 
 /// The four pixel phases: `N×C×H×W → N×4C×H/2×W/2`, output channel `(dy·2 + dx)·C + c`
-/// (phase-major; see [`idfcodec_codec::arch`]).
+/// (phase-major; see [`idfcodec_codec::model::idf::arch`]).
 pub fn phases(x: &Tensor) -> Tensor {
     let (n, c, h, w) = x.size4().expect("phases needs a 4-d tensor");
     squeeze(x)
@@ -117,7 +117,7 @@ fn round_ste(x: &Tensor) -> Tensor {
 }
 
 /// Negative log-likelihood in nats of integer latents `z` (`N×C×H×W`) under discretized logistic
-/// mixtures with raw parameters `raw` (`N×3MC×H×W`, layout of [`idfcodec_codec::arch`]).
+/// mixtures with raw parameters `raw` (`N×3MC×H×W`, layout of [`idfcodec_codec::model::idf::arch`]).
 /// Returns per-image sums, shape `N`.
 pub fn mixture_nll(z: &Tensor, raw: &Tensor, mixtures: usize) -> Tensor {
     per_image(&mixture_nll_elements(z, raw, mixtures))
@@ -151,7 +151,7 @@ pub fn mixture_nll_elements(z: &Tensor, raw: &Tensor, mixtures: usize) -> Tensor
 }
 
 /// `1×1×H×W` masks of the four pixel phases (1 at the phase's positions), in phase order
-/// (see [`idfcodec_codec::arch`]).
+/// (see [`idfcodec_codec::model::idf::arch`]).
 fn phase_masks(h: i64, w: i64, device: tch::Device) -> Vec<Tensor> {
     let y = Tensor::arange(h, (Kind::Int64, device))
         .remainder(2)
@@ -175,7 +175,7 @@ struct Emitted {
 
 /// Fits a mixture of `m` components to each row of `values` (`C×N`, integer latents) by a few
 /// EM steps on Gaussians started at the quantiles, and returns the raw parameters (`C×3m`, the
-/// layout of [`idfcodec_codec::arch`]) of the logistic mixture with the same means and variances.
+/// layout of [`idfcodec_codec::model::idf::arch`]) of the logistic mixture with the same means and variances.
 /// Components that land on the same value are spread by a fraction of a pixel so that training
 /// can tell them apart.
 pub fn fit_mixture(values: &Tensor, m: usize) -> Tensor {

@@ -123,7 +123,7 @@ fn read_weights(dir: &Path) -> Result<(PathBuf, Vec<(String, Tensor)>), TrainErr
 
 /// Copies into `vs` what fits of the parameters of the run in `dir` (the optimiser state is not
 /// taken), as the family grows a model ([`Trainable::copy_matching`]; for the IDF
-/// [`crate::nn::idf::trainable::copy_matching`]). The run must be of the same family.
+/// `nn/idf/trainable.rs`, `copy_matching`). The run must be of the same family.
 ///
 /// Returns the names of the variables not copied.
 pub fn copy_matching(

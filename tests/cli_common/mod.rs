@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use idfcodec_codec::{IdfConfig, Model};
+use idfcodec_codec::{Idf, IdfConfig};
 
 /// The config of the small random models the CLI tests use (fast in debug builds).
 pub fn test_config() -> IdfConfig {
@@ -20,9 +20,9 @@ pub fn test_config() -> IdfConfig {
     }
 }
 
-/// Writes `Model::new_random(test_config(), seed)` to `dir/model-SEED.safetensors`.
+/// Writes `Idf::new_random(test_config(), seed)` to `dir/model-SEED.safetensors`.
 pub fn random_model(dir: &Path, seed: u64) -> PathBuf {
-    let model = Model::new_random(test_config(), seed).unwrap();
+    let model = Idf::new_random(test_config(), seed).unwrap();
     let path = dir.join(format!("model-{seed}.safetensors"));
     let card = serde_json::json!({ "note": "random test model", "seed": seed });
     std::fs::write(&path, model.to_safetensors(&card).unwrap()).unwrap();

@@ -1,501 +1,129 @@
-//! An exported model: one safetensors file.
+//! Learned models: the model file every family shares ([`file`](mod@file): its family tag, architecture,
+//! card and tensors), [`Model`] (a loaded model of any family), the interface the image
+//! pipeline codes a tile's planes through (`planes.rs`), and one folder per family:
 //!
-//! The file's `__metadata__` holds [`ARCH_KEY`] (the [`IdfConfig`] as JSON) and [`CARD_KEY`] (a
-//! free-form JSON object: training data, steps, test bpd, ...). Its tensors are exactly
-//! [`IdfConfig::tensor_specs`]: same names, same shapes, all `F32`, nothing else.
+//! - [`idf`]: integer discrete flows.
 //!
-//! A model's [`Model::id`] is a 64-bit FNV-1a hash over the canonical arch JSON and, in
-//! `tensor_specs` order, every tensor's name and little-endian `f32` bytes. It identifies the
-//! weights that produced a bitstream; the card does not take part.
+//! A new family gets a folder here with its architecture config, its weights loaded for the
+//! engine and its `PlaneModel` implementation, a variant of [`Family`] and one arm in each
+//! `match` of this file (see `docs/STRUCTURE.md`, "Adding a model family").
 
+pub mod file;
 pub mod idf;
+mod planes;
 
-use std::collections::HashMap;
+pub use file::{Family, ARCH_KEY, CARD_KEY, FAMILY_KEY, MAX_PARAMETERS};
+pub(crate) use planes::PlaneModel;
 
-use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use crate::Result;
+use idf::Idf;
 
-use crate::arch::{IdfConfig, NetKind, NetRole, TensorSpec};
-use crate::engine::{Conv3x3, Network, ResidualBlock};
-use crate::{CodecError, Result};
-
-/// Metadata key of the architecture JSON.
-pub const ARCH_KEY: &str = "idfcodec.arch";
-/// Metadata key of the model card JSON.
-pub const CARD_KEY: &str = "idfcodec.card";
-/// Largest model accepted, in parameters (1 GiB of `f32`).
-pub const MAX_PARAMETERS: usize = 1 << 28;
-
-/// The networks of one level.
-#[derive(Clone, Debug, PartialEq)]
-struct LevelNets {
-    couplings: Vec<Network>,
-    /// One prior network per factor-out group.
-    priors: Vec<Network>,
-}
-
-/// A loaded model, ready to run on the engine.
+/// A loaded learned model of any [`Family`], ready to code images on the engine.
+///
+/// ```
+/// use idfcodec_codec::{format::PixelFormat, Family, Model, Registry};
+///
+/// let entry = Registry::embedded().default_for(PixelFormat::Gray8).expect("a gray model");
+/// let model = entry.model()?;
+/// assert_eq!((model.family(), model.planes()), (Family::Idf, 1));
+/// let bytes = model.to_safetensors(model.card())?;
+/// assert_eq!(Model::from_safetensors(&bytes)?.id(), model.id());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model {
-    config: IdfConfig,
-    card: serde_json::Value,
-    levels: Vec<LevelNets>,
-    top_params: Vec<f32>,
-    /// Prior networks of top groups `1..top_groups`.
-    top_nets: Vec<Network>,
-    /// With `top_phases`: the networks of phases `1..4` of every top group, in
-    /// [`IdfConfig::top_phase_nets`] order.
-    top_phase_nets: Vec<Network>,
-    id: u64,
+    learned: Learned,
 }
 
-fn invalid(msg: impl Into<String>) -> CodecError {
-    CodecError::InvalidModel(msg.into())
+/// The family's own model.
+#[derive(Clone, Debug, PartialEq)]
+enum Learned {
+    Idf(Idf),
+}
+
+impl From<Idf> for Model {
+    fn from(idf: Idf) -> Model {
+        Model {
+            learned: Learned::Idf(idf),
+        }
+    }
 }
 
 impl Model {
-    /// Parses and validates an exported model (see the module docs).
-    ///
-    /// Checks the config, the parameter count against [`MAX_PARAMETERS`], and every tensor's
-    /// presence, dtype and shape before copying any weights.
+    /// Parses and validates a model file of any family (see [`file`](mod@file); a file without a family
+    /// tag is an IDF file). Checks the architecture, the parameter count against
+    /// [`MAX_PARAMETERS`], and every tensor's presence, dtype and shape before copying any
+    /// weights.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Model> {
-        let (_, metadata) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| invalid(format!("not a valid safetensors file ({e:?})")))?;
-        let info = metadata
-            .metadata()
-            .as_ref()
-            .ok_or_else(|| invalid("no __metadata__"))?;
-        let config = parse_arch(info)?;
-        let card = parse_card(info)?;
-        check_size(&config)?;
-        let tensors = SafeTensors::deserialize(bytes)
-            .map_err(|e| invalid(format!("not a valid safetensors file ({e:?})")))?;
-        let specs = config.tensor_specs();
-        if tensors.len() != specs.len() {
-            return Err(invalid(format!(
-                "expected {} tensors, found {}",
-                specs.len(),
-                tensors.len()
-            )));
-        }
-        let views = specs
-            .iter()
-            .map(|spec| checked_view(&tensors, spec))
-            .collect::<Result<Vec<_>>>()?;
-        let values = views.iter().map(|v| f32_values(v.data())).collect();
-        Model::from_tensors(config, card, values)
+        let info = file::metadata(bytes)?;
+        Ok(match file::family(&info)? {
+            Family::Idf => Idf::from_safetensors(bytes)?.into(),
+        })
     }
 
-    /// A model with small deterministic pseudo-random weights, for tests and benchmarks.
-    ///
-    /// Unlike a freshly initialised training model, `conv_out` is not zero: translations are a
-    /// few units and priors vary from pixel to pixel, so the flow is far from the identity.
-    pub fn new_random(config: IdfConfig, seed: u64) -> Result<Model> {
-        config.validate().map_err(invalid)?;
-        check_size(&config)?;
-        let mut rng = SplitMix64(seed);
-        let values = config
-            .tensor_specs()
-            .iter()
-            .map(|spec| random_tensor(spec, &mut rng))
-            .collect();
-        Model::from_tensors(config, serde_json::json!({ "random_seed": seed }), values)
-    }
-
-    /// Serialises the model with the given card (a JSON object) as its `idfcodec.card`.
+    /// Serialises the model with `card` (a JSON object) as its card.
     pub fn to_safetensors(&self, card: &serde_json::Value) -> Result<Vec<u8>> {
-        if !card.is_object() {
-            return Err(invalid("the model card must be a JSON object"));
+        match &self.learned {
+            Learned::Idf(m) => m.to_safetensors(card),
         }
-        let specs = self.config.tensor_specs();
-        let bytes: Vec<Vec<u8>> = self.tensors().iter().map(|t| f32_bytes(t)).collect();
-        let views = specs
-            .iter()
-            .zip(&bytes)
-            .map(|(spec, b)| {
-                TensorView::new(Dtype::F32, spec.shape.clone(), b)
-                    .map(|v| (spec.name.clone(), v))
-                    .map_err(|e| CodecError::Internal(format!("tensor {}: {e:?}", spec.name)))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let metadata = HashMap::from([
-            (ARCH_KEY.to_string(), arch_json(&self.config)),
-            (CARD_KEY.to_string(), card.to_string()),
-        ]);
-        safetensors::serialize(views, &Some(metadata))
-            .map_err(|e| CodecError::Internal(format!("safetensors serialisation failed: {e:?}")))
     }
 
-    /// The 64-bit identity of the weights and architecture (see the module docs).
+    /// Its family.
+    pub fn family(&self) -> Family {
+        match &self.learned {
+            Learned::Idf(_) => Family::Idf,
+        }
+    }
+
+    /// The 64-bit identity of the weights and architecture, which files coded with it name.
     pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// The architecture.
-    pub fn config(&self) -> &IdfConfig {
-        &self.config
+        match &self.learned {
+            Learned::Idf(m) => m.id(),
+        }
     }
 
     /// The model card (a JSON object).
     pub fn card(&self) -> &serde_json::Value {
-        &self.card
-    }
-
-    /// Coupling network `k` of level `level`.
-    ///
-    /// # Panics
-    /// If `level` or `k` is out of range for the config.
-    pub fn coupling(&self, level: usize, k: usize) -> &Network {
-        &self.levels[level].couplings[k]
-    }
-
-    /// The prior network of level `level`'s factor-out group `k` (see [`crate::arch`]).
-    ///
-    /// # Panics
-    /// If `level` or `k` is out of range for the config.
-    pub fn prior(&self, level: usize, k: usize) -> &Network {
-        &self.levels[level].priors[k]
-    }
-
-    /// The first top group's raw prior parameters, `[top_group_channels, 3·mixtures]` row-major.
-    pub fn top_params(&self) -> &[f32] {
-        &self.top_params
-    }
-
-    /// The prior network of top group `k` (see [`crate::arch`]).
-    ///
-    /// # Panics
-    /// If `k` is 0 or not below `top_groups`.
-    pub fn top_group(&self, k: usize) -> &Network {
-        &self.top_nets[k - 1]
-    }
-
-    /// The prior network of top group `k`'s pixel phase `j` (`top_phases`, see [`crate::arch`]).
-    ///
-    /// # Panics
-    /// If the model has no such network (`j` is 0 or not below 4, `k` not below `top_groups`, or
-    /// no `top_phases`).
-    pub fn top_phase(&self, k: usize, j: usize) -> &Network {
-        assert!((1..self.config.top_phase_count()).contains(&j));
-        &self.top_phase_nets[k * (self.config.top_phase_count() - 1) + j - 1]
-    }
-
-    /// Builds a model from weights given in [`IdfConfig::tensor_specs`] order (e.g. exported from
-    /// training), checking the config and every tensor's length first.
-    pub fn from_parts(
-        config: IdfConfig,
-        card: serde_json::Value,
-        values: Vec<Vec<f32>>,
-    ) -> Result<Model> {
-        config.validate().map_err(invalid)?;
-        check_size(&config)?;
-        let specs = config.tensor_specs();
-        if values.len() != specs.len() {
-            return Err(invalid(format!(
-                "expected {} tensors, got {}",
-                specs.len(),
-                values.len()
-            )));
-        }
-        for (spec, v) in specs.iter().zip(&values) {
-            let want: usize = spec.shape.iter().product();
-            if v.len() != want {
-                return Err(invalid(format!(
-                    "{} has {} values, its shape {:?} needs {want}",
-                    spec.name,
-                    v.len(),
-                    spec.shape
-                )));
-            }
-        }
-        Model::from_tensors(config, card, values)
-    }
-
-    /// Builds the networks from tensors already checked against `tensor_specs` (same order).
-    fn from_tensors(
-        config: IdfConfig,
-        card: serde_json::Value,
-        values: Vec<Vec<f32>>,
-    ) -> Result<Model> {
-        let id = model_id(&config, &values);
-        let mut queue = TensorQueue {
-            config: &config,
-            values: values.into_iter(),
-        };
-        let mut levels: Vec<LevelNets> = (0..config.levels)
-            .map(|_| LevelNets {
-                couplings: Vec::new(),
-                priors: Vec::new(),
-            })
-            .collect();
-        let mut top_params = Vec::new();
-        let mut top_nets = Vec::new();
-        let mut top_phase_nets = Vec::new();
-        for net in config.networks() {
-            let Some(kind) = net.role.kind() else {
-                top_params = queue.next()?;
-                continue;
-            };
-            let network = queue.network(net.inputs, net.outputs, kind)?;
-            match net.role {
-                NetRole::Coupling { level, .. } => levels[level].couplings.push(network),
-                NetRole::Prior { level, .. } => levels[level].priors.push(network),
-                NetRole::TopGroup { .. } => top_nets.push(network),
-                NetRole::TopPhase { .. } => top_phase_nets.push(network),
-                NetRole::TopParams => unreachable!("top.params is not a network"),
-            }
-        }
-        Ok(Model {
-            config,
-            card,
-            levels,
-            top_params,
-            top_nets,
-            top_phase_nets,
-            id,
-        })
-    }
-
-    /// Every tensor in `tensor_specs` order.
-    fn tensors(&self) -> Vec<&[f32]> {
-        let mut out = Vec::new();
-        for level in &self.levels {
-            for net in &level.couplings {
-                out.extend(net.tensors());
-            }
-            for net in &level.priors {
-                out.extend(net.tensors());
-            }
-        }
-        out.push(&self.top_params);
-        for net in self.top_nets.iter().chain(&self.top_phase_nets) {
-            out.extend(net.tensors());
-        }
-        out
-    }
-}
-
-/// Hands out tensors in `tensor_specs` order while the networks are assembled.
-struct TensorQueue<'a> {
-    config: &'a IdfConfig,
-    values: std::vec::IntoIter<Vec<f32>>,
-}
-
-impl TensorQueue<'_> {
-    fn next(&mut self) -> Result<Vec<f32>> {
-        self.values
-            .next()
-            .ok_or_else(|| CodecError::Internal("too few tensors".into()))
-    }
-
-    fn conv(&mut self, cin: usize, cout: usize) -> Result<Conv3x3> {
-        let weight = self.next()?;
-        let bias = self.next()?;
-        Conv3x3::new(cin, cout, weight, bias)
-    }
-
-    /// The next network's tensors (a skip as [`IdfConfig::has_skip`] says).
-    fn network(&mut self, cin: usize, cout: usize, kind: NetKind) -> Result<Network> {
-        let hidden = self.config.hidden;
-        let conv_in = self.conv(cin, hidden)?;
-        let blocks = (0..self.config.blocks)
-            .map(|_| {
-                Ok(ResidualBlock {
-                    conv1: self.conv(hidden, hidden)?,
-                    conv2: self.conv(hidden, hidden)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let conv_out = self.conv(hidden, cout)?;
-        let skip = match self.config.has_skip(kind) {
-            true => Some(self.conv(cin, cout)?),
-            false => None,
-        };
-        Network::new(conv_in, blocks, conv_out, skip)
-    }
-}
-
-fn parse_arch(info: &HashMap<String, String>) -> Result<IdfConfig> {
-    let json = info
-        .get(ARCH_KEY)
-        .ok_or_else(|| invalid(format!("metadata lacks {ARCH_KEY}")))?;
-    let config: IdfConfig = serde_json::from_str(json)
-        .map_err(|e| invalid(format!("{ARCH_KEY} is not a valid config: {e}")))?;
-    config
-        .validate()
-        .map_err(|e| invalid(format!("{ARCH_KEY}: {e}")))?;
-    Ok(config)
-}
-
-fn parse_card(info: &HashMap<String, String>) -> Result<serde_json::Value> {
-    let json = info
-        .get(CARD_KEY)
-        .ok_or_else(|| invalid(format!("metadata lacks {CARD_KEY}")))?;
-    let card: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| invalid(format!("{CARD_KEY} is not JSON: {e}")))?;
-    if !card.is_object() {
-        return Err(invalid(format!("{CARD_KEY} must be a JSON object")));
-    }
-    Ok(card)
-}
-
-fn check_size(config: &IdfConfig) -> Result<()> {
-    let count = config.parameter_count();
-    if count > MAX_PARAMETERS {
-        return Err(invalid(format!(
-            "{count} parameters exceed the limit of {MAX_PARAMETERS}"
-        )));
-    }
-    Ok(())
-}
-
-/// The tensor named by `spec`, checked for dtype and shape.
-fn checked_view<'a>(tensors: &SafeTensors<'a>, spec: &TensorSpec) -> Result<TensorView<'a>> {
-    let view = tensors
-        .tensor(&spec.name)
-        .map_err(|_| invalid(format!("missing tensor {}", spec.name)))?;
-    if view.dtype() != Dtype::F32 {
-        return Err(invalid(format!(
-            "tensor {} is {:?}, expected F32",
-            spec.name,
-            view.dtype()
-        )));
-    }
-    let shape = view.shape().to_vec();
-    if shape != spec.shape {
-        return Err(invalid(format!(
-            "tensor {} has shape {:?}, expected {:?}",
-            spec.name, shape, spec.shape
-        )));
-    }
-    Ok(view)
-}
-
-fn f32_values(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
-fn f32_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-/// The canonical arch JSON (serde's field order, shortest round-trip floats).
-fn arch_json(config: &IdfConfig) -> String {
-    serde_json::to_string(config).expect("IdfConfig always serialises")
-}
-
-/// FNV-1a (64-bit) over the arch JSON and each tensor's name and bytes, in spec order.
-fn model_id(config: &IdfConfig, values: &[Vec<f32>]) -> u64 {
-    let mut h = Fnv1a::new();
-    h.write(arch_json(config).as_bytes());
-    for (spec, v) in config.tensor_specs().iter().zip(values) {
-        h.write(&[0]);
-        h.write(spec.name.as_bytes());
-        h.write(&[0]);
-        for x in v {
-            h.write(&x.to_le_bytes());
-        }
-    }
-    h.finish()
-}
-
-/// 64-bit FNV-1a.
-struct Fnv1a(u64);
-
-impl Fnv1a {
-    fn new() -> Self {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        match &self.learned {
+            Learned::Idf(m) => m.card(),
         }
     }
 
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// SplitMix64, a tiny deterministic generator for [`Model::new_random`].
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[-1, 1)`, exactly representable.
-    fn symmetric(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u32 << 23) as f32 - 1.0
-    }
-}
-
-/// Gain of the random output layers relative to a unit-variance initialisation: keeps
-/// translations at a few units (`translation_scale` 128) and mixture means near 128.
-const RANDOM_OUT_GAIN: f32 = 0.03;
-
-/// Weights uniform with variance `gain²/fan_in`; biases and top parameters small.
-fn random_tensor(spec: &TensorSpec, rng: &mut SplitMix64) -> Vec<f32> {
-    let n: usize = spec.shape.iter().product();
-    let output = spec.name.contains(".conv_out.") || spec.name.contains(".conv_skip.");
-    let bound = if spec.name.ends_with(".weight") {
-        let fan_in = (spec.shape[1] * 9) as f32;
-        let gain = if output { RANDOM_OUT_GAIN } else { 1.0 };
-        gain * (3.0 / fan_in).sqrt()
-    } else if output {
-        RANDOM_OUT_GAIN
-    } else {
-        0.1
-    };
-    (0..n).map(|_| bound * rng.symmetric()).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tiny() -> IdfConfig {
-        IdfConfig {
-            levels: 1,
-            couplings: 2,
-            hidden: 4,
-            mixtures: 2,
-            ..IdfConfig::default()
+    /// Its number of parameters.
+    pub fn parameter_count(&self) -> usize {
+        match &self.learned {
+            Learned::Idf(m) => m.config().parameter_count(),
         }
     }
 
-    #[test]
-    fn safetensors_round_trip_keeps_weights_and_id() {
-        let m = Model::new_random(tiny(), 7).unwrap();
-        let card = serde_json::json!({ "steps": 3 });
-        let bytes = m.to_safetensors(&card).unwrap();
-        let back = Model::from_safetensors(&bytes).unwrap();
-        assert_eq!(back.config(), m.config());
-        assert_eq!(back.card(), &card);
-        assert_eq!(back.id(), m.id());
-        assert_eq!(back.tensors(), m.tensors());
+    /// A one-line description of its architecture, for listings.
+    pub fn summary(&self) -> String {
+        match &self.learned {
+            Learned::Idf(m) => m.config().summary(),
+        }
     }
 
-    #[test]
-    fn id_depends_on_weights() {
-        let a = Model::new_random(tiny(), 1).unwrap();
-        let b = Model::new_random(tiny(), 2).unwrap();
-        assert_ne!(a.id(), b.id());
-        assert_eq!(a.id(), Model::new_random(tiny(), 1).unwrap().id());
+    /// The IDF, if it is one.
+    pub fn idf(&self) -> Option<&Idf> {
+        match &self.learned {
+            Learned::Idf(m) => Some(m),
+        }
     }
 
-    #[test]
-    fn random_output_layers_are_nonzero() {
-        let m = Model::new_random(tiny(), 3).unwrap();
-        let w = m.coupling(0, 0).tensors();
-        assert!(w[w.len() - 2].iter().any(|&v| v != 0.0));
+    /// How many leading 8-bit planes of an image it codes: 1 (gray) or 3 (RGB).
+    pub fn planes(&self) -> usize {
+        self.coder().planes()
+    }
+
+    /// Tile sides are padded to a multiple of this.
+    pub fn size_multiple(&self) -> usize {
+        self.coder().size_multiple()
+    }
+
+    /// The family's coding of a tile's planes.
+    pub(crate) fn coder(&self) -> &dyn PlaneModel {
+        match &self.learned {
+            Learned::Idf(m) => m,
+        }
     }
 }

@@ -3,8 +3,9 @@
 
 use idfcodec_codec::engine::{IntTensor, Shape};
 use idfcodec_codec::entropy::StreamStart;
+use idfcodec_codec::model::idf::flow;
 use idfcodec_codec::model::idf::{decode_image, encode_image};
-use idfcodec_codec::{flow, IdfConfig, Model};
+use idfcodec_codec::{Idf, IdfConfig};
 
 /// A tiny deterministic generator (xorshift64*), so tests need no extra crates.
 pub struct Rng(u64);
@@ -204,7 +205,7 @@ pub fn fingerprints() -> Vec<(u64, usize, u64, i64)> {
 /// (model id, payload length, payload hash, NLL in millibits) for a fixed case.
 pub fn fingerprint(config: IdfConfig, height: usize, width: usize) -> (u64, usize, u64, i64) {
     let channels = config.in_channels;
-    let model = Model::new_random(config, 12_345).unwrap();
+    let model = Idf::new_random(config, 12_345).unwrap();
     let shape = Shape::new(channels, height, width);
     let pixels = smooth_pixels(&mut Rng::new(7), shape);
     // version-1 streams (start state 1): the frozen fingerprints below predate version 2; the

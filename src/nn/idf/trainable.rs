@@ -2,7 +2,7 @@
 //! training fields), its learning-rate multipliers, the data-dependent start of its priors and
 //! how a trained IDF grows into a larger one.
 
-use idfcodec_codec::arch::{IdfConfig, MixtureParam, MEAN_SCALE};
+use idfcodec_codec::model::idf::arch::{IdfConfig, MixtureParam, MEAN_SCALE};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use tch::{nn, Device, Kind, Tensor};
@@ -163,7 +163,7 @@ impl Trainable for Idf {
 }
 
 /// The learning-rate multiplier of the parameter `name` (tensor names of
-/// [`idfcodec_codec::arch`]), per element where it matters.
+/// [`idfcodec_codec::model::idf::arch`]), per element where it matters.
 ///
 /// Adam moves every parameter by about the learning rate per step whatever its gradient, so a
 /// parameter's rate must match how far its effect travels: a raw mixture mean is multiplied by

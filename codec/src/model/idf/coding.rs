@@ -3,7 +3,7 @@
 //!
 //! # Payload
 //! Decoding order is: top latent (CHW order), then the factor-out of the last level down to
-//! level 0, each in CHW order, group by group as [`crate::arch`] defines them (a phased level's
+//! level 0, each in CHW order, group by group as [`crate::model::idf::arch`] defines them (a phased level's
 //! groups are its pixel phases' channel groups, at half the level's size); between levels the
 //! decoder runs the inverse flow for one level,
 //! which gives it the `rest` that the next prior needs. ANS is a stack, so the encoder pushes the
@@ -18,13 +18,13 @@
 
 use constriction::stream::stack::DefaultAnsCoder;
 
+use super::Idf;
 use crate::engine::{IntTensor, Shape};
 use crate::entropy::{
     check_not_dry, close_stream, finish_stream, open_stream, start_stream, LatentModel,
     LogisticMixture, StreamStart,
 };
-use crate::flow::{self, GroupParams};
-use crate::model::Model;
+use crate::model::idf::flow::{self, GroupParams};
 use crate::{CodecError, Result};
 
 /// The quantised models of a group's latents, visited one after another. A latent whose
@@ -54,7 +54,7 @@ impl<'a> LatentModels<'a> {
 }
 
 /// Checked image shape for the coder's public entry points.
-fn image_shape(model: &Model, channels: usize, height: usize, width: usize) -> Result<Shape> {
+fn image_shape(model: &Idf, channels: usize, height: usize, width: usize) -> Result<Shape> {
     let shape = Shape::new(channels, height, width);
     flow::check_image_shape(model.config(), shape)?;
     Ok(shape)
@@ -63,7 +63,7 @@ fn image_shape(model: &Model, channels: usize, height: usize, width: usize) -> R
 /// Pushes an image (`channels×height×width` pixels, CHW order) coded by `model` onto `coder`.
 pub fn push_image(
     coder: &mut DefaultAnsCoder,
-    model: &Model,
+    model: &Idf,
     pixels: &[u8],
     channels: usize,
     height: usize,
@@ -90,7 +90,7 @@ pub fn push_image(
 /// `floor`, see [`check_not_dry`]), or pixels outside `0..=255`.
 pub fn pop_image(
     coder: &mut DefaultAnsCoder,
-    model: &Model,
+    model: &Idf,
     (channels, height, width): (usize, usize, usize),
     floor: u64,
 ) -> Result<Vec<u8>> {
@@ -110,7 +110,7 @@ pub fn pop_image(
 /// Codes an image (`channels×height×width` pixels, CHW order) into payload bytes, starting the
 /// ANS stream at `start`.
 pub fn encode_image(
-    model: &Model,
+    model: &Idf,
     pixels: &[u8],
     channels: usize,
     height: usize,
@@ -130,7 +130,7 @@ pub fn encode_image(
 /// ending in a zero byte, damaged data, data left over, or (versions 2, 3) a stream that ends at
 /// another checksum than the decoded pixels have.
 pub fn decode_image(
-    model: &Model,
+    model: &Idf,
     payload: &[u8],
     channels: usize,
     height: usize,

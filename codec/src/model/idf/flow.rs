@@ -1,4 +1,4 @@
-//! The integer discrete flow on the engine, exactly as [`crate::arch`] describes it.
+//! The integer discrete flow on the engine, exactly as [`crate::model::idf::arch`] describes it.
 //!
 //! [`forward`] maps an integer image to latent groups (one factor-out per level, then the top) with
 //! the prior parameters each group is coded with; [`inverse`] maps the latents back. The
@@ -11,14 +11,14 @@
 //! and keep the inverse exact for any weights and any (even garbage) latents; trained models never
 //! come near those limits.
 
-use crate::arch::{
-    IdfConfig, MixtureLayout, MixtureParam, LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_OFFSET,
-    MEAN_OFFSET, MEAN_SCALE, NORM_OFFSET, NORM_SCALE,
-};
+use super::Idf;
 use crate::engine::{FloatTensor, IntTensor, Network, Shape};
 use crate::entropy::LogisticMixture;
 pub use crate::entropy::MixtureParams;
-use crate::model::Model;
+use crate::model::idf::arch::{
+    IdfConfig, MixtureLayout, MixtureParam, LOG_SCALE_MAX, LOG_SCALE_MIN, LOG_SCALE_OFFSET,
+    MEAN_OFFSET, MEAN_SCALE, NORM_OFFSET, NORM_SCALE,
+};
 use crate::{CodecError, Result};
 
 /// The mixture parameters of every latent of one group, latent-major (`3·M` values per latent:
@@ -54,7 +54,7 @@ impl GroupParams {
         }
     }
 
-    /// From a prior network's output (`3·M` raw channels per latent channel, see [`crate::arch`]).
+    /// From a prior network's output (`3·M` raw channels per latent channel, see [`crate::model::idf::arch`]).
     fn from_network_output(raw: &FloatTensor, mixtures: usize) -> Self {
         Self::at_positions(raw, mixtures, 0..raw.shape().plane())
     }
@@ -111,7 +111,7 @@ pub struct LatentGroup {
 
 /// All latents of an image in emission order: the factor-out groups of level 0, 1, …, then the
 /// top's groups; within a level and within the top, the groups go last to first (the decoder pops
-/// everything in the opposite order, see [`crate::arch`]).
+/// everything in the opposite order, see [`crate::model::idf::arch`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Latents {
     pub groups: Vec<LatentGroup>,
@@ -168,7 +168,7 @@ pub fn latent_shapes(config: &IdfConfig, image: Shape) -> Result<Vec<Shape>> {
 }
 
 /// Runs the flow on an integer image (`C×H×W`, usually pixels `0..=255`).
-pub fn forward(model: &Model, image: &IntTensor) -> Result<Latents> {
+pub fn forward(model: &Idf, image: &IntTensor) -> Result<Latents> {
     let config = model.config();
     check_image_shape(config, image.shape())?;
     let mut groups = Vec::new();
@@ -196,7 +196,7 @@ pub fn forward(model: &Model, image: &IntTensor) -> Result<Latents> {
 }
 
 /// Maps latents back to the image (exact inverse of [`forward`]); only the values are used.
-pub fn inverse(model: &Model, latents: &Latents) -> Result<IntTensor> {
+pub fn inverse(model: &Idf, latents: &Latents) -> Result<IntTensor> {
     let config = model.config();
     let counts: Vec<usize> = (0..config.levels).map(|l| config.level_groups(l)).collect();
     let in_levels: usize = counts.iter().sum();
@@ -235,7 +235,7 @@ pub fn inverse(model: &Model, latents: &Latents) -> Result<IntTensor> {
 /// emission order), each prior computed from what was decoded before it, and the flow is inverted
 /// level by level along the way.
 pub fn decode(
-    model: &Model,
+    model: &Idf,
     shape: Shape,
     mut decode: impl FnMut(Shape, &GroupParams) -> Result<IntTensor>,
 ) -> Result<IntTensor> {
@@ -271,8 +271,8 @@ pub fn decode(
 }
 
 /// Negative log-likelihood of an image under the model, in bits: the sum over every latent of
-/// `−log2 P(z)` with the discretized logistic mixture of [`crate::arch`], in `f64`.
-pub fn nll_bits(model: &Model, image: &IntTensor) -> Result<f64> {
+/// `−log2 P(z)` with the discretized logistic mixture of [`crate::model::idf::arch`], in `f64`.
+pub fn nll_bits(model: &Idf, image: &IntTensor) -> Result<f64> {
     let latents = forward(model, image)?;
     let mut bits = 0.0;
     for group in &latents.groups {
@@ -284,7 +284,7 @@ pub fn nll_bits(model: &Model, image: &IntTensor) -> Result<f64> {
 }
 
 /// Level `level` forward: squeeze, couplings, factor-out. Returns `(out, rest)`.
-pub fn forward_level(model: &Model, level: usize, z: &IntTensor) -> (IntTensor, IntTensor) {
+fn forward_level(model: &Idf, level: usize, z: &IntTensor) -> (IntTensor, IntTensor) {
     let config = model.config();
     let mut z = match config.phase_squeeze {
         true => z.phases(),
@@ -297,8 +297,8 @@ pub fn forward_level(model: &Model, level: usize, z: &IntTensor) -> (IntTensor, 
 }
 
 /// Level `level` inverse: from its factored-out `out` and the `rest`, back to the level's input.
-pub fn inverse_level(
-    model: &Model,
+fn inverse_level(
+    model: &Idf,
     level: usize,
     out: &IntTensor,
     rest: &IntTensor,
@@ -361,7 +361,7 @@ impl Stage {
     /// are per channel).
     fn params(
         self,
-        model: &Model,
+        model: &Idf,
         k: usize,
         context: Option<&IntTensor>,
         part: Shape,
@@ -385,7 +385,7 @@ impl Stage {
 /// phased for a phased level) to
 /// `groups` in emission order, last group first.
 fn emit(
-    model: &Model,
+    model: &Idf,
     stage: Stage,
     values: &IntTensor,
     rest: Option<&IntTensor>,
@@ -414,7 +414,7 @@ fn emit(
 /// Decodes the groups of one stage in order (`part`: one group's shape) and returns all its
 /// channels; each group's prior sees the `rest` (for a level) and the groups decoded before it.
 fn decode_stage(
-    model: &Model,
+    model: &Idf,
     stage: Stage,
     rest: Option<&IntTensor>,
     part: Shape,
@@ -435,8 +435,8 @@ fn decode_stage(
 }
 
 /// Plane indices (row-major in an `h×w` plane) of pixel phase `j`: the positions with
-/// `y mod 2 = j / 2` and `x mod 2 = j mod 2` (see [`crate::arch`]).
-pub fn phase_positions(h: usize, w: usize, j: usize) -> Vec<usize> {
+/// `y mod 2 = j / 2` and `x mod 2 = j mod 2` (see [`crate::model::idf::arch`]).
+fn phase_positions(h: usize, w: usize, j: usize) -> Vec<usize> {
     let (dy, dx) = (j / 2, j % 2);
     (dy..h)
         .step_by(2)
@@ -499,7 +499,7 @@ fn put_positions(t: IntTensor, positions: &[usize], values: &IntTensor) -> Resul
 /// The prior of top group `k`'s phase `j` at `positions`, given the groups `before` it and the
 /// group's own values `own` (only its phases before `j` are read).
 fn top_phase_params(
-    model: &Model,
+    model: &Idf,
     (k, j): (usize, usize),
     before: &IntTensor,
     own: &IntTensor,
@@ -537,7 +537,7 @@ fn top_phase_params(
 
 /// Appends the top's groups by pixel phase (`top_phases`) in emission order: group `G−1` first,
 /// within a group phase 3 first.
-fn emit_top_phases(model: &Model, z: &IntTensor, groups: &mut Vec<LatentGroup>) -> Result<()> {
+fn emit_top_phases(model: &Idf, z: &IntTensor, groups: &mut Vec<LatentGroup>) -> Result<()> {
     let config = model.config();
     let g = config.top_group_channels();
     let Shape { height, width, .. } = z.shape();
@@ -558,7 +558,7 @@ fn emit_top_phases(model: &Model, z: &IntTensor, groups: &mut Vec<LatentGroup>) 
 
 /// Decodes the top by pixel phase (`top_phases`): group 0's phases 0..4, then group 1's, ….
 fn decode_top_phases(
-    model: &Model,
+    model: &Idf,
     height: usize,
     width: usize,
     decode: &mut impl FnMut(Shape, &GroupParams) -> Result<IntTensor>,

@@ -255,6 +255,34 @@ pub enum NetKind {
 }
 
 impl IdfConfig {
+    /// A one-line description of the architecture, for listings (`idfcodec models`).
+    pub fn summary(&self) -> String {
+        let phases = match self.phase_levels {
+            0 => String::new(),
+            n => format!(" per pixel phase (4 phases) at the first {n} level(s)"),
+        };
+        let options: String = [
+            (self.top_phases, "; top groups by pixel phase"),
+            (self.phase_squeeze, "; phase-major squeezes"),
+            (self.prior_skip, "; linear skips in the priors"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, text)| *text)
+        .collect();
+        format!(
+            "{} levels × {} couplings, hidden {}, {} blocks, {} mixtures; top in {} group(s), \
+             factor-outs in {}{phases}{options}",
+            self.levels,
+            self.couplings,
+            self.hidden,
+            self.blocks,
+            self.mixtures,
+            self.top_groups,
+            self.prior_groups,
+        )
+    }
+
     /// Whether networks of `kind` have the linear `conv_skip` ([`IdfConfig::prior_skip`]).
     pub fn has_skip(&self, kind: NetKind) -> bool {
         kind == NetKind::Prior && self.prior_skip

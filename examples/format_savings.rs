@@ -1,8 +1,8 @@
 //! What format version 2 saves over version 1 on real images, with the embedded models: single
 //! files and archives of the first `N` MNIST and Fashion-MNIST test images. Version-1 files are
 //! built from version-1 streams (start state 1, checksum in the header) with the container
-//! writer, which still writes both versions. A measurement, run by hand:
-//! `cargo test --no-default-features --test format_savings -- --ignored --nocapture`.
+//! writer, which still writes both versions. A measurement (needs the datasets):
+//! `cargo run --release --no-default-features --example format_savings`.
 //! Results (also in FORMAT.md, "Header size"), 200 images each: MNIST single files 34 777 →
 //! 34 335 bytes (−17.7 bits per image), archive 38 155 → 33 956; Fashion-MNIST single files
 //! 75 074 → 74 777 (−11.9 bits per image), archive 80 083 → 74 436.
@@ -20,9 +20,7 @@ use idfcodec_codec::{
 
 const N: usize = 200;
 
-#[test]
-#[ignore = "a measurement; needs the datasets"]
-fn version_2_savings() {
+fn main() {
     let data = data_dir();
     let data = if data.is_absolute() {
         data
@@ -56,7 +54,10 @@ fn version_2_savings() {
             v1.version = Version::V1;
             v1.image.header.pixel_crc = Some(crc32(&pixels));
             v1.image.tiles =
-                vec![encode_image(model, &pixels, 1, 28, 28, StreamStart::One).unwrap()];
+                vec![
+                    encode_image(model.idf().unwrap(), &pixels, 1, 28, 28, StreamStart::One)
+                        .unwrap(),
+                ];
             let v1_bytes = v1.to_bytes().unwrap();
             v1_total += v1_bytes.len();
             v2_total += v2.len();

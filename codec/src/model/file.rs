@@ -1,0 +1,184 @@
+//! The model file every learned family shares: one safetensors file whose `__metadata__` holds
+//! [`FAMILY_KEY`] (which family reads the rest; absent in files written before families were
+//! tagged, which are IDF files), [`ARCH_KEY`] (the family's architecture as JSON) and
+//! [`CARD_KEY`] (a free-form JSON object: training data, steps, test bpd, ...), and whose tensors
+//! are all `F32`, named and shaped as the family's architecture says.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+
+use crate::{CodecError, Result};
+
+/// Metadata key of the family tag ([`Family::tag`]).
+pub const FAMILY_KEY: &str = "idfcodec.family";
+/// Metadata key of the architecture JSON.
+pub const ARCH_KEY: &str = "idfcodec.arch";
+/// Metadata key of the model card JSON.
+pub const CARD_KEY: &str = "idfcodec.card";
+/// Largest model accepted, in parameters (1 GiB of `f32`).
+pub const MAX_PARAMETERS: usize = 1 << 28;
+
+/// A family of learned models the codec can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Family {
+    /// Integer discrete flows ([`crate::model::idf`]).
+    Idf,
+}
+
+impl Family {
+    /// Every family this build knows.
+    pub const ALL: [Family; 1] = [Family::Idf];
+
+    /// The tag stored under [`FAMILY_KEY`].
+    pub fn tag(self) -> &'static str {
+        match self {
+            Family::Idf => "idf",
+        }
+    }
+
+    /// The family a tag names.
+    pub fn from_tag(tag: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.tag() == tag)
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::Idf => "IDF",
+        })
+    }
+}
+
+pub(crate) fn invalid(msg: impl Into<String>) -> CodecError {
+    CodecError::InvalidModel(msg.into())
+}
+
+/// The file's metadata map, checked to be there.
+pub(crate) fn metadata(bytes: &[u8]) -> Result<HashMap<String, String>> {
+    let (_, metadata) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| invalid(format!("not a valid safetensors file ({e:?})")))?;
+    metadata
+        .metadata()
+        .clone()
+        .ok_or_else(|| invalid("no __metadata__"))
+}
+
+/// The family a file's metadata names; files without a tag are IDF files.
+pub(crate) fn family(info: &HashMap<String, String>) -> Result<Family> {
+    match info.get(FAMILY_KEY) {
+        None => Ok(Family::Idf),
+        Some(tag) => Family::from_tag(tag).ok_or_else(|| {
+            let known: Vec<_> = Family::ALL.iter().map(|f| f.tag()).collect();
+            invalid(format!(
+                "{FAMILY_KEY} is {tag:?}, a model family this build does not know (known: {})",
+                known.join(", ")
+            ))
+        }),
+    }
+}
+
+/// The architecture JSON, parsed as `T`.
+pub(crate) fn arch<T: serde::de::DeserializeOwned>(info: &HashMap<String, String>) -> Result<T> {
+    let json = info
+        .get(ARCH_KEY)
+        .ok_or_else(|| invalid(format!("metadata lacks {ARCH_KEY}")))?;
+    serde_json::from_str(json)
+        .map_err(|e| invalid(format!("{ARCH_KEY} is not a valid config: {e}")))
+}
+
+/// The model card (a JSON object).
+pub(crate) fn card(info: &HashMap<String, String>) -> Result<serde_json::Value> {
+    let json = info
+        .get(CARD_KEY)
+        .ok_or_else(|| invalid(format!("metadata lacks {CARD_KEY}")))?;
+    let card: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| invalid(format!("{CARD_KEY} is not JSON: {e}")))?;
+    if !card.is_object() {
+        return Err(invalid(format!("{CARD_KEY} must be a JSON object")));
+    }
+    Ok(card)
+}
+
+/// Refuses a model of more than [`MAX_PARAMETERS`] parameters (before anything is allocated).
+pub(crate) fn check_size(count: usize) -> Result<()> {
+    if count > MAX_PARAMETERS {
+        return Err(invalid(format!(
+            "{count} parameters exceed the limit of {MAX_PARAMETERS}"
+        )));
+    }
+    Ok(())
+}
+
+/// The values of the `F32` tensor `name`, checked for dtype and `shape`.
+pub(crate) fn tensor(tensors: &SafeTensors<'_>, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let view = tensors
+        .tensor(name)
+        .map_err(|_| invalid(format!("missing tensor {name}")))?;
+    if view.dtype() != Dtype::F32 {
+        return Err(invalid(format!(
+            "tensor {name} is {:?}, expected F32",
+            view.dtype()
+        )));
+    }
+    if view.shape() != shape {
+        return Err(invalid(format!(
+            "tensor {name} has shape {:?}, expected {shape:?}",
+            view.shape()
+        )));
+    }
+    Ok(view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+/// The tensors of a file, after checking it holds exactly `expected` of them.
+pub(crate) fn tensors(bytes: &[u8], expected: usize) -> Result<SafeTensors<'_>> {
+    let tensors = SafeTensors::deserialize(bytes)
+        .map_err(|e| invalid(format!("not a valid safetensors file ({e:?})")))?;
+    if tensors.len() != expected {
+        return Err(invalid(format!(
+            "expected {expected} tensors, found {}",
+            tensors.len()
+        )));
+    }
+    Ok(tensors)
+}
+
+/// A model file of `family` with the architecture JSON `arch`, the card `card` (a JSON object)
+/// and the tensors `(name, shape, values)`.
+pub(crate) fn write(
+    family: Family,
+    arch: String,
+    card: &serde_json::Value,
+    tensors: &[(String, Vec<usize>, &[f32])],
+) -> Result<Vec<u8>> {
+    if !card.is_object() {
+        return Err(invalid("the model card must be a JSON object"));
+    }
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| {
+            TensorView::new(Dtype::F32, shape.clone(), b)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| CodecError::Internal(format!("tensor {name}: {e:?}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata = HashMap::from([
+        (FAMILY_KEY.to_string(), family.tag().to_string()),
+        (ARCH_KEY.to_string(), arch),
+        (CARD_KEY.to_string(), card.to_string()),
+    ]);
+    safetensors::serialize(views, &Some(metadata))
+        .map_err(|e| CodecError::Internal(format!("safetensors serialisation failed: {e:?}")))
+}
