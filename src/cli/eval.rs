@@ -55,17 +55,23 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         state: &state,
         device,
     })?;
-    if a.by_group {
-        // the family's shares of the figure; for the IDF one per prior, named by its tensors
+    let idf = state.config.model.idf().is_some();
+    if a.by_group || !idf {
+        // the IDF: its shares of the figure, one per prior, named by its tensors
         // (`level0.prior`, `level0.prior1`, `top.params`, `top.group1`, …: each level's
-        // factor-out groups, then the top's)
-        for (what, share) in &evaluation.parts {
-            println!("  {what}: {share:.4} of the bpd");
+        // factor-out groups, then the top's); other families: their further figures
+        for (what, value) in &evaluation.parts {
+            if idf {
+                println!("  {what}: {value:.4} of the bpd");
+            } else {
+                println!("  {what}: {value:.4}");
+            }
         }
     }
     println!(
-        "{}: test bpd {:.4} on {n} {} test images (step {}, {:.1} s)",
+        "{}: test {} {:.4} on {n} {} test images (step {}, {:.1} s)",
         a.run.display(),
+        state.config.model.log_columns().test,
         evaluation.total,
         state.config.data.dataset,
         state.step,
