@@ -217,9 +217,11 @@ fn the_cli_samples_and_interpolates_a_gan_and_refuses_what_it_cannot_do() {
         let gan_run = tempfile::tempdir().unwrap();
         train::run(&job(&c, gan_run.path(), false), &data).unwrap();
         // a tiny IDF run: sampling it is not supported yet
-        let mut idf = TrainConfig::default();
-        idf.data = c.data.clone();
-        idf.train = c.train.clone();
+        let mut idf = TrainConfig {
+            data: c.data.clone(),
+            train: c.train.clone(),
+            ..TrainConfig::default()
+        };
         let arch = &mut idf.model.idf_mut().unwrap().arch;
         arch.hidden = 4;
         arch.couplings = 1;

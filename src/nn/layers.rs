@@ -76,6 +76,8 @@ fn conv_t_config() -> nn::ConvTransposeConfig {
     }
 }
 
+// one per network, built once: the variants' sizes do not matter
+#[allow(clippy::large_enum_variant)]
 enum Down {
     Mlp(Vec<nn::Linear>),
     Conv {
@@ -140,6 +142,7 @@ impl ImageToVector {
     }
 }
 
+#[allow(clippy::large_enum_variant)]
 enum Up {
     Mlp(Vec<nn::Linear>),
     Conv {

@@ -147,9 +147,8 @@ impl Trainable for Vae {
             return Err("model.log_std must be finite".into());
         }
         let a = &c.adversarial;
-        if !(a.weight >= 0.0 && a.weight.is_finite())
-            || !(a.gradient_penalty >= 0.0 && a.gradient_penalty.is_finite())
-        {
+        let finite_non_negative = |v: f64| v >= 0.0 && v.is_finite();
+        if !(finite_non_negative(a.weight) && finite_non_negative(a.gradient_penalty)) {
             return Err(
                 "model.adversarial.weight and gradient_penalty must be finite numbers >= 0".into(),
             );
