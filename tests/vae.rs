@@ -329,6 +329,12 @@ fn the_cli_writes_grids_of_the_right_size_and_refuses_to_overwrite() {
     cli::ok(&["sample", r, "--n", "4", "--out", &p("s.png"), "--force"]);
     assert_eq!(size("s.png"), grid_size(4, 28, 28, 2));
 
+    // eval reports the ELBO's terms and, asked for, the IWAE bound
+    let said = cli::ok(&["eval", r, "--limit", "8", "--iwae", "2"]);
+    for figure in ["test neg_elbo_bpd", "kl_nats", "neg_iwae2_nats"] {
+        assert!(said.contains(figure), "{said}");
+    }
+
     // bad input is an error, not a panic
     cli::fails(&["interpolate", r, "--steps", "1", "--out", &p("x.png")]);
     cli::fails(&[
