@@ -74,7 +74,10 @@ pub struct TrainJob {
 pub struct TrainReport {
     pub step: usize,
     pub finished: bool,
+    /// The final test figure (the family's `LogColumns::test`: bits/dim for the IDF, the
+    /// negative ELBO in bits/dim for a VAE, the critic's loss for a GAN), once finished.
     pub test_bpd: Option<f64>,
+    /// The last logged mean of the train figure (`LogColumns::train`).
     pub last_train_bpd: f64,
     pub images_per_s: f64,
     pub chunk_seconds: f64,
