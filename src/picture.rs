@@ -101,3 +101,97 @@ pub fn describe_color(color: image::ColorType) -> String {
     }
     .to_string()
 }
+
+/// Pixels between the images of a [`grid_png`] and around them.
+pub const GRID_PAD: usize = 2;
+/// The grey of a grid's padding (visible against black and white backgrounds).
+const GRID_GREY: u8 = 128;
+
+/// The side lengths (width, height) of a [`grid_png`] of `count` images of `height`×`width` in
+/// `columns` columns: `columns·(width + pad) + pad` by `rows·(height + pad) + pad`.
+pub fn grid_size(count: usize, height: usize, width: usize, columns: usize) -> (usize, usize) {
+    let columns = columns.clamp(1, count.max(1));
+    let rows = count.div_ceil(columns);
+    (
+        columns * (width + GRID_PAD) + GRID_PAD,
+        rows * (height + GRID_PAD) + GRID_PAD,
+    )
+}
+
+/// A grid of same-sized images as PNG bytes (8-bit gray or RGB): `pixels` holds `shape[0]`
+/// images of `shape[1]` (1 or 3) channels × `shape[2]` × `shape[3]`, channel-major (CHW) each,
+/// one after another; row-major, `columns` per row, [`GRID_PAD`] grey pixels between and around
+/// them ([`grid_size`]).
+pub fn grid_png(pixels: &[u8], shape: [usize; 4], columns: usize) -> Result<Vec<u8>> {
+    let [count, channels, height, width] = shape;
+    anyhow::ensure!(count > 0, "no images to put in a grid");
+    anyhow::ensure!(
+        channels == 1 || channels == 3,
+        "a grid takes 1- or 3-channel images, not {channels}"
+    );
+    let plane = height * width;
+    anyhow::ensure!(
+        pixels.len() == count * channels * plane,
+        "{} bytes for {count} images of {channels}×{height}×{width}",
+        pixels.len()
+    );
+    let columns = columns.clamp(1, count);
+    let (gw, gh) = grid_size(count, height, width, columns);
+    let mut out = vec![GRID_GREY; gw * gh * channels];
+    for (i, image) in pixels.chunks_exact(channels * plane).enumerate() {
+        let (x0, y0) = (
+            GRID_PAD + (i % columns) * (width + GRID_PAD),
+            GRID_PAD + (i / columns) * (height + GRID_PAD),
+        );
+        for y in 0..height {
+            for x in 0..width {
+                for c in 0..channels {
+                    out[((y0 + y) * gw + x0 + x) * channels + c] = image[c * plane + y * width + x];
+                }
+            }
+        }
+    }
+    let color = if channels == 1 {
+        image::ExtendedColorType::L8
+    } else {
+        image::ExtendedColorType::Rgb8
+    };
+    let mut png = Vec::new();
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut png),
+        &out,
+        gw as u32,
+        gh as u32,
+        color,
+    )
+    .context("PNG encoding failed")?;
+    Ok(png)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grids_place_every_image_and_pad_between() {
+        // three 1×2×2 images, two per row: 2 rows
+        let pixels: Vec<u8> = (0..12).map(|v| v * 20).collect();
+        let png = grid_png(&pixels, [3, 1, 2, 2], 2).unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_luma8();
+        assert_eq!(
+            (img.width() as usize, img.height() as usize),
+            grid_size(3, 2, 2, 2)
+        );
+        assert_eq!((img.width(), img.height()), (10, 10));
+        assert_eq!(img.get_pixel(2, 2).0[0], 0); // image 0, top left
+        assert_eq!(img.get_pixel(7, 3).0[0], 7 * 20); // image 1, bottom right
+        assert_eq!(img.get_pixel(3, 7).0[0], 11 * 20); // image 2, bottom right
+        assert_eq!(img.get_pixel(0, 0).0[0], GRID_GREY);
+        // RGB: channel-major in, interleaved out
+        let rgb: Vec<u8> = vec![10, 20, 30];
+        let png = grid_png(&rgb, [1, 3, 1, 1], 4).unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_rgb8();
+        assert_eq!(img.get_pixel(2, 2).0, [10, 20, 30]);
+        assert!(grid_png(&rgb, [2, 3, 1, 1], 1).is_err());
+    }
+}

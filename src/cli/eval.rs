@@ -4,6 +4,10 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+idfcodec eval runs/fmnist --by-group      # IDF: test bits/dim and each latent group's share\n  \
+idfcodec eval runs/vae-mnist --iwae 64    # VAE: negative ELBO (bpd), its terms in bpd and nats, IWAE\n  \
+idfcodec eval runs/gan-mnist              # GAN: critic and generator losses on test images (no likelihood)")]
 pub struct EvalArgs {
     /// Run folder holding checkpoint.safetensors and checkpoint.json.
     pub run: PathBuf,
@@ -15,6 +19,10 @@ pub struct EvalArgs {
     /// Also print each latent group's share of the bpd (factor-outs and top).
     #[arg(long)]
     pub by_group: bool,
+    /// VAE runs: also report the IWAE bound with K importance samples per image (instead of the
+    /// run's `iwae_samples`).
+    #[arg(long, value_name = "K")]
+    pub iwae: Option<usize>,
 }
 
 #[cfg(not(feature = "train"))]
@@ -48,24 +56,45 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     }
 
     let device = crate::device::select(&a.device).map_err(anyhow::Error::msg)?;
-    let state = checkpoint::read_state(&a.run)?;
+    let mut state = checkpoint::read_state(&a.run)?;
+    if let Some(k) = a.iwae {
+        anyhow::ensure!(k >= 1, "--iwae needs at least 1 sample");
+        let family = state.config.model.family();
+        let vae = state
+            .config
+            .model
+            .of_mut::<crate::nn::vae::Vae>()
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--iwae needs a VAE run; {} holds a {family} run",
+                    a.run.display()
+                )
+            })?;
+        vae.iwae_samples = k;
+    }
     let t = std::time::Instant::now();
     let (evaluation, n) = state.config.model.with_family(Eval {
         a: &a,
         state: &state,
         device,
     })?;
-    if a.by_group {
-        // the family's shares of the figure; for the IDF one per prior, named by its tensors
+    let idf = state.config.model.idf().is_some();
+    if a.by_group || !idf {
+        // the IDF: its shares of the figure, one per prior, named by its tensors
         // (`level0.prior`, `level0.prior1`, `top.params`, `top.group1`, …: each level's
-        // factor-out groups, then the top's)
-        for (what, share) in &evaluation.parts {
-            println!("  {what}: {share:.4} of the bpd");
+        // factor-out groups, then the top's); other families: their further figures
+        for (what, value) in &evaluation.parts {
+            if idf {
+                println!("  {what}: {value:.4} of the bpd");
+            } else {
+                println!("  {what}: {value:.4}");
+            }
         }
     }
     println!(
-        "{}: test bpd {:.4} on {n} {} test images (step {}, {:.1} s)",
+        "{}: test {} {:.4} on {n} {} test images (step {}, {:.1} s)",
         a.run.display(),
+        state.config.model.log_columns().test,
         evaluation.total,
         state.config.data.dataset,
         state.step,

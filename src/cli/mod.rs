@@ -9,8 +9,11 @@ pub mod decompress;
 pub mod eval;
 pub mod export;
 pub mod info;
+pub mod interpolate;
 pub mod io;
 pub mod models;
+pub mod reconstruct;
+pub mod sample;
 pub mod train;
 pub mod verify;
 
@@ -39,10 +42,17 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Write a dataset split (MNIST, Fashion-MNIST) as PNG files, one per image.
     DatasetPng(dataset::DatasetPngArgs),
-    /// Train an IDF on MNIST or Fashion-MNIST (needs the `train` feature and libtorch).
+    /// Train a model (IDF, VAE or GAN: the config's family) on MNIST, Fashion-MNIST or image
+    /// patches (needs the `train` feature and libtorch).
     Train(train::TrainArgs),
-    /// Report the test bits/dim of a training checkpoint.
+    /// Report the test figure of a training checkpoint (bits/dim; a VAE's ELBO; a GAN's losses).
     Eval(eval::EvalArgs),
+    /// Draw images from a trained VAE or GAN run into a PNG grid.
+    Sample(sample::SampleArgs),
+    /// Show images above their reconstructions by a trained VAE, as a PNG grid.
+    Reconstruct(reconstruct::ReconstructArgs),
+    /// Decode straight lines between latents of a trained VAE (real images) or GAN (random).
+    Interpolate(interpolate::InterpolateArgs),
     /// Export a checkpoint as a self-describing model file (safetensors + card) for the codec.
     Export(export::ExportArgs),
 }
@@ -58,6 +68,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DatasetPng(a) => dataset::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Sample(a) => sample::run(a),
+        Command::Reconstruct(a) => reconstruct::run(a),
+        Command::Interpolate(a) => interpolate::run(a),
         Command::Export(a) => export::run(a),
     }
 }

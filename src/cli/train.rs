@@ -9,7 +9,9 @@ use std::path::PathBuf;
 #[command(
     after_help = "Example:\n  idfcodec train --config configs/fashion-mnist.toml --out runs/fmnist --minutes 30\n  \
 idfcodec train --out runs/fmnist --resume   # continue where it stopped\n\n\
-Writes OUT/checkpoint.safetensors + checkpoint.json (every checkpoint_minutes), OUT/log.csv and OUT/bpd.png."
+idfcodec train --config configs/vae-mnist.toml --out runs/vae-mnist   # the family is in the config\n\n\
+Writes OUT/checkpoint.safetensors + checkpoint.json (every checkpoint_minutes), OUT/log.csv and its \
+plots (IDF: bpd.png; VAE: elbo.png and elbo-parts.png; GAN: losses.png and losses-parts.png)."
 )]
 pub struct TrainArgs {
     #[arg(
@@ -23,7 +25,7 @@ pub struct TrainArgs {
     /// Continue from the checkpoint in --out (its config is used; only --steps may change).
     #[arg(long)]
     pub resume: bool,
-    /// Dataset: mnist or fashion-mnist.
+    /// Dataset: mnist, fashion-mnist, or a folder name under the data folder (e.g. photos).
     #[arg(long)]
     pub dataset: Option<String>,
     /// Data folder (default: $IDFCODEC_DATA, else ./data).
@@ -123,7 +125,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
     let device = crate::device::select(&a.device).map_err(anyhow::Error::msg)?;
     eprintln!(
-        "training an {} ({} parameters) on {} for {} steps, batch {}, {:?} lr {:.1e}, on {}",
+        "training: {} ({} parameters) on {} for {} steps, batch {}, {:?} lr {:.1e}, on {}",
         config.model.name(),
         config.model.parameter_count(),
         config.data.dataset,
@@ -145,34 +147,38 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     };
     let r =
         train::run(&job, &data).with_context(|| format!("training into {}", a.out.display()))?;
+
+    let columns = job.config.model.log_columns();
     let test = r
         .test_bpd
         .map(|t| format!("{t:.4}"))
         .unwrap_or_else(|| "not yet measured".into());
-    // a chunk that ran no step (resuming a finished run) has no train bpd or speed to report
+    // a chunk that ran no step (resuming a finished run) has no train figure or speed to report
     let train = if r.last_train_bpd.is_finite() {
         format!(
-            "last train bpd {:.4} · {:.0} images/s",
-            r.last_train_bpd, r.images_per_s
+            "last train {} {:.4} · {:.0} images/s",
+            columns.train, r.last_train_bpd, r.images_per_s
         )
     } else {
         "no training step in this chunk".to_string()
     };
     println!(
-        "step {} ({}) · {train} · test bpd {} · {:.0} s this chunk",
+        "step {} ({}) · {train} · test {} {} · {:.0} s this chunk",
         r.step,
         if r.finished {
             "finished"
         } else {
             "paused: continue with --resume"
         },
+        columns.test,
         test,
         r.chunk_seconds
     );
     println!(
-        "log: {}/log.csv, plot: {}/bpd.png",
+        "log: {}/log.csv, plot: {}/{}.png",
         a.out.display(),
-        a.out.display()
+        a.out.display(),
+        columns.plot
     );
     Ok(())
 }

@@ -28,8 +28,24 @@ fn per_dim(dims: i64) -> f64 {
 
 /// Mean bits per sub-pixel of a batch `x` (the training loss; differentiable).
 pub fn batch_bpd<M: Likelihood + ?Sized>(model: &M, x: &Tensor) -> Tensor {
+    batch_bpd_of(&model.nll(x), x)
+}
+
+/// Mean bits per sub-pixel of per-image NLLs `nll` (nats, shape `N`) of the batch `x`
+/// (differentiable; a VAE's β-weighted bound goes through here).
+pub fn batch_bpd_of(nll: &Tensor, x: &Tensor) -> Tensor {
     let dims: i64 = x.size()[1..].iter().product();
-    model.nll(x).mean(Kind::Float) / per_dim(dims)
+    nll.mean(Kind::Float) / per_dim(dims)
+}
+
+/// Nats per image of `dims` sub-pixels → bits per sub-pixel.
+pub fn nats_to_bpd(nats: f64, dims: i64) -> f64 {
+    nats / per_dim(dims)
+}
+
+/// Bits per sub-pixel → nats per image of `dims` sub-pixels.
+pub fn bpd_to_nats(bpd: f64, dims: i64) -> f64 {
+    bpd * per_dim(dims)
 }
 
 /// Mean bits per sub-pixel of `images` (`N×C×H×W`, `u8`), evaluated in batches of `batch`.

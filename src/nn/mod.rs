@@ -1,4 +1,11 @@
-//! tch models used for training. Each follows an architecture config of `idfcodec_codec`.
+//! tch models used for training: the IDF (following an architecture config of
+//! `idfcodec_codec`), the VAE and GAN families, the layers and distributions they share, and
+//! trained models as image generators.
+pub mod dist;
+pub mod gan;
+pub mod generative;
 pub mod idf;
+pub mod layers;
+pub mod vae;
 
 pub use idf::Idf;

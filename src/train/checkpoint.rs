@@ -21,7 +21,8 @@ pub struct RunState {
     pub step: usize,
     /// Wall-clock seconds spent training so far, over all resumed chunks.
     pub train_seconds: f64,
-    /// Test bpd of the last full evaluation, if any.
+    /// Test figure (bits/dim for the IDF; the family's `LogColumns::test`) of the last full
+    /// evaluation, if any.
     pub test_bpd: Option<f64>,
     pub config: TrainConfig,
     /// Where it was trained (e.g. `cpu x2 threads: <model name>`), per chunk.

@@ -1,7 +1,8 @@
 //! The training loop, generic over the model family ([`Trainable`]): data order from the seed,
-//! optimiser, schedule, periodic evaluation, checkpoints every few minutes, a CSV log and a plot.
+//! optimiser, schedule, periodic evaluation, checkpoints every few minutes, a CSV log and plots.
 //! Resuming continues bit-identically on the CPU: the only state is the weights, the optimiser
-//! and the step counter.
+//! and the step counter (libtorch's random generator, which a VAE's or a GAN's step draws
+//! from, is seeded from the run's seed and the step before each step and each evaluation).
 
 pub mod checkpoint;
 pub mod config;
@@ -20,7 +21,7 @@ use crate::data::{self, Dataset, ImageSet, PatchConfig, Split};
 use checkpoint::RunState;
 use config::TrainConfig;
 use log::LogRow;
-pub use model::{Evaluation, FamilyFn, ModelConfig, Trainable};
+pub use model::{Evaluation, FamilyFn, LogColumns, ModelConfig, StepReport, Trainable, Update};
 use optim::Optimizer;
 
 /// Errors of training, evaluation and export.
@@ -73,7 +74,10 @@ pub struct TrainJob {
 pub struct TrainReport {
     pub step: usize,
     pub finished: bool,
+    /// The final test figure (the family's `LogColumns::test`: bits/dim for the IDF, the
+    /// negative ELBO in bits/dim for a VAE, the critic's loss for a GAN), once finished.
     pub test_bpd: Option<f64>,
+    /// The last logged mean of the train figure (`LogColumns::train`).
     pub last_train_bpd: f64,
     pub images_per_s: f64,
     pub chunk_seconds: f64,
@@ -97,16 +101,23 @@ fn to_tensor(set: &ImageSet) -> Tensor {
 
 /// Loads the train and test images named by the config.
 pub fn load_data(cfg: &TrainConfig) -> Result<LoadedData, TrainError> {
+    Ok(LoadedData {
+        train: load_split(cfg, Split::Train)?,
+        test: load_split(cfg, Split::Test)?,
+    })
+}
+
+/// Loads one split of the images named by the config (`N×C×H×W`, `u8`), checked against the
+/// model's channels and sizes: an IDX dataset's split, or the split's patches of an image folder
+/// (`train/`: `train_patches`, half mirrored; `test/`: `test_patches`).
+pub fn load_split(cfg: &TrainConfig, split: Split) -> Result<Tensor, TrainError> {
     let dir = if cfg.data.dir.as_os_str().is_empty() {
         data::data_dir()
     } else {
         cfg.data.dir.clone()
     };
-    let (train, test) = match cfg.data.dataset.parse::<Dataset>() {
-        Ok(ds) => (
-            data::load(&dir, ds, Split::Train)?,
-            data::load(&dir, ds, Split::Test)?,
-        ),
+    let set = match cfg.data.dataset.parse::<Dataset>() {
+        Ok(ds) => data::load(&dir, ds, split)?,
         Err(unknown) => {
             let folder = dir.join(&cfg.data.dataset);
             if !folder.join("train").is_dir() {
@@ -115,41 +126,52 @@ pub fn load_data(cfg: &TrainConfig) -> Result<LoadedData, TrainError> {
                     folder.display()
                 )));
             }
+            let (sub, flips, count) = match split {
+                Split::Train => ("train", true, cfg.data.train_patches),
+                Split::Test => ("test", false, cfg.data.test_patches),
+            };
             let patches = PatchConfig {
                 size: cfg.data.patch_size,
                 channels: cfg.model.in_channels(),
                 seed: cfg.train.seed,
-                flips: true,
+                flips,
             };
-            let test_patches = PatchConfig {
-                flips: false,
-                ..patches
-            };
-            (
-                data::patch_set(&folder.join("train"), patches, cfg.data.train_patches)?,
-                data::patch_set(&folder.join("test"), test_patches, cfg.data.test_patches)?,
-            )
+            data::patch_set(&folder.join(sub), patches, count)?
         }
     };
-    if train.channels != cfg.model.in_channels() {
+    check_images(cfg, &cfg.data.dataset, set.channels, set.height, set.width)?;
+    Ok(to_tensor(&set))
+}
+
+/// An error unless images of `channels`, `height` and `width` (from `what`) fit the run's model.
+pub fn check_images(
+    cfg: &TrainConfig,
+    what: &str,
+    channels: usize,
+    height: usize,
+    width: usize,
+) -> Result<(), TrainError> {
+    if channels != cfg.model.in_channels() {
         return Err(TrainError::Config(format!(
-            "{} has {} channel(s) but the model takes {}",
-            cfg.data.dataset,
-            train.channels,
+            "{what} has {channels} channel(s) but the model takes {}",
             cfg.model.in_channels()
         )));
     }
     let m = cfg.model.size_multiple();
-    if train.height % m != 0 || train.width % m != 0 {
+    if height % m != 0 || width % m != 0 {
         return Err(TrainError::Config(format!(
-            "images are {}×{}, but the model needs multiples of {m}",
-            train.height, train.width
+            "images are {height}×{width}, but the model needs multiples of {m}"
         )));
     }
-    Ok(LoadedData {
-        train: to_tensor(&train),
-        test: to_tensor(&test),
-    })
+    if let Some(side) = cfg.model.image_size() {
+        if height != side || width != side {
+            return Err(TrainError::Config(format!(
+                "images are {height}×{width}, but the model is built for {side}×{side} \
+                 (model.image_size; for an image folder set data.patch_size)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The batch order: a fresh permutation per epoch from (seed, epoch); last partial batch dropped.
@@ -208,6 +230,20 @@ fn build<M: Trainable>(config: &M::Config, seed: u64, device: Device) -> (VarSto
 /// Test images per evaluation batch.
 const EVAL_BATCH: i64 = 500;
 
+/// The seed of libtorch's generator before training step `step` (`evaluation`: before the
+/// evaluation after that step) of a run seeded `seed`: resumed runs draw the same noise.
+fn step_seed(seed: u64, step: usize, evaluation: bool) -> i64 {
+    let mixed = seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(
+            (step as u64)
+                .wrapping_mul(2)
+                .wrapping_add(evaluation as u64),
+        )
+        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    (mixed >> 1) as i64
+}
+
 /// Runs (or resumes) a training job until its step count or its time limit, with the model
 /// family its config names.
 pub fn run(job: &TrainJob, data: &LoadedData) -> Result<TrainReport, TrainError> {
@@ -236,7 +272,7 @@ struct Session<'a, M: Trainable> {
     rows: Vec<LogRow>,
     order: BatchOrder,
     csv: PathBuf,
-    png: PathBuf,
+    columns: LogColumns,
     title: String,
 }
 
@@ -258,13 +294,19 @@ impl<'a, M: Trainable> Session<'a, M> {
         }
         let (vs, model) = build::<M>(config, cfg.train.seed, job.device);
         let frozen = |name: &str| cfg.train.freeze.iter().any(|p| name.starts_with(p));
-        let opt = Optimizer::new(&vs, cfg.train.optimizer, |name, param| {
-            if frozen(name) {
-                Tensor::from(0f32).to_device(param.device())
-            } else {
-                M::lr_scale(config, name, param)
-            }
-        });
+        let opt = Optimizer::new(
+            &vs,
+            cfg.train.optimizer,
+            &M::param_groups(config),
+            |name, param| {
+                if frozen(name) {
+                    Tensor::from(0f32).to_device(param.device())
+                } else {
+                    M::lr_scale(config, name, param)
+                }
+            },
+        )
+        .map_err(TrainError::Config)?;
         let csv = job.out_dir.join("log.csv");
         let mut session = Session {
             job,
@@ -287,7 +329,7 @@ impl<'a, M: Trainable> Session<'a, M> {
                 epoch: None,
                 perm: vec![],
             },
-            png: job.out_dir.join("bpd.png"),
+            columns: M::log_columns(config),
             csv,
             title: format!(
                 "{} on {} ({} parameters)",
@@ -351,8 +393,9 @@ impl<'a, M: Trainable> Session<'a, M> {
         Ok(())
     }
 
-    /// One optimisation step at the run's current step; returns the batch's loss and size.
-    fn step(&mut self) -> Result<(f64, usize), TrainError> {
+    /// One training step at the run's current step (the family's [`Trainable::train_step`]);
+    /// returns what it reports and the batch's size.
+    fn step(&mut self) -> Result<(StepReport, usize), TrainError> {
         let cfg = &self.job.config;
         let step = self.state.step;
         let idx = self.order.indices(step);
@@ -362,25 +405,23 @@ impl<'a, M: Trainable> Session<'a, M> {
             .index_select(0, &idx)
             .to_device(self.job.device)
             .to_kind(Kind::Float);
-        let loss = self.model.loss(&x);
-        self.opt.zero_grad();
-        loss.backward();
-        let mut scale = 1.0;
-        if cfg.train.clip_grad_norm > 0.0 {
-            let norm = self.opt.grad_norm();
-            if norm > cfg.train.clip_grad_norm {
-                scale = cfg.train.clip_grad_norm / norm;
-            }
+        tch::manual_seed(step_seed(cfg.train.seed, step, false));
+        let mut update = Update::new(&mut self.opt, cfg.lr_at(step), cfg.train.clip_grad_norm);
+        let report = self.model.train_step(&x, &mut update);
+        if self.opt.steps_taken() as usize != step + 1 {
+            return Err(TrainError::Other(format!(
+                "{}'s training step did not update its first parameter group exactly once",
+                M::NAME
+            )));
         }
-        self.opt.step(cfg.lr_at(step), scale);
-        let value = loss.double_value(&[]);
+        let value = report.loss;
         if !value.is_finite() {
             return Err(TrainError::Other(format!(
                 "loss became {value} at step {step}; lower the learning rate"
             )));
         }
         self.state.step += 1;
-        Ok((value, x.size()[0] as usize))
+        Ok((report, x.size()[0] as usize))
     }
 
     /// The evaluation figure of the first `n` test images (all: `None`).
@@ -390,6 +431,7 @@ impl<'a, M: Trainable> Session<'a, M> {
             Some(n) => test.narrow(0, 0, n),
             None => test.shallow_clone(),
         };
+        tch::manual_seed(step_seed(self.job.config.train.seed, self.state.step, true));
         self.model
             .evaluate(&images, EVAL_BATCH, self.job.device)
             .total
@@ -398,7 +440,11 @@ impl<'a, M: Trainable> Session<'a, M> {
     /// Writes the checkpoint and the log.
     fn checkpoint(&self) -> Result<(), TrainError> {
         checkpoint::save(&self.job.out_dir, &self.vs, &self.opt, &self.state)?;
-        log::write(&self.csv, &self.rows)
+        log::write(&self.csv, &self.rows, &self.columns)
+    }
+
+    fn plot(&self) -> Result<(), TrainError> {
+        log::plot_run(&self.job.out_dir, &self.rows, &self.title, &self.columns)
     }
 
     /// The loop: steps until the run's or the chunk's end, logging, evaluating and checkpointing
@@ -425,6 +471,7 @@ impl<'a, M: Trainable> Session<'a, M> {
         let mut clock = Clock::new();
         let mut last_save = Instant::now();
         let mut window = (0.0f64, 0usize, Instant::now());
+        let mut window_extras = vec![0.0f64; self.columns.extras.len()];
         let mut last_train_bpd = f64::NAN;
         let mut images = 0usize;
         let log_every = 50.min(cfg.train.eval_every.max(1));
@@ -433,10 +480,13 @@ impl<'a, M: Trainable> Session<'a, M> {
         });
         while self.state.step < chunk_end && !clock.time_up(job.max_minutes) {
             let lr = cfg.lr_at(self.state.step);
-            let (loss, batch) = self.step()?;
+            let (report, batch) = self.step()?;
             images += batch;
-            window.0 += loss;
+            window.0 += report.loss;
             window.1 += 1;
+            for (sum, v) in window_extras.iter_mut().zip(&report.extras) {
+                *sum += v;
+            }
             bar.inc(1);
 
             let step = self.state.step;
@@ -455,6 +505,7 @@ impl<'a, M: Trainable> Session<'a, M> {
                     test_bpd,
                     images_per_s: ips,
                     elapsed_s: self.state.train_seconds + clock.unaccounted(),
+                    extras: window_extras.iter().map(|s| s / window.1 as f64).collect(),
                 });
                 let test_msg = self
                     .rows
@@ -463,11 +514,15 @@ impl<'a, M: Trainable> Session<'a, M> {
                     .find_map(|r| r.test_bpd)
                     .map(|t| format!(" test {t:.3}"))
                     .unwrap_or_default();
-                bar.set_message(format!("bpd {mean:.3}{test_msg} | {ips:.0} img/s"));
+                bar.set_message(format!(
+                    "{} {mean:.3}{test_msg} | {ips:.0} img/s",
+                    self.columns.train
+                ));
                 window = (0.0, 0, Instant::now());
+                window_extras.iter_mut().for_each(|s| *s = 0.0);
                 if eval_now {
-                    log::write(&self.csv, &self.rows)?;
-                    log::plot(&self.png, &self.rows, &self.title)?;
+                    log::write(&self.csv, &self.rows, &self.columns)?;
+                    self.plot()?;
                 }
             }
             if last_save.elapsed().as_secs_f64() > cfg.train.checkpoint_minutes * 60.0 {
@@ -486,7 +541,7 @@ impl<'a, M: Trainable> Session<'a, M> {
         }
         clock.account(&mut self.state);
         self.checkpoint()?;
-        log::plot(&self.png, &self.rows, &self.title)?;
+        self.plot()?;
         bar.finish();
         let chunk_seconds = clock.start.elapsed().as_secs_f64();
         Ok(TrainReport {

@@ -4,6 +4,12 @@
 //! A family is a tch model with `new(&nn::Path, &Config)` (the tch-example style), a loss of a
 //! batch, an evaluation on test images, per-parameter learning-rate multipliers and, where it
 //! has them, data-dependent initialisation and a way to grow from another run's weights.
+//!
+//! A family with more than one objective (a GAN: critic and generator) names its parameter
+//! groups ([`Trainable::param_groups`], each its own optimiser state) and overrides
+//! [`Trainable::train_step`], which minimises its losses through [`Update::minimise`]; the
+//! default step is one loss, one update of every parameter. The loop, schedule, checkpoints,
+//! log and plots stay shared.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -11,7 +17,11 @@ use serde_json::Value;
 use std::fmt;
 use tch::{nn, Device, Tensor};
 
+use super::optim::{Optimizer, ParamGroup};
+use crate::nn::gan::{Gan, GanConfig};
+use crate::nn::generative::Generative;
 use crate::nn::idf::IdfModelConfig;
+use crate::nn::vae::{Vae, VaeConfig};
 use crate::nn::Idf;
 
 /// A model family the generic training loop ([`crate::train::run`]) can train.
@@ -34,6 +44,12 @@ pub trait Trainable: Sized {
     fn in_channels(config: &Self::Config) -> usize;
     /// Image height and width must be multiples of this.
     fn size_multiple(config: &Self::Config) -> usize;
+    /// The one image side the model takes (square images), if it is built for one size
+    /// (`None`: any multiple of [`Trainable::size_multiple`]).
+    fn image_size(config: &Self::Config) -> Option<usize> {
+        let _ = config;
+        None
+    }
 
     /// Builds the model's variables under `p` (seeded by the caller).
     fn new(p: &nn::Path, config: &Self::Config) -> Self;
@@ -47,6 +63,41 @@ pub trait Trainable: Sized {
     /// The learning-rate multiplier of the parameter `name` (a scalar, or a tensor broadcast
     /// against the parameter: per-element rates). Frozen parameters never get here.
     fn lr_scale(config: &Self::Config, name: &str, param: &Tensor) -> Tensor;
+
+    /// The parameter groups, each with its own optimiser state (a parameter belongs to the
+    /// group with the longest prefix of its name). The first group must take exactly one step
+    /// per training step (resume checks it). The default: one group of every parameter.
+    fn param_groups(config: &Self::Config) -> Vec<ParamGroup> {
+        let _ = config;
+        vec![ParamGroup::all()]
+    }
+
+    /// One training step on the batch `x` (`N×C×H×W`, float kind holding integer pixels): the
+    /// losses minimised through `update`, and what the log records. The default: [`Trainable::loss`],
+    /// one update of every parameter (group 0), the loss as the train figure.
+    fn train_step(&self, x: &Tensor, update: &mut Update) -> StepReport {
+        let loss = self.loss(x);
+        update.minimise(&loss, 0);
+        StepReport {
+            loss: loss.double_value(&[]),
+            extras: Vec::new(),
+        }
+    }
+
+    /// The names of the log's columns (and plots) for this family. The default: bits/dim.
+    fn log_columns(config: &Self::Config) -> LogColumns {
+        let _ = config;
+        LogColumns::bpd()
+    }
+
+    /// The trained model as an image generator (`idfcodec sample`, `reconstruct`,
+    /// `interpolate`), or why it is not one.
+    fn into_generative(self) -> Result<Box<dyn Generative>, String> {
+        Err(format!(
+            "drawing images from a trained {} is not supported yet",
+            Self::NAME
+        ))
+    }
 
     /// Data-dependent initialisation before the first step of a new run, from the training
     /// images `train` (`u8`, on the CPU). `fresh` names the variables an `init_from` run did not
@@ -87,12 +138,80 @@ pub trait Trainable: Sized {
     }
 }
 
-/// An evaluation: the figure (bits/dim for a likelihood model) and its named shares, if the
-/// family splits it (the IDF: one per latent group), which sum to it.
+/// An evaluation: the figure (bits/dim for a likelihood model, the test column of the log) and
+/// further named figures: the IDF's are its latent groups' shares, which sum to it; the VAE's
+/// the ELBO's terms in nats and bits/dim and the IWAE bound; the GAN's its losses and scores.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
     pub total: f64,
     pub parts: Vec<(String, f64)>,
+}
+
+/// What one training step reports: the train figure and the values of the family's extra log
+/// columns ([`LogColumns::extras`], in that order).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepReport {
+    pub loss: f64,
+    pub extras: Vec<f64>,
+}
+
+/// How a family's log names things: `log.csv` has the columns `train_{train}`, `test_{test}`
+/// and one per extra; the plot of train and test is `{plot}.png` with `y_label` on its axis, and
+/// the extras (if any) are drawn in `{plot}-parts.png`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogColumns {
+    pub train: String,
+    pub test: String,
+    pub y_label: String,
+    pub plot: String,
+    pub extras: Vec<String>,
+}
+
+impl LogColumns {
+    /// Bits/dim in training and test, no extras: the IDF's log (`train_bpd`, `test_bpd`, `bpd.png`).
+    pub fn bpd() -> Self {
+        LogColumns {
+            train: "bpd".into(),
+            test: "bpd".into(),
+            y_label: "bits per dimension".into(),
+            plot: "bpd".into(),
+            extras: Vec::new(),
+        }
+    }
+}
+
+/// The optimiser as a family's [`Trainable::train_step`] uses it: the step's learning rate and
+/// gradient clipping, applied to one parameter group at a time.
+pub struct Update<'a> {
+    opt: &'a mut Optimizer,
+    lr: f64,
+    clip_grad_norm: f64,
+}
+
+impl<'a> Update<'a> {
+    pub(crate) fn new(opt: &'a mut Optimizer, lr: f64, clip_grad_norm: f64) -> Self {
+        Update {
+            opt,
+            lr,
+            clip_grad_norm,
+        }
+    }
+
+    /// Minimises `loss` by one step of group `group`'s parameters: every gradient cleared,
+    /// `loss` back-propagated, the group's gradients clipped to `clip_grad_norm` (if set), then
+    /// the group's update. Other groups' parameters do not move.
+    pub fn minimise(&mut self, loss: &Tensor, group: usize) {
+        self.opt.zero_grad();
+        loss.backward();
+        let mut scale = 1.0;
+        if self.clip_grad_norm > 0.0 {
+            let norm = self.opt.grad_norm(group);
+            if norm > self.clip_grad_norm {
+                scale = self.clip_grad_norm / norm;
+            }
+        }
+        self.opt.step(group, self.lr, scale);
+    }
 }
 
 /// Something to do with a family's model type, given its config: the one `match` over the
@@ -107,6 +226,11 @@ pub trait FamilyFn {
 pub enum ModelConfig {
     /// `family = "idf"`: the integer discrete flow ([`crate::nn::Idf`]).
     Idf(IdfModelConfig),
+    /// `family = "vae"`: a variational autoencoder ([`crate::nn::vae::Vae`]), optionally with
+    /// a WGAN critic on its decoder.
+    Vae(VaeConfig),
+    /// `family = "gan"`: a DCGAN or WGAN-GP ([`crate::nn::gan::Gan`]).
+    Gan(GanConfig),
 }
 
 impl Default for ModelConfig {
@@ -120,6 +244,8 @@ impl ModelConfig {
     pub fn with_family<F: FamilyFn>(&self, f: F) -> F::Output {
         match self {
             ModelConfig::Idf(c) => f.call::<Idf>(c),
+            ModelConfig::Vae(c) => f.call::<Vae>(c),
+            ModelConfig::Gan(c) => f.call::<Gan>(c),
         }
     }
 
@@ -128,34 +254,66 @@ impl ModelConfig {
     pub fn from_fields(family: &str, version: u32, fields: Value) -> Result<Self, String> {
         match family {
             Idf::FAMILY => parse_family::<Idf>(version, fields).map(ModelConfig::Idf),
+            Vae::FAMILY => parse_family::<Vae>(version, fields).map(ModelConfig::Vae),
+            Gan::FAMILY => parse_family::<Gan>(version, fields).map(ModelConfig::Gan),
             other => Err(format!(
                 "model.family = {other:?} is not a known family (known: {:?})",
-                [Idf::FAMILY]
+                [Idf::FAMILY, Vae::FAMILY, Gan::FAMILY]
             )),
         }
     }
 
     /// The config of `M`'s family, if this is one.
-    // one arm per family, as in `with_family`
-    #[allow(clippy::infallible_destructuring_match)]
     pub fn of<M: Trainable>(&self) -> Option<&M::Config> {
         let any: &dyn std::any::Any = match self {
             ModelConfig::Idf(c) => c,
+            ModelConfig::Vae(c) => c,
+            ModelConfig::Gan(c) => c,
         };
         any.downcast_ref()
     }
 
+    /// The config of `M`'s family, if this is one, to change.
+    pub fn of_mut<M: Trainable>(&mut self) -> Option<&mut M::Config> {
+        let any: &mut dyn std::any::Any = match self {
+            ModelConfig::Idf(c) => c,
+            ModelConfig::Vae(c) => c,
+            ModelConfig::Gan(c) => c,
+        };
+        any.downcast_mut()
+    }
+
     /// The IDF's config, when the family is the IDF.
     pub fn idf(&self) -> Option<&IdfModelConfig> {
-        match self {
-            ModelConfig::Idf(c) => Some(c),
-        }
+        self.of::<Idf>()
     }
 
     pub fn idf_mut(&mut self) -> Option<&mut IdfModelConfig> {
-        match self {
-            ModelConfig::Idf(c) => Some(c),
+        self.of_mut::<Idf>()
+    }
+
+    /// The family's log column names ([`Trainable::log_columns`]).
+    pub fn log_columns(&self) -> LogColumns {
+        struct Columns;
+        impl FamilyFn for Columns {
+            type Output = LogColumns;
+            fn call<M: Trainable>(self, c: &M::Config) -> LogColumns {
+                M::log_columns(c)
+            }
         }
+        self.with_family(Columns)
+    }
+
+    /// The one image side the model takes, if any ([`Trainable::image_size`]).
+    pub fn image_size(&self) -> Option<usize> {
+        struct Size;
+        impl FamilyFn for Size {
+            type Output = Option<usize>;
+            fn call<M: Trainable>(self, c: &M::Config) -> Option<usize> {
+                M::image_size(c)
+            }
+        }
+        self.with_family(Size)
     }
 
     pub fn family(&self) -> &'static str {

@@ -1,0 +1,283 @@
+//! Layers the image families share: an image → vector network (a VAE's encoder, a GAN's critic)
+//! and a vector → image network (a VAE's decoder, a GAN's generator), each a two-hidden-layer
+//! MLP or a two-stage strided convolutional network ([`Arch`]).
+//!
+//! Convolutional: `C×S×S → w×S/2×S/2 → 2w×S/4×S/4 → linear`, and back with transposed
+//! convolutions (kernel 4, stride 2, padding 1), so `S` must be a multiple of 4 (28 and 32 are).
+//! MLP: `C·S·S → w → w → out` and back.
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module};
+use tch::Tensor;
+
+/// Which network shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// Two hidden fully connected layers of `width`.
+    Mlp,
+    /// Two strided convolutions of `width` and `2·width` channels, then a linear layer.
+    Conv,
+}
+
+impl Arch {
+    /// Image sides must be multiples of this.
+    pub fn size_multiple(self) -> usize {
+        match self {
+            Arch::Mlp => 1,
+            Arch::Conv => 4,
+        }
+    }
+}
+
+/// The hidden units' non-linearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    /// Leaky ReLU with slope 0.2 (the usual choice in critics).
+    LeakyRelu,
+}
+
+impl Activation {
+    fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            Activation::Relu => x.relu(),
+            Activation::LeakyRelu => x.maximum(&(x * 0.2)),
+        }
+    }
+}
+
+/// The shape of an image network: channels, side, width of its hidden layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageShape {
+    pub channels: usize,
+    pub size: usize,
+}
+
+impl ImageShape {
+    fn dims(self) -> i64 {
+        (self.channels * self.size * self.size) as i64
+    }
+}
+
+fn conv_config() -> nn::ConvConfig {
+    nn::ConvConfig {
+        stride: 2,
+        padding: 1,
+        ..Default::default()
+    }
+}
+
+fn conv_t_config() -> nn::ConvTransposeConfig {
+    nn::ConvTransposeConfig {
+        stride: 2,
+        padding: 1,
+        ..Default::default()
+    }
+}
+
+// one per network, built once: the variants' sizes do not matter
+#[allow(clippy::large_enum_variant)]
+enum Down {
+    Mlp(Vec<nn::Linear>),
+    Conv {
+        c1: nn::Conv2D,
+        c2: nn::Conv2D,
+        fc: nn::Linear,
+    },
+}
+
+/// Image (`N×C×S×S`, values scaled to about `[-1, 1]`) → `N×out`.
+pub struct ImageToVector {
+    body: Down,
+    act: Activation,
+}
+
+impl ImageToVector {
+    pub fn new(
+        p: &nn::Path,
+        arch: Arch,
+        shape: ImageShape,
+        width: usize,
+        out: usize,
+        act: Activation,
+    ) -> Self {
+        let (w, out) = (width as i64, out as i64);
+        let body = match arch {
+            Arch::Mlp => Down::Mlp(vec![
+                nn::linear(p / "fc0", shape.dims(), w, Default::default()),
+                nn::linear(p / "fc1", w, w, Default::default()),
+                nn::linear(p / "fc2", w, out, Default::default()),
+            ]),
+            Arch::Conv => {
+                let s4 = (shape.size / 4) as i64;
+                Down::Conv {
+                    c1: nn::conv2d(p / "conv0", shape.channels as i64, w, 4, conv_config()),
+                    c2: nn::conv2d(p / "conv1", w, 2 * w, 4, conv_config()),
+                    fc: nn::linear(p / "fc", 2 * w * s4 * s4, out, Default::default()),
+                }
+            }
+        };
+        ImageToVector { body, act }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        match &self.body {
+            Down::Mlp(layers) => {
+                let mut h = x.flatten(1, -1);
+                for (i, l) in layers.iter().enumerate() {
+                    h = l.forward(&h);
+                    if i + 1 < layers.len() {
+                        h = self.act.apply(&h);
+                    }
+                }
+                h
+            }
+            Down::Conv { c1, c2, fc } => {
+                let h = self.act.apply(&c1.forward(x));
+                let h = self.act.apply(&c2.forward(&h));
+                fc.forward(&h.flatten(1, -1))
+            }
+        }
+    }
+}
+
+#[allow(clippy::large_enum_variant)]
+enum Up {
+    Mlp(Vec<nn::Linear>),
+    Conv {
+        fc: nn::Linear,
+        t1: nn::ConvTranspose2D,
+        t2: nn::ConvTranspose2D,
+        width: i64,
+    },
+}
+
+/// `N×in` → image-shaped raw outputs `N×(out_channels)×S×S` (no final non-linearity).
+pub struct VectorToImage {
+    body: Up,
+    act: Activation,
+    out_channels: i64,
+    size: i64,
+}
+
+impl VectorToImage {
+    pub fn new(
+        p: &nn::Path,
+        arch: Arch,
+        input: usize,
+        out: ImageShape,
+        width: usize,
+        act: Activation,
+    ) -> Self {
+        let (w, input) = (width as i64, input as i64);
+        let body = match arch {
+            Arch::Mlp => Up::Mlp(vec![
+                nn::linear(p / "fc0", input, w, Default::default()),
+                nn::linear(p / "fc1", w, w, Default::default()),
+                nn::linear(p / "fc2", w, out.dims(), Default::default()),
+            ]),
+            Arch::Conv => {
+                let s4 = (out.size / 4) as i64;
+                Up::Conv {
+                    fc: nn::linear(p / "fc", input, 2 * w * s4 * s4, Default::default()),
+                    t1: nn::conv_transpose2d(p / "deconv0", 2 * w, w, 4, conv_t_config()),
+                    t2: nn::conv_transpose2d(
+                        p / "deconv1",
+                        w,
+                        out.channels as i64,
+                        4,
+                        conv_t_config(),
+                    ),
+                    width: w,
+                }
+            }
+        };
+        VectorToImage {
+            body,
+            act,
+            out_channels: out.channels as i64,
+            size: out.size as i64,
+        }
+    }
+
+    pub fn forward(&self, z: &Tensor) -> Tensor {
+        let n = z.size()[0];
+        match &self.body {
+            Up::Mlp(layers) => {
+                let mut h = z.shallow_clone();
+                for (i, l) in layers.iter().enumerate() {
+                    h = l.forward(&h);
+                    if i + 1 < layers.len() {
+                        h = self.act.apply(&h);
+                    }
+                }
+                h.reshape([n, self.out_channels, self.size, self.size])
+            }
+            Up::Conv { fc, t1, t2, width } => {
+                let s4 = self.size / 4;
+                let h = self
+                    .act
+                    .apply(&fc.forward(z))
+                    .reshape([n, 2 * width, s4, s4]);
+                let h = self.act.apply(&t1.forward(&h));
+                t2.forward(&h)
+            }
+        }
+    }
+}
+
+/// Checks the image side and channels of an image network: 1 or 3 channels, a side of at least
+/// 4 that is a multiple of [`Arch::size_multiple`].
+pub fn validate_image(arch: Arch, channels: usize, size: usize) -> Result<(), String> {
+    if channels != 1 && channels != 3 {
+        return Err(format!("model.in_channels must be 1 or 3, not {channels}"));
+    }
+    let m = arch.size_multiple();
+    if size < 4 || size % m != 0 {
+        return Err(format!(
+            "model.image_size must be at least 4{}, not {size}",
+            if m > 1 {
+                format!(" and a multiple of {m} for arch = \"conv\"")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Ok(())
+}
+
+/// Parameters of a `VarStore`, counted.
+pub fn count_parameters(vs: &nn::VarStore) -> usize {
+    vs.variables().values().map(|t| t.numel()).sum()
+}
+
+/// Pixels (float, `0..=255`) → the networks' input scale `[-1, 1]`.
+pub fn to_unit(x: &Tensor) -> Tensor {
+    x / 127.5 - 1.0
+}
+
+/// The networks' scale `[-1, 1]` → pixels (float, `0..=255`, clamped).
+pub fn to_pixels(u: &Tensor) -> Tensor {
+    ((u + 1.0) * 127.5).clamp(0.0, 255.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn both_shapes_map_images_to_vectors_and_back() {
+        for (arch, size) in [(Arch::Mlp, 28), (Arch::Conv, 28), (Arch::Conv, 32)] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let shape = ImageShape { channels: 3, size };
+            let down = ImageToVector::new(&vs.root(), arch, shape, 8, 5, Activation::LeakyRelu);
+            let up = VectorToImage::new(&(vs.root() / "up"), arch, 5, shape, 8, Activation::Relu);
+            let x = Tensor::zeros([2, 3, size as i64, size as i64], (Kind::Float, Device::Cpu));
+            let v = down.forward(&x);
+            assert_eq!(v.size(), [2, 5]);
+            assert_eq!(up.forward(&v).size(), [2, 3, size as i64, size as i64]);
+        }
+    }
+}
