@@ -1,9 +1,10 @@
 //! Model measurements: bits per dimension of any likelihood model (the one place it is computed),
 //! and the sample-quality metrics on feature vectors: FID ([`fid`]), KID ([`kid`]) and the
-//! inception score ([`inception_score`]). The metric formulas work on `nalgebra` matrices and need
-//! no libtorch; `bpd` does.
+//! inception score ([`inception_score`]), with the image sources they read ([`source`]). The
+//! metric formulas work on `nalgebra` matrices and need no libtorch; `bpd` does.
 #[cfg(feature = "train")]
 pub mod bpd;
 pub mod fid;
 pub mod inception_score;
 pub mod kid;
+pub mod source;
