@@ -10,6 +10,7 @@ pub mod eval;
 pub mod export;
 pub mod info;
 pub mod io;
+pub mod metrics;
 pub mod models;
 pub mod train;
 pub mod verify;
@@ -45,6 +46,9 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Export a checkpoint as a self-describing model file (safetensors + card) for the codec.
     Export(export::ExportArgs),
+    /// Sample-quality metrics: FID, KID, inception score between image sets, on a classifier's
+    /// features (shipped per dataset) or a TorchScript model's; train the classifiers.
+    Metrics(metrics::MetricsArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -59,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Export(a) => export::run(a),
+        Command::Metrics(a) => metrics::run(a),
     }
 }
 

@@ -75,6 +75,9 @@ impl FolderImages {
     pub fn scan(dir: &Path, limit: Option<usize>) -> Result<Self, DataError> {
         let mut paths = list_images(dir)?;
         if let Some(n) = limit {
+            if n == 0 {
+                return Err(DataError::Config("a limit of 0 images".into()));
+            }
             paths.truncate(n);
         }
         let mut size = None;

@@ -9,8 +9,10 @@
 //!
 //! Its expectation is the population MMD², 0 when both sets come from one distribution, so single
 //! estimates can be negative. The defaults follow the reference code: 100 subsets of 1000; with
-//! fewer images the subset size becomes the smaller set's size (the subsets then differ only in
-//! order for that set, and the spread shrinks accordingly).
+//! fewer images the subset size becomes the smaller set's size (the subsets of that set then
+//! differ only in order, and the spread shrinks accordingly). When both sets are no larger than
+//! the subset size every subset pair is the whole sets in another order, with the same value: it
+//! is computed once (`subsets` 1, `std` 0; a smaller subset size gives a spread).
 
 use nalgebra::DMatrix;
 use rand::seq::index;
@@ -84,12 +86,17 @@ pub fn kid(a: &DMatrix<f64>, b: &DMatrix<f64>, options: KidOptions) -> Result<Ki
     if options.subsets == 0 {
         return Err("KID needs at least one subset".into());
     }
+    let subsets = if m == a.nrows() && m == b.nrows() {
+        1
+    } else {
+        options.subsets
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let mut draw = |set: &DMatrix<f64>| {
         let rows: Vec<usize> = index::sample(&mut rng, set.nrows(), m).into_vec();
         set.select_rows(rows.iter())
     };
-    let values: Vec<f64> = (0..options.subsets)
+    let values: Vec<f64> = (0..subsets)
         .map(|_| {
             let x = draw(a);
             let y = draw(b);
@@ -102,7 +109,7 @@ pub fn kid(a: &DMatrix<f64>, b: &DMatrix<f64>, options: KidOptions) -> Result<Ki
     Ok(Kid {
         mean,
         std: var.sqrt(),
-        subsets: options.subsets,
+        subsets,
         subset_size: m,
     })
 }
