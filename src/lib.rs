@@ -9,7 +9,6 @@ pub mod data;
 pub mod device;
 #[cfg(feature = "train")]
 pub mod export;
-#[cfg(feature = "train")]
 pub mod metrics;
 #[cfg(feature = "train")]
 pub mod nn;

@@ -520,3 +520,65 @@ fn bad_folders_give_clear_errors() {
     let err = PatchSampler::open(empty.path(), config(0)).unwrap_err();
     assert!(matches!(err, DataError::NoImages { .. }), "{err:?}");
 }
+
+#[test]
+fn folder_images_are_scanned_then_loaded_as_chw() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = RgbImage::from_fn(3, 2, |x, y| Rgb([x as u8, y as u8, 7]));
+    a.save(tmp.path().join("a.png")).unwrap();
+    GrayImage::from_pixel(3, 2, image::Luma([9]))
+        .save(tmp.path().join("b.png"))
+        .unwrap();
+    let scan = data::FolderImages::scan(tmp.path(), None).unwrap();
+    assert_eq!(
+        (scan.count(), scan.width, scan.height, scan.colour),
+        (2, 3, 2, true)
+    );
+    let rgb = scan.load(3).unwrap();
+    assert_eq!(
+        (rgb.count, rgb.channels, rgb.height, rgb.width),
+        (2, 3, 2, 3)
+    );
+    // CHW: the red plane (x), the green plane (y), the blue plane (7); gray replicated
+    assert_eq!(
+        rgb.image(0),
+        &[0, 1, 2, 0, 1, 2, 0, 0, 0, 1, 1, 1, 7, 7, 7, 7, 7, 7]
+    );
+    assert_eq!(rgb.image(1), &[9; 18]);
+    assert_eq!(scan.load(1).unwrap().image(1), &[9; 6]);
+    // a limit keeps the first images by name; sizes must agree
+    assert_eq!(
+        data::FolderImages::scan(tmp.path(), Some(1))
+            .unwrap()
+            .count(),
+        1
+    );
+    GrayImage::new(4, 2).save(tmp.path().join("c.png")).unwrap();
+    let err = data::FolderImages::scan(tmp.path(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("c.png: 4x2") && err.contains("must share one size"),
+        "{err}"
+    );
+}
+
+#[test]
+fn splits_parse_and_ranges_narrow_sets() {
+    assert_eq!("test".parse::<Split>().unwrap(), Split::Test);
+    assert_eq!(Split::Train.to_string(), "train");
+    assert!("valid".parse::<Split>().is_err());
+    let set = ImageSet {
+        count: 3,
+        channels: 1,
+        height: 1,
+        width: 2,
+        pixels: vec![1, 2, 3, 4, 5, 6],
+        labels: Some(vec![7, 8, 9]),
+    };
+    let mid = set.range(1..3);
+    assert_eq!(
+        (mid.count, mid.pixels, mid.labels),
+        (2, vec![3, 4, 5, 6], Some(vec![8, 9]))
+    );
+}

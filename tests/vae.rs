@@ -335,6 +335,13 @@ fn the_cli_writes_grids_of_the_right_size_and_refuses_to_overwrite() {
         assert!(said.contains(figure), "{said}");
     }
 
+    // a run is a source of images for the metrics: --n samples, the same ones every time
+    let source = format!("run:{r}");
+    let fid = || cli::ok(&["metrics", "fid", &source, "mnist:test", "--n", "20"]);
+    let said = fid();
+    assert!(said.contains("FID") && said.contains("20 vs 20"), "{said}");
+    assert_eq!(fid(), said);
+
     // bad input is an error, not a panic
     cli::fails(&["interpolate", r, "--steps", "1", "--out", &p("x.png")]);
     cli::fails(&[

@@ -31,11 +31,7 @@ pub struct DatasetPngArgs {
 
 pub fn run(a: DatasetPngArgs) -> Result<()> {
     let ds: Dataset = a.dataset.parse()?;
-    let split = match a.split.as_str() {
-        "train" => Split::Train,
-        "test" => Split::Test,
-        s => anyhow::bail!("unknown split {s:?} (train or test)"),
-    };
+    let split: Split = a.split.parse()?;
     let set = data::load(&a.data_dir.unwrap_or_else(data::data_dir), ds, split)?;
     anyhow::ensure!(
         set.channels == 1,

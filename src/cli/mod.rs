@@ -11,6 +11,7 @@ pub mod export;
 pub mod info;
 pub mod interpolate;
 pub mod io;
+pub mod metrics;
 pub mod models;
 pub mod reconstruct;
 pub mod sample;
@@ -55,6 +56,9 @@ pub enum Command {
     Interpolate(interpolate::InterpolateArgs),
     /// Export a checkpoint as a self-describing model file (safetensors + card) for the codec.
     Export(export::ExportArgs),
+    /// Sample-quality metrics: FID, KID, inception score between image sets, on a classifier's
+    /// features (shipped per dataset) or a TorchScript model's; train the classifiers.
+    Metrics(metrics::MetricsArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -72,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reconstruct(a) => reconstruct::run(a),
         Command::Interpolate(a) => interpolate::run(a),
         Command::Export(a) => export::run(a),
+        Command::Metrics(a) => metrics::run(a),
     }
 }
 

@@ -56,6 +56,18 @@ pub enum DataError {
         patch: usize,
     },
 
+    /// Images of one folder that should all have one size do not.
+    #[error("{}: {width}x{height}, but {} is {first_width}x{first_height} (the images of a folder must share one size)",
+        .path.display(), .first.display())]
+    SizeMismatch {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        first: PathBuf,
+        first_width: u32,
+        first_height: u32,
+    },
+
     /// The images of a folder together exceed the pixel budget kept in memory.
     #[error("{}: images exceed the limit of {limit} pixels in memory (reached at {})", .dir.display(), .at.display())]
     TooManyPixels {

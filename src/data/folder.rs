@@ -17,7 +17,7 @@ use image::{DynamicImage, ImageDecoder, ImageReader};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::DataError;
+use super::{DataError, ImageSet};
 
 /// Default limit on the pixels a [`PatchSampler`] keeps in memory (2^28 ≈ 268 Mpx, 805 MB as RGB).
 pub const MAX_TOTAL_PIXELS: u64 = 1 << 28;
@@ -50,6 +50,118 @@ fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// The whole images of a folder (the files [`list_images`] takes), all of one size, as 8-bit gray
+/// or RGB. [`FolderImages::scan`] reads only the headers, so sizes, colour and the memory they need
+/// are known (and checked) before anything is decoded; [`FolderImages::load`] decodes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderImages {
+    /// The folder.
+    pub dir: PathBuf,
+    /// The image files, sorted by name (the first `limit` of them when one was given).
+    pub paths: Vec<PathBuf>,
+    /// Width of every image.
+    pub width: usize,
+    /// Height of every image.
+    pub height: usize,
+    /// Whether any image has colour (else all are grayscale, with or without alpha).
+    pub colour: bool,
+}
+
+impl FolderImages {
+    /// Reads the headers of the first `limit` images of `dir` (all: `None`); an error when they
+    /// differ in size or together exceed [`MAX_TOTAL_PIXELS`].
+    pub fn scan(dir: &Path, limit: Option<usize>) -> Result<Self, DataError> {
+        let mut paths = list_images(dir)?;
+        if let Some(n) = limit {
+            if n == 0 {
+                return Err(DataError::Config("a limit of 0 images".into()));
+            }
+            paths.truncate(n);
+        }
+        let mut size = None;
+        let mut colour = false;
+        let mut total = 0u64;
+        for path in &paths {
+            let decoder = open_decoder(path)?;
+            let (width, height) = decoder.dimensions();
+            colour |= decoder.color_type().has_color();
+            match size {
+                None => size = Some((width, height, path.clone())),
+                Some((w, h, ref first)) if (w, h) != (width, height) => {
+                    return Err(DataError::SizeMismatch {
+                        path: path.clone(),
+                        width,
+                        height,
+                        first: first.clone(),
+                        first_width: w,
+                        first_height: h,
+                    })
+                }
+                Some(_) => {}
+            }
+            total += u64::from(width) * u64::from(height);
+            if total > MAX_TOTAL_PIXELS {
+                return Err(DataError::TooManyPixels {
+                    dir: dir.to_path_buf(),
+                    at: path.clone(),
+                    limit: MAX_TOTAL_PIXELS,
+                });
+            }
+        }
+        let (width, height, _) = size.expect("list_images returns at least one image");
+        Ok(FolderImages {
+            dir: dir.to_path_buf(),
+            paths,
+            width: width as usize,
+            height: height as usize,
+            colour,
+        })
+    }
+
+    /// Number of images.
+    pub fn count(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// Decodes every image as 8-bit gray (`channels` 1: colour converted to luma) or RGB (3: gray
+    /// replicated), alpha dropped, into an [`ImageSet`] without labels (CHW per image).
+    pub fn load(&self, channels: usize) -> Result<ImageSet, DataError> {
+        if channels != 1 && channels != 3 {
+            return Err(DataError::Config(format!(
+                "channels must be 1 or 3, not {channels}"
+            )));
+        }
+        let plane = self.width * self.height;
+        let mut pixels = Vec::with_capacity(self.count() * channels * plane);
+        for path in &self.paths {
+            let picture = decode(path, open_decoder(path)?, channels)?;
+            if (picture.width, picture.height) != (self.width, self.height) {
+                // the file changed since `scan`
+                return Err(DataError::SizeMismatch {
+                    path: path.clone(),
+                    width: picture.width as u32,
+                    height: picture.height as u32,
+                    first: self.paths[0].clone(),
+                    first_width: self.width as u32,
+                    first_height: self.height as u32,
+                });
+            }
+            // HWC → CHW
+            for c in 0..channels {
+                pixels.extend(picture.pixels.iter().skip(c).step_by(channels));
+            }
+        }
+        Ok(ImageSet {
+            count: self.count(),
+            channels,
+            height: self.height,
+            width: self.width,
+            pixels,
+            labels: None,
+        })
+    }
 }
 
 /// How patches are cut.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use error::DataError;
-pub use folder::{list_images, PatchConfig, PatchSampler};
+pub use folder::{list_images, FolderImages, PatchConfig, PatchSampler};
 
 /// Environment variable naming the data dir.
 pub const DATA_ENV: &str = "IDFCODEC_DATA";
@@ -73,12 +73,45 @@ pub enum Split {
 }
 
 impl Split {
+    /// Both splits, in a fixed order.
+    pub const ALL: [Split; 2] = [Split::Train, Split::Test];
+
+    /// The split's name, as [`FromStr`] takes it: `train`, `test`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+
     /// Prefix of the IDX file names (`train`, `t10k`).
     fn file_prefix(&self) -> &'static str {
         match self {
             Split::Train => "train",
             Split::Test => "t10k",
         }
+    }
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A split name other than `train` or `test`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown split {0:?} (train or test)")]
+pub struct UnknownSplit(pub String);
+
+impl FromStr for Split {
+    type Err = UnknownSplit;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Split::ALL
+            .into_iter()
+            .find(|x| x.name() == s)
+            .ok_or_else(|| UnknownSplit(s.to_string()))
     }
 }
 
@@ -115,6 +148,23 @@ impl ImageSet {
     /// The label of image `i`, if the set has labels.
     pub fn label(&self, i: usize) -> Option<u8> {
         self.labels.as_ref().and_then(|l| l.get(i).copied())
+    }
+
+    /// Images `range` (and their labels) as a set of their own. Panics if the range is not
+    /// within `0..count`.
+    pub fn range(&self, range: std::ops::Range<usize>) -> ImageSet {
+        assert!(
+            range.start <= range.end && range.end <= self.count,
+            "images {range:?} of a set of {}",
+            self.count
+        );
+        let n = self.image_len();
+        ImageSet {
+            count: range.len(),
+            pixels: self.pixels[range.start * n..range.end * n].to_vec(),
+            labels: self.labels.as_ref().map(|l| l[range.clone()].to_vec()),
+            ..*self
+        }
     }
 }
 

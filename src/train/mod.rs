@@ -90,7 +90,8 @@ pub struct LoadedData {
     pub test: Tensor,
 }
 
-fn to_tensor(set: &ImageSet) -> Tensor {
+/// An image set as a `u8` tensor `N×C×H×W`.
+pub fn to_tensor(set: &ImageSet) -> Tensor {
     Tensor::from_slice(&set.pixels).reshape([
         set.count as i64,
         set.channels as i64,
@@ -175,7 +176,8 @@ pub fn check_images(
 }
 
 /// The batch order: a fresh permutation per epoch from (seed, epoch); last partial batch dropped.
-struct BatchOrder {
+/// Also used by the feature classifiers' training (`metrics::features`).
+pub(crate) struct BatchOrder {
     seed: u64,
     count: usize,
     batch: usize,
@@ -184,11 +186,23 @@ struct BatchOrder {
 }
 
 impl BatchOrder {
-    fn steps_per_epoch(&self) -> usize {
+    /// The order of `count` images in batches of `batch`, from `seed`.
+    pub(crate) fn new(seed: u64, count: usize, batch: usize) -> Self {
+        BatchOrder {
+            seed,
+            count,
+            batch,
+            epoch: None,
+            perm: vec![],
+        }
+    }
+
+    pub(crate) fn steps_per_epoch(&self) -> usize {
         (self.count / self.batch).max(1)
     }
 
-    fn indices(&mut self, step: usize) -> Tensor {
+    /// The image indices of batch `step` (counted over all epochs).
+    pub(crate) fn indices(&mut self, step: usize) -> Tensor {
         let epoch = step / self.steps_per_epoch();
         if self.epoch != Some(epoch) {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
@@ -322,13 +336,11 @@ impl<'a, M: Trainable> Session<'a, M> {
                 hardware: Vec::new(),
             },
             rows: Vec::new(),
-            order: BatchOrder {
-                seed: cfg.train.seed,
-                count: data.train.size()[0] as usize,
-                batch: cfg.train.batch_size,
-                epoch: None,
-                perm: vec![],
-            },
+            order: BatchOrder::new(
+                cfg.train.seed,
+                data.train.size()[0] as usize,
+                cfg.train.batch_size,
+            ),
             columns: M::log_columns(config),
             csv,
             title: format!(
