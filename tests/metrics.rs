@@ -1,3 +1,4 @@
+#![cfg(feature = "train")]
 //! FID, KID and the inception score: the formulas against closed forms and direct computations,
 //! their behaviour on known cases, and `idfcodec metrics` as a user runs it.
 

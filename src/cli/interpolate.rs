@@ -1,7 +1,6 @@
 //! `idfcodec interpolate`: images decoded along straight lines between latents, as a PNG grid.
 
 use clap::Args;
-use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -12,8 +11,8 @@ between the encoder means of two real images (images 2i and 2i+1 of --data for r
 has no encoder: it interpolates between two random latents drawn from N(0, I) with --seed, \
 and --data is not used.")]
 pub struct InterpolateArgs {
-    /// Run folder (checkpoint.safetensors + checkpoint.json).
-    pub run: PathBuf,
+    #[command(flatten)]
+    pub grid: super::grid::GridRun,
     /// Which images (models with an encoder): `test` or `train` (the run's own data, in order),
     /// or a folder of PNG/JPEG images (random patches of the model's size, seeded by --seed).
     #[arg(long, default_value = "test")]
@@ -24,18 +23,9 @@ pub struct InterpolateArgs {
     /// Rows (pairs of ends).
     #[arg(long, default_value_t = 4)]
     pub pairs: usize,
-    /// Output PNG file.
-    #[arg(long)]
-    pub out: PathBuf,
     /// Seed of the random latents (GAN) or of the patches cut from a folder.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Replace an existing --out file.
-    #[arg(long)]
-    pub force: bool,
 }
 
 #[cfg(not(feature = "train"))]
@@ -49,9 +39,7 @@ pub fn run(a: InterpolateArgs) -> anyhow::Result<()> {
 
     anyhow::ensure!(a.pairs >= 1, "--pairs must be at least 1");
     anyhow::ensure!(a.steps >= 2, "--steps must be at least 2 (the two ends)");
-    super::io::check_not_clobbering(&a.out, a.force)?;
-    let device = crate::device::select(&a.device).map_err(anyhow::Error::msg)?;
-    let (model, state) = generative::load_run(&a.run, device)?;
+    let (model, state) = a.grid.load()?;
     let rows = a.pairs as i64;
     let (grid, between) = if model.has_encoder() {
         let images = generative::images_for(&state, &a.data, 2 * rows, a.seed)?;
@@ -63,14 +51,13 @@ pub fn run(a: InterpolateArgs) -> anyhow::Result<()> {
         (grid, format!("random latents (seed {})", a.seed))
     };
     let grid = grid.map_err(anyhow::Error::msg)?;
-    let png = generative::grid_png(&grid, a.steps)?;
-    super::io::write_file(&a.out, &png, a.force)?;
+    a.grid.write(&grid, a.steps)?;
     println!(
         "{}: {} rows of {} steps between {between} → {}",
-        a.run.display(),
+        a.grid.run.display(),
         a.pairs,
         a.steps,
-        a.out.display()
+        a.grid.out.display()
     );
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod dataset;
 pub mod decompress;
 pub mod eval;
 pub mod export;
+pub mod grid;
 pub mod info;
 pub mod interpolate;
 pub mod io;

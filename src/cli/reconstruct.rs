@@ -1,7 +1,6 @@
 //! `idfcodec reconstruct`: images and their reconstructions by a trained VAE, as a PNG grid.
 
 use clap::Args;
-use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -10,8 +9,8 @@ idfcodec reconstruct runs/vae-photos --data data/photos/test --n 8 --out recon.p
 The grid has two rows: the originals above, their reconstructions below (each image encoded to \
 its latent mean and decoded to the likelihood's mean). Needs a model with an encoder (VAE).")]
 pub struct ReconstructArgs {
-    /// Run folder (checkpoint.safetensors + checkpoint.json).
-    pub run: PathBuf,
+    #[command(flatten)]
+    pub grid: super::grid::GridRun,
     /// Which images: `test` or `train` (the first --n of the run's own data), or a folder of
     /// PNG/JPEG images (random patches of the model's size, seeded by --seed).
     #[arg(long, default_value = "test")]
@@ -19,18 +18,9 @@ pub struct ReconstructArgs {
     /// How many images.
     #[arg(long, default_value_t = 8)]
     pub n: usize,
-    /// Output PNG file.
-    #[arg(long)]
-    pub out: PathBuf,
     /// Seed of the patches cut from a folder.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Replace an existing --out file.
-    #[arg(long)]
-    pub force: bool,
 }
 
 #[cfg(not(feature = "train"))]
@@ -43,19 +33,16 @@ pub fn run(a: ReconstructArgs) -> anyhow::Result<()> {
     use crate::nn::generative;
 
     anyhow::ensure!(a.n >= 1, "--n must be at least 1");
-    super::io::check_not_clobbering(&a.out, a.force)?;
-    let device = crate::device::select(&a.device).map_err(anyhow::Error::msg)?;
-    let (model, state) = generative::load_run(&a.run, device)?;
+    let (model, state) = a.grid.load()?;
     let images = generative::images_for(&state, &a.data, a.n as i64, a.seed)?;
     let both = generative::reconstruct(model.as_ref(), &images).map_err(anyhow::Error::msg)?;
-    let png = generative::grid_png(&both, a.n)?;
-    super::io::write_file(&a.out, &png, a.force)?;
+    a.grid.write(&both, a.n)?;
     println!(
         "{}: {} {} images (top) and their reconstructions (bottom) → {}",
-        a.run.display(),
+        a.grid.run.display(),
         a.n,
         a.data,
-        a.out.display()
+        a.grid.out.display()
     );
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! `idfcodec sample`: images drawn from a trained run's model, as a PNG grid.
 
 use clap::Args;
-use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -10,26 +9,17 @@ idfcodec sample runs/gan-mnist --n 100 --columns 10 --seed 3 --out gan.png\n\n\
 A VAE decodes latents drawn from its prior N(0, I) to its likelihood's mean image; a GAN's \
 generator maps latents from N(0, I) to images. IDF runs cannot be sampled yet.")]
 pub struct SampleArgs {
-    /// Run folder (checkpoint.safetensors + checkpoint.json, as `idfcodec train` writes it).
-    pub run: PathBuf,
+    #[command(flatten)]
+    pub grid: super::grid::GridRun,
     /// How many images.
     #[arg(long, default_value_t = 64)]
     pub n: usize,
-    /// Output PNG file (a grid of the images).
-    #[arg(long)]
-    pub out: PathBuf,
     /// Images per row (default: about the square root of --n).
     #[arg(long)]
     pub columns: Option<usize>,
     /// Seed of the latents.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Replace an existing --out file.
-    #[arg(long)]
-    pub force: bool,
 }
 
 /// Images per row of an `n`-image grid when none is given: about √n.
@@ -47,20 +37,18 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
     use crate::nn::generative;
 
     anyhow::ensure!(a.n >= 1, "--n must be at least 1");
-    super::io::check_not_clobbering(&a.out, a.force)?;
-    let device = crate::device::select(&a.device).map_err(anyhow::Error::msg)?;
-    let (model, state) = generative::load_run(&a.run, device)?;
+    let (model, state) = a.grid.load()?;
     let images = generative::sample(model.as_ref(), a.n as i64, a.seed);
-    let png = generative::grid_png(&images, a.columns.unwrap_or(default_columns(a.n)))?;
-    super::io::write_file(&a.out, &png, a.force)?;
+    a.grid
+        .write(&images, a.columns.unwrap_or(default_columns(a.n)))?;
     println!(
         "{}: {} samples of the {} at step {} (seed {}) → {}",
-        a.run.display(),
+        a.grid.run.display(),
         a.n,
         state.config.model.name(),
         state.step,
         a.seed,
-        a.out.display()
+        a.grid.out.display()
     );
     Ok(())
 }
