@@ -137,10 +137,10 @@ pub struct TrainFeaturesArgs {
     pub lr: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output file (default: models/features/<dataset>.safetensors, card beside it as .md).
+    /// Output file (default: models/features/DATASET.safetensors, card beside it as .md).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Name printed beside scores (default: <dataset>-classifier-v1).
+    /// Name printed beside scores (default: DATASET-classifier-v1).
     #[arg(long)]
     pub name: Option<String>,
     /// Data folder (default: $IDFCODEC_DATA, else ./data).
