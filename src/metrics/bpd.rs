@@ -60,6 +60,26 @@ pub fn dataset_bpd<M: Likelihood + ?Sized>(
         .sum()
 }
 
+/// Runs `f` without gradients on consecutive batches of at most `batch` images of `images`
+/// (`u8`, `N×C×H×W`), in order, each moved to `device` as floats holding the pixel values: how
+/// every family evaluates a dataset.
+pub fn for_each_batch(images: &Tensor, batch: i64, device: Device, mut f: impl FnMut(&Tensor)) {
+    let n = images.size()[0];
+    let batch = batch.max(1);
+    tch::no_grad(|| {
+        let mut start = 0;
+        while start < n {
+            let len = batch.min(n - start);
+            let x = images
+                .narrow(0, start, len)
+                .to_device(device)
+                .to_kind(Kind::Float);
+            f(&x);
+            start += len;
+        }
+    });
+}
+
 /// Each term's share of [`dataset_bpd`] (for the IDF the factor-out of every level, then the
 /// top), in one pass over `images`; the shares sum to the dataset's bpd.
 pub fn dataset_bpd_by_term<M: Likelihood + ?Sized>(
@@ -71,20 +91,11 @@ pub fn dataset_bpd_by_term<M: Likelihood + ?Sized>(
     let n = images.size()[0];
     let dims: i64 = images.size()[1..].iter().product();
     let mut nats: Vec<f64> = Vec::new();
-    tch::no_grad(|| {
-        let mut start = 0;
-        while start < n {
-            let len = batch.min(n - start);
-            let x = images
-                .narrow(0, start, len)
-                .to_device(device)
-                .to_kind(Kind::Float);
-            let terms = model.nll_terms(&x);
-            nats.resize(terms.len(), 0.0);
-            for (total, g) in nats.iter_mut().zip(&terms) {
-                *total += g.sum(Kind::Double).double_value(&[]);
-            }
-            start += len;
+    for_each_batch(images, batch, device, |x| {
+        let terms = model.nll_terms(x);
+        nats.resize(terms.len(), 0.0);
+        for (total, g) in nats.iter_mut().zip(&terms) {
+            *total += g.sum(Kind::Double).double_value(&[]);
         }
     });
     let scale = n as f64 * dims as f64 * std::f64::consts::LN_2;

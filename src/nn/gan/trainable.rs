@@ -2,7 +2,7 @@
 //! critic) and a training step of `n_critic` critic updates then one generator update.
 
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Device, Tensor};
 
 use super::{critic_step, generator_loss, Gan, GanLoss};
 use crate::nn::generative::Generative;
@@ -140,24 +140,15 @@ impl Trainable for Gan {
     fn evaluate(&self, images: &Tensor, batch: i64, device: Device) -> Evaluation {
         let n = images.size()[0];
         let (mut critic, mut generator, mut real, mut fake) = (0.0, 0.0, 0.0, 0.0);
-        tch::no_grad(|| {
-            let mut start = 0;
-            while start < n {
-                let len = batch.min(n - start);
-                let x = images
-                    .narrow(0, start, len)
-                    .to_device(device)
-                    .to_kind(Kind::Float);
-                let g = self.generate(&self.prior(len));
-                let s = critic_step(&self.critic, self.config.loss, &x, &g, 0.0);
-                let w = len as f64;
-                critic += s.loss * w;
-                real += s.real * w;
-                fake += s.fake * w;
-                generator +=
-                    generator_loss(&self.critic, self.config.loss, &g).double_value(&[]) * w;
-                start += len;
-            }
+        crate::metrics::bpd::for_each_batch(images, batch, device, |x| {
+            let len = x.size()[0];
+            let g = self.generate(&self.prior(len));
+            let s = critic_step(&self.critic, self.config.loss, x, &g, 0.0);
+            let w = len as f64;
+            critic += s.loss * w;
+            real += s.real * w;
+            fake += s.fake * w;
+            generator += generator_loss(&self.critic, self.config.loss, &g).double_value(&[]) * w;
         });
         let n = n.max(1) as f64;
         let (names, _) = score_names(self.config.loss);

@@ -314,17 +314,8 @@ impl Vae {
         let n = images.size()[0];
         let per = (batch / k).max(1);
         let mut total = 0.0;
-        tch::no_grad(|| {
-            let mut start = 0;
-            while start < n {
-                let len = per.min(n - start);
-                let x = images
-                    .narrow(0, start, len)
-                    .to_device(device)
-                    .to_kind(Kind::Float);
-                total -= self.iwae(&x, k).sum(Kind::Double).double_value(&[]);
-                start += len;
-            }
+        bpd::for_each_batch(images, per, device, |x| {
+            total -= self.iwae(x, k).sum(Kind::Double).double_value(&[]);
         });
         total / n.max(1) as f64
     }
