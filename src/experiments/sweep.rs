@@ -5,7 +5,8 @@
 //! title = "VAE latent size"
 //! base = "../configs/vae-mnist.toml"   # relative to this file; a variant may name its own
 //! datasets = ["mnist", "fashion-mnist"] # optional: data.dataset of every run (default: the base's)
-//! steps = 800                           # train.steps of every run (`--steps` overrides it)
+//! steps = 800                           # train.steps of every run (a variant's `set` may give
+//!                                       # its own; `--steps` overrides them all)
 //! [set]                                 # optional: overrides for every variant
 //! "train.eval_every" = 200
 //! [report]                              # optional; these are the defaults
@@ -97,7 +98,8 @@ pub struct Sweep {
 }
 
 impl Sweep {
-    /// Reads a sweep file; `steps` (the `--steps` flag) replaces its step budget. Every error
+    /// Reads a sweep file; `steps` (the `--steps` flag) replaces its step budget, that of every
+    /// variant included. Every error
     /// names the file and, where there is one, the variant.
     pub fn from_file(path: &Path, steps: Option<usize>) -> Result<Sweep, String> {
         let text = std::fs::read_to_string(path)
@@ -119,8 +121,7 @@ impl Sweep {
                 ));
             }
         }
-        let steps = steps.or(file.steps);
-        if steps == Some(0) {
+        if steps == Some(0) || file.steps == Some(0) {
             return Err("steps must be at least 1".into());
         }
         let folder = path.parent().unwrap_or(Path::new(""));
@@ -198,6 +199,10 @@ fn variant_config(
         .map_err(|e| format!("cannot read base config {}: {e}", base.display()))?;
     let mut root: toml::Value =
         toml::from_str(&text).map_err(|e| format!("{}: {e}", base.display()))?;
+    let steps_value = |s: usize| toml::Value::Integer(s as i64);
+    if let Some(s) = file.steps {
+        set_key(&mut root, "train.steps", steps_value(s))?;
+    }
     for (key, value) in file.set.iter().chain(&v.set) {
         set_key(&mut root, key, value.clone())?;
     }
@@ -205,7 +210,7 @@ fn variant_config(
         set_key(&mut root, "data.dataset", toml::Value::String(d.into()))?;
     }
     if let Some(s) = steps {
-        set_key(&mut root, "train.steps", toml::Value::Integer(s as i64))?;
+        set_key(&mut root, "train.steps", steps_value(s))?;
     }
     let value = serde_json::to_value(root).map_err(|e| e.to_string())?;
     let config = TrainConfig::from_value(value)?;
@@ -273,7 +278,16 @@ mod tests {
                 .unwrap()
         };
         assert_eq!((latent(&s.runs[0]), latent(&s.runs[1])), (3, 4));
-        let s = Sweep::from_toml(text, &dir.path().join("x.toml"), Some(2)).unwrap();
+        let own = text.replace(
+            "name = \"b\"\n",
+            "name = \"b\"\nset = { \"train.steps\" = 7 }\n",
+        );
+        let s = Sweep::from_toml(&own, &dir.path().join("x.toml"), None).unwrap();
+        assert_eq!(
+            (s.runs[0].config.train.steps, s.runs[1].config.train.steps),
+            (5, 7)
+        );
+        let s = Sweep::from_toml(&own, &dir.path().join("x.toml"), Some(2)).unwrap();
         assert!(s.runs.iter().all(|r| r.config.train.steps == 2));
     }
 
