@@ -8,6 +8,8 @@ pub mod data;
 #[cfg(feature = "train")]
 pub mod device;
 #[cfg(feature = "train")]
+pub mod experiments;
+#[cfg(feature = "train")]
 pub mod export;
 pub mod metrics;
 #[cfg(feature = "train")]

@@ -32,28 +32,7 @@ pub fn run(_: EvalArgs) -> anyhow::Result<()> {
 
 #[cfg(feature = "train")]
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
-    use crate::train::{self, checkpoint, FamilyFn, Trainable};
-
-    /// The evaluation of the run's model, whatever its family.
-    struct Eval<'a> {
-        a: &'a EvalArgs,
-        state: &'a checkpoint::RunState,
-        device: tch::Device,
-    }
-    impl FamilyFn for Eval<'_> {
-        type Output = anyhow::Result<(train::Evaluation, i64)>;
-        fn call<M: Trainable>(self, _: &M::Config) -> Self::Output {
-            let (mut vs, model) = train::build_model::<M>(&self.state.config, self.device)?;
-            checkpoint::load(&self.a.run, &mut vs, None)?;
-            let data = train::load_data(&self.state.config)?;
-            let n = self
-                .a
-                .limit
-                .map_or(data.test.size()[0], |l| (l as i64).min(data.test.size()[0]));
-            let test = data.test.narrow(0, 0, n);
-            Ok((model.evaluate(&test, 500, self.device), n))
-        }
-    }
+    use crate::train::{self, checkpoint};
 
     let device = crate::device::select(&a.device).map_err(anyhow::Error::msg)?;
     let mut state = checkpoint::read_state(&a.run)?;
@@ -73,11 +52,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         vae.iwae_samples = k;
     }
     let t = std::time::Instant::now();
-    let (evaluation, n) = state.config.model.with_family(Eval {
-        a: &a,
-        state: &state,
-        device,
-    })?;
+    let (evaluation, n) = train::evaluate_run(&a.run, &state.config, a.limit, device)?;
     let idf = state.config.model.idf().is_some();
     if a.by_group || !idf {
         // the IDF: its shares of the figure, one per prior, named by its tensors

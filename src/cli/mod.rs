@@ -7,6 +7,7 @@ pub mod compress;
 pub mod dataset;
 pub mod decompress;
 pub mod eval;
+pub mod experiment;
 pub mod export;
 pub mod grid;
 pub mod info;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Sample-quality metrics: FID, KID, inception score between image sets, on a classifier's
     /// features (shipped per dataset) or a TorchScript model's; train the classifiers.
     Metrics(metrics::MetricsArgs),
+    /// Run a sweep file of experiments end to end: train its variants, measure test ELBO and
+    /// FID/KID, draw figures, write table.md and table.csv (resumable).
+    Experiment(experiment::ExperimentArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -78,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Interpolate(a) => interpolate::run(a),
         Command::Export(a) => export::run(a),
         Command::Metrics(a) => metrics::run(a),
+        Command::Experiment(a) => experiment::run(a),
     }
 }
 

@@ -202,12 +202,32 @@ pub fn plot_parts(
         .iter()
         .filter(|r| r.extras.len() == names.len())
         .collect();
-    if rows.is_empty() {
+    let series: Vec<(String, Vec<(f64, f64)>)> = names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let line = rows.iter().map(|r| (r.step as f64, r.extras[k])).collect();
+            (name.clone(), line)
+        })
+        .collect();
+    plot_lines(path, title, "step", None, &series)
+}
+
+/// Draws named lines of `(x, y)` points into one PNG (one colour each, with a legend); nothing
+/// when every line is empty. Non-finite values are left out of the axis range.
+pub fn plot_lines(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: Option<&str>,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), TrainError> {
+    if series.iter().all(|(_, line)| line.is_empty()) {
         return Ok(());
     }
     crate::plot::register_font();
     let err = |e: String| TrainError::Plot(format!("{}: {e}", path.display()));
-    let values = || rows.iter().flat_map(|r| r.extras.iter().copied());
+    let values = || series.iter().flat_map(|(_, line)| line.iter().map(|p| p.1));
     let lo = values()
         .filter(|v| v.is_finite())
         .fold(f64::INFINITY, f64::min);
@@ -220,7 +240,10 @@ pub fn plot_parts(
         (0.0, 1.0)
     };
     let pad = 0.05 * (hi - lo);
-    let x_max = rows.last().map_or(1.0, |r| r.step as f64).max(1.0);
+    let x_max = series
+        .iter()
+        .flat_map(|(_, line)| line.iter().map(|p| p.0))
+        .fold(1.0f64, f64::max);
     let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
@@ -230,16 +253,16 @@ pub fn plot_parts(
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..x_max, (lo - pad)..(hi + pad))
         .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc("step")
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    for (k, name) in names.iter().enumerate() {
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(x_desc);
+    if let Some(y) = y_desc {
+        mesh.y_desc(y);
+    }
+    mesh.draw().map_err(|e| err(e.to_string()))?;
+    for (k, (name, line)) in series.iter().enumerate() {
         let colour = Palette99::pick(k).to_rgba();
-        let line: Vec<(f64, f64)> = rows.iter().map(|r| (r.step as f64, r.extras[k])).collect();
         chart
-            .draw_series(LineSeries::new(line, colour))
+            .draw_series(LineSeries::new(line.iter().copied(), colour))
             .map_err(|e| err(e.to_string()))?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));

@@ -258,6 +258,42 @@ fn step_seed(seed: u64, step: usize, evaluation: bool) -> i64 {
     (mixed >> 1) as i64
 }
 
+/// The evaluation of the checkpoint in `run` under `config` (its saved config, or one differing
+/// only in evaluation fields such as a VAE's `iwae_samples`) on the first `limit` test images
+/// (all: `None`), and how many images that was.
+pub fn evaluate_run(
+    run: &Path,
+    config: &TrainConfig,
+    limit: Option<usize>,
+    device: Device,
+) -> Result<(Evaluation, i64), TrainError> {
+    struct Eval<'a> {
+        run: &'a Path,
+        config: &'a TrainConfig,
+        limit: Option<usize>,
+        device: Device,
+    }
+    impl FamilyFn for Eval<'_> {
+        type Output = Result<(Evaluation, i64), TrainError>;
+        fn call<M: Trainable>(self, _: &M::Config) -> Self::Output {
+            let (mut vs, model) = build_model::<M>(self.config, self.device)?;
+            checkpoint::load(self.run, &mut vs, None)?;
+            let test = load_split(self.config, Split::Test)?;
+            let n = self
+                .limit
+                .map_or(test.size()[0], |l| (l as i64).min(test.size()[0]));
+            let test = test.narrow(0, 0, n);
+            Ok((model.evaluate(&test, EVAL_BATCH, self.device), n))
+        }
+    }
+    config.model.with_family(Eval {
+        run,
+        config,
+        limit,
+        device,
+    })
+}
+
 /// Runs (or resumes) a training job until its step count or its time limit, with the model
 /// family its config names.
 pub fn run(job: &TrainJob, data: &LoadedData) -> Result<TrainReport, TrainError> {
