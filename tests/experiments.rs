@@ -6,7 +6,7 @@
 mod common;
 mod generative_common;
 
-use idfcodec::experiments::{self, Options, Sweep};
+use idfcodec::experiments::{self, Budget, Options, Sweep};
 use std::path::Path;
 use tch::Device;
 
@@ -39,7 +39,7 @@ fn tiny_sweep(dir: &Path) -> std::path::PathBuf {
 fn a_sweep_runs_end_to_end_and_resumes() {
     let _guard = generative_common::lock();
     let dir = tempfile::tempdir().unwrap();
-    let sweep = Sweep::from_file(&tiny_sweep(dir.path()), None).unwrap();
+    let sweep = Sweep::from_file(&tiny_sweep(dir.path()), Budget::AsWritten).unwrap();
     assert_eq!(sweep.runs.len(), 2);
     let out = dir.path().join("out");
     let options = Options {
@@ -107,7 +107,7 @@ fn a_sweep_runs_end_to_end_and_resumes() {
     assert_eq!(again[0].result, rows[0].result);
 
     // a larger budget continues the runs from their checkpoints
-    let longer = Sweep::from_file(&sweep.path, Some(4)).unwrap();
+    let longer = Sweep::from_file(&sweep.path, Budget::Steps(4)).unwrap();
     let rows = experiments::run(&longer, &options, |_| {}).unwrap();
     assert!(rows.iter().all(|r| r.result.as_ref().unwrap().steps == 4));
     let log = std::fs::read_to_string(out.join("runs/mnist/z3/log.csv")).unwrap();
@@ -117,7 +117,7 @@ fn a_sweep_runs_end_to_end_and_resumes() {
 #[test]
 fn an_unfinished_variant_is_pending_in_the_table() {
     let dir = tempfile::tempdir().unwrap();
-    let sweep = Sweep::from_file(&tiny_sweep(dir.path()), None).unwrap();
+    let sweep = Sweep::from_file(&tiny_sweep(dir.path()), Budget::AsWritten).unwrap();
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     experiments::report::write(
@@ -164,7 +164,7 @@ fn a_bad_sweep_file_is_a_clear_error() {
     ];
     for (text, needle) in cases {
         std::fs::write(&bad, text).unwrap();
-        let e = Sweep::from_file(&bad, None).unwrap_err();
+        let e = Sweep::from_file(&bad, Budget::AsWritten).unwrap_err();
         assert!(e.contains("bad.toml") && e.contains(needle), "{e}");
     }
     // and through the binary: an error message and a failing exit status, no panic

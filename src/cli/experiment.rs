@@ -30,8 +30,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Train every run for this many steps instead of the sweep's budget.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "budget_scale")]
     pub steps: Option<usize>,
+    /// Multiply every run's written budget by this factor (keeps the sweep's ratios between
+    /// runs, e.g. a VAE's steps to a GAN's); give the longer runs their own --out.
+    #[arg(long, value_name = "FACTOR")]
+    pub budget_scale: Option<f64>,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -50,10 +54,15 @@ pub fn run(_: ExperimentArgs) -> anyhow::Result<()> {
 
 #[cfg(feature = "train")]
 pub fn run(a: ExperimentArgs) -> anyhow::Result<()> {
-    use crate::experiments::{self, Options, Sweep};
+    use crate::experiments::{self, Budget, Options, Sweep};
 
     let ExperimentCommand::Run(a) = a.command;
-    let sweep = Sweep::from_file(&a.sweep, a.steps).map_err(anyhow::Error::msg)?;
+    let budget = match (a.steps, a.budget_scale) {
+        (Some(s), _) => Budget::Steps(s),
+        (None, Some(k)) => Budget::Scaled(k),
+        (None, None) => Budget::AsWritten,
+    };
+    let sweep = Sweep::from_file(&a.sweep, budget).map_err(anyhow::Error::msg)?;
     if let Some(t) = a.threads {
         anyhow::ensure!(t > 0, "--threads must be at least 1");
         tch::set_num_threads(t as i32);

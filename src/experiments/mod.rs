@@ -28,7 +28,7 @@ use crate::metrics::features::{self, torchscript::TorchScriptOptions, FeatureCho
 use crate::metrics::{fid, kid, source::ImageSource};
 use crate::nn::generative::{self, Ends};
 use crate::train::{self, checkpoint, log, TrainJob};
-pub use sweep::{Report, Sweep};
+pub use sweep::{Budget, Report, Sweep};
 
 /// How to run a sweep.
 #[derive(Debug, Clone)]

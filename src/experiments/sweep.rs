@@ -6,7 +6,8 @@
 //! base = "../configs/vae-mnist.toml"   # relative to this file; a variant may name its own
 //! datasets = ["mnist", "fashion-mnist"] # optional: data.dataset of every run (default: the base's)
 //! steps = 800                           # train.steps of every run (a variant's `set` may give
-//!                                       # its own; `--steps` overrides them all)
+//!                                       # its own; `--steps` overrides them all, `--budget-scale`
+//!                                       # multiplies them)
 //! [set]                                 # optional: overrides for every variant
 //! "train.eval_every" = 200
 //! [report]                              # optional; these are the defaults
@@ -97,18 +98,41 @@ pub struct Sweep {
     pub runs: Vec<Run>,
 }
 
+/// How many steps each run of a sweep trains for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Budget {
+    /// The sweep file's steps (and its variants' own).
+    AsWritten,
+    /// Every run trains this many steps (`--steps`).
+    Steps(usize),
+    /// Every run's written steps times this factor, rounded (`--budget-scale`): keeps the
+    /// sweep's ratios, e.g. between a VAE's and a GAN's budget.
+    Scaled(f64),
+}
+
+impl Budget {
+    fn check(self) -> Result<(), String> {
+        match self {
+            Budget::Steps(0) => Err("steps must be at least 1".into()),
+            Budget::Scaled(k) if !(k.is_finite() && k > 0.0) => {
+                Err(format!("budget scale {k} must be a positive number"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Sweep {
-    /// Reads a sweep file; `steps` (the `--steps` flag) replaces its step budget, that of every
-    /// variant included. Every error
+    /// Reads a sweep file with its runs' step budgets set by `budget`. Every error
     /// names the file and, where there is one, the variant.
-    pub fn from_file(path: &Path, steps: Option<usize>) -> Result<Sweep, String> {
+    pub fn from_file(path: &Path, budget: Budget) -> Result<Sweep, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read sweep file {}: {e}", path.display()))?;
-        Self::from_toml(&text, path, steps).map_err(|e| format!("{}: {e}", path.display()))
+        Self::from_toml(&text, path, budget).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Reads sweep text; relative `base` paths are taken from `path`'s folder.
-    pub fn from_toml(text: &str, path: &Path, steps: Option<usize>) -> Result<Sweep, String> {
+    pub fn from_toml(text: &str, path: &Path, budget: Budget) -> Result<Sweep, String> {
         let file: SweepFile = toml::from_str(text).map_err(|e| e.to_string())?;
         if file.variant.is_empty() {
             return Err("no [[variant]]: a sweep needs at least one".into());
@@ -121,7 +145,8 @@ impl Sweep {
                 ));
             }
         }
-        if steps == Some(0) || file.steps == Some(0) {
+        budget.check()?;
+        if file.steps == Some(0) {
             return Err("steps must be at least 1".into());
         }
         let folder = path.parent().unwrap_or(Path::new(""));
@@ -141,7 +166,7 @@ impl Sweep {
         let mut runs = Vec::new();
         for dataset in &datasets {
             for v in &file.variant {
-                let config = variant_config(&file, v, folder, dataset.as_deref(), steps)
+                let config = variant_config(&file, v, folder, dataset.as_deref(), budget)
                     .map_err(|e| format!("variant {:?}: {e}", v.name))?;
                 runs.push(Run {
                     variant: v.name.clone(),
@@ -181,13 +206,13 @@ fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// The base config's TOML with the sweep's and the variant's overrides, the dataset and the
-/// steps laid over it, read and validated as a run config.
+/// budget laid over it, read and validated as a run config.
 fn variant_config(
     file: &SweepFile,
     v: &VariantFile,
     folder: &Path,
     dataset: Option<&str>,
-    steps: Option<usize>,
+    budget: Budget,
 ) -> Result<TrainConfig, String> {
     let base = v
         .base
@@ -209,11 +234,15 @@ fn variant_config(
     if let Some(d) = dataset {
         set_key(&mut root, "data.dataset", toml::Value::String(d.into()))?;
     }
-    if let Some(s) = steps {
-        set_key(&mut root, "train.steps", steps_value(s))?;
-    }
     let value = serde_json::to_value(root).map_err(|e| e.to_string())?;
-    let config = TrainConfig::from_value(value)?;
+    let mut config = TrainConfig::from_value(value)?;
+    match budget {
+        Budget::AsWritten => {}
+        Budget::Steps(s) => config.train.steps = s,
+        Budget::Scaled(k) => {
+            config.train.steps = ((config.train.steps as f64 * k).round() as usize).max(1)
+        }
+    }
     config.validate()?;
     Ok(config)
 }
@@ -264,7 +293,7 @@ mod tests {
                     [set]\n\"train.batch_size\" = 8\n\
                     [[variant]]\nname = \"a\"\nset = { \"model.latent\" = 3 }\n\
                     [[variant]]\nname = \"b\"\n";
-        let s = Sweep::from_toml(text, &dir.path().join("x.toml"), None).unwrap();
+        let s = Sweep::from_toml(text, &dir.path().join("x.toml"), Budget::AsWritten).unwrap();
         assert_eq!(s.runs.len(), 4);
         assert_eq!(s.runs[0].dataset, "mnist");
         assert_eq!(s.runs[3].dataset, "fashion-mnist");
@@ -282,20 +311,33 @@ mod tests {
             "name = \"b\"\n",
             "name = \"b\"\nset = { \"train.steps\" = 7 }\n",
         );
-        let s = Sweep::from_toml(&own, &dir.path().join("x.toml"), None).unwrap();
+        let s = Sweep::from_toml(&own, &dir.path().join("x.toml"), Budget::AsWritten).unwrap();
         assert_eq!(
             (s.runs[0].config.train.steps, s.runs[1].config.train.steps),
             (5, 7)
         );
-        let s = Sweep::from_toml(&own, &dir.path().join("x.toml"), Some(2)).unwrap();
+        let s = Sweep::from_toml(&own, &dir.path().join("x.toml"), Budget::Steps(2)).unwrap();
         assert!(s.runs.iter().all(|r| r.config.train.steps == 2));
+        let s = Sweep::from_toml(&own, &dir.path().join("x.toml"), Budget::Scaled(3.0)).unwrap();
+        assert_eq!(
+            (s.runs[0].config.train.steps, s.runs[1].config.train.steps),
+            (15, 21),
+            "a scaled budget keeps the variants' ratio"
+        );
+        for bad in [
+            Budget::Steps(0),
+            Budget::Scaled(0.0),
+            Budget::Scaled(f64::NAN),
+        ] {
+            assert!(Sweep::from_toml(&own, &dir.path().join("x.toml"), bad).is_err());
+        }
     }
 
     #[test]
     fn bad_sweeps_are_errors() {
         let dir = base_dir();
         let p = dir.path().join("x.toml");
-        let err = |text: &str| Sweep::from_toml(text, &p, None).unwrap_err();
+        let err = |text: &str| Sweep::from_toml(text, &p, Budget::AsWritten).unwrap_err();
         assert!(err("base = \"base.toml\"\n").contains("no [[variant]]"));
         assert!(err("base = \"base.toml\"\n[[variant]]\nname = \"a/b\"\n").contains("a/b"));
         assert!(err(
