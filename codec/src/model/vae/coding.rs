@@ -257,6 +257,41 @@ fn pixel_model(
     categorical(&mixture.binned_masses(-1.0 + 1.0 / 255.0, 2.0 / 255.0, 256))
 }
 
+/// The negative ELBO's terms of one image (`C×S×S`, CHW) with the reconstruction at the
+/// posterior mean, in bits: the code length of the pixels under the quantised tables given
+/// `z = μ`, and the closed-form `KL(q(z|x) ‖ N(0, I))`. For comparing the engine with the
+/// training model (not on the coding path).
+pub fn terms_at_mean(vae: &Vae, x: &[u8]) -> Result<(f64, f64)> {
+    use constriction::stream::model::EncoderModel;
+    let config = vae.config();
+    let dims = config.dims();
+    if x.len() != dims {
+        return Err(CodecError::Internal(format!(
+            "a VAE image of {} values, expected {dims}",
+            x.len()
+        )));
+    }
+    let (mu, logvar) = vae.encode(x)?;
+    let raw = vae.decode_raw(&mu)?;
+    let mut reconstruction = 0.0;
+    for (i, &v) in x.iter().enumerate() {
+        let model = pixel_model(&raw, config.mixtures, dims, i)?;
+        let q = model
+            .left_cumulative_and_probability(usize::from(v))
+            .map_or(1, |(_, p)| p.get());
+        reconstruction += 24.0 - libm::log2(f64::from(q));
+    }
+    let kl: f64 = mu
+        .iter()
+        .zip(&logvar)
+        .map(|(&m, &lv)| {
+            let (m, lv) = (f64::from(m), f64::from(lv));
+            0.5 * (m * m + libm::exp(lv) - 1.0 - lv)
+        })
+        .sum();
+    Ok((reconstruction, kl / std::f64::consts::LN_2))
+}
+
 fn encode_failed(e: impl std::fmt::Debug) -> CodecError {
     CodecError::Internal(format!("ANS encoding failed: {e:?}"))
 }

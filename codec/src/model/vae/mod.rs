@@ -11,7 +11,7 @@ pub mod coding;
 mod weights;
 
 pub use arch::VaeConfig;
-pub use coding::{pop_image, push_image, Buckets, Posterior};
+pub use coding::{pop_image, push_image, terms_at_mean, Buckets, Posterior};
 pub use weights::Vae;
 
 use constriction::stream::stack::DefaultAnsCoder;
