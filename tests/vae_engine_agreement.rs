@@ -16,8 +16,10 @@ use idfcodec_codec::{Model, Vae as EngineVae};
 use tch::Device;
 
 fn codable_config(mixtures: usize) -> TrainConfig {
-    let mut c = TrainConfig::default();
-    c.model = ModelConfig::Vae(Default::default());
+    let mut c = TrainConfig {
+        model: ModelConfig::Vae(Default::default()),
+        ..Default::default()
+    };
     let v = c.model.vae_mut().unwrap();
     v.arch = Arch::Mlp;
     v.likelihood = LikelihoodKind::Logistic;
