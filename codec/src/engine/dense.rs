@@ -103,7 +103,7 @@ mod tests {
             let mut acc = 0.0f32;
             for i in 0..inputs {
                 let p = weight[o * inputs + i] * x[i];
-                acc = acc + p;
+                acc += p;
             }
             assert_eq!(y[o].to_bits(), (acc + bias[o]).to_bits());
             // and close to the exact value
