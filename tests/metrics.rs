@@ -1,5 +1,6 @@
 //! FID, KID and the inception score: the formulas against closed forms and direct computations,
 //! their behaviour on known cases, and `idfcodec metrics` as a user runs it.
+#![cfg(feature = "train")]
 
 mod cli_common;
 mod common;

@@ -279,3 +279,37 @@ fn overhead_of_a_lone_block() {
     );
     assert!(tile < blocks);
 }
+
+/// A lone tile whose posterior draw takes more bits than the stream holds: a one-dimensional
+/// latent with a very narrow posterior, a start state whose quantile falls in the posterior's
+/// far tail (24 bits taken), and a near-certain decoder. The honest stream then ends below
+/// `2^32` with no words left (a payload of at most 4 bytes), yet decodes exactly: the pipeline
+/// must not stop it early (`PlaneModel::may_run_dry`).
+#[test]
+fn a_stream_taken_dry_by_the_posterior_still_decodes() {
+    let cfg = config(1, 1, 1, 1, 4);
+    let mut values: Vec<Vec<f32>> = cfg
+        .tensor_specs()
+        .iter()
+        .map(|s| vec![0.0; s.shape.iter().product()])
+        .collect();
+    values[5] = vec![0.3, -12.0]; // encoder.fc2.bias: μ = 0.3, log σ² = −12
+    values[11] = [vec![0.0; 784], vec![-1.0; 784], vec![-7.0; 784]].concat(); // pixels ≈ 0
+    let model = Vae::from_tensors(cfg, serde_json::json!({}), values).unwrap();
+    let x = vec![0u8; 784];
+    let start = StreamStart::Checksum(0x00ff_ffff);
+    let payload = round_trip(&model, &x, 28, 28, start);
+    assert!(payload.len() <= 4, "{} bytes", payload.len());
+    // and through the pipeline, whatever the checksum
+    let model = Model::from(model);
+    let image = Image::gray8(28, 28, x).unwrap();
+    let bytes = compress(&image, &model, &options(1)).unwrap();
+    let named = NamedModel {
+        name: "dry",
+        model: &model,
+    };
+    assert_eq!(
+        decompress(&bytes, &named, &DecodeOptions::default()).unwrap(),
+        image
+    );
+}

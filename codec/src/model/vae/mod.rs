@@ -33,6 +33,10 @@ impl PlaneModel for Vae {
         c.in_channels as u64 * (12 * c.mixtures as u64 + 8) + 16
     }
 
+    fn may_run_dry(&self) -> bool {
+        true
+    }
+
     fn push(
         &self,
         coder: &mut DefaultAnsCoder,
