@@ -7,6 +7,7 @@
 
 use idfcodec_codec::model::idf::flow;
 use idfcodec_codec::Idf as EngineIdf;
+use idfcodec_codec::{Vae as EngineVae, VaeConfig as CodecVaeConfig};
 use serde_json::json;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use tch::{Device, Kind};
 
 use crate::metrics::bpd::dataset_bpd;
 use crate::nn::idf::IdfModelConfig;
+use crate::nn::vae::Vae;
 use crate::nn::Idf;
 use crate::train::{self, checkpoint, TrainError};
 
@@ -76,26 +78,74 @@ pub fn codec_tensors(
     vs: &tch::nn::VarStore,
     config: &idfcodec_codec::IdfConfig,
 ) -> Result<Vec<Vec<f32>>, TrainError> {
+    let specs = config.tensor_specs().into_iter().map(|s| (s.name, s.shape));
+    tensors_by_spec(vs, specs)
+}
+
+/// Weights of a tch VAE, in the codec's tensor order, checked against its specs.
+pub fn vae_codec_tensors(
+    vs: &tch::nn::VarStore,
+    config: &CodecVaeConfig,
+) -> Result<Vec<Vec<f32>>, TrainError> {
+    let specs = config.tensor_specs().into_iter().map(|s| (s.name, s.shape));
+    tensors_by_spec(vs, specs)
+}
+
+/// The named tensors, in order, checked for presence and shape.
+fn tensors_by_spec(
+    vs: &tch::nn::VarStore,
+    specs: impl Iterator<Item = (String, Vec<usize>)>,
+) -> Result<Vec<Vec<f32>>, TrainError> {
     let vars = vs.variables();
-    config
-        .tensor_specs()
-        .iter()
-        .map(|spec| {
+    specs
+        .map(|(name, expected)| {
             let t = vars
-                .get(&spec.name)
-                .ok_or_else(|| TrainError::Other(format!("model lacks {}", spec.name)))?;
+                .get(&name)
+                .ok_or_else(|| TrainError::Other(format!("model lacks {name}")))?;
             let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-            if shape != spec.shape {
+            if shape != expected {
                 return Err(TrainError::Other(format!(
-                    "{} has shape {shape:?}, spec says {:?}",
-                    spec.name, spec.shape
+                    "{name} has shape {shape:?}, spec says {expected:?}"
                 )));
             }
             let flat = t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1);
-            Vec::<f32>::try_from(&flat)
-                .map_err(|e| TrainError::Other(format!("{}: {e}", spec.name)))
+            Vec::<f32>::try_from(&flat).map_err(|e| TrainError::Other(format!("{name}: {e}")))
         })
         .collect()
+}
+
+/// Compares the engine's negative ELBO (reconstruction at the posterior mean under the codec's
+/// quantised tables, plus the closed-form KL) with the tch VAE's on the first `n` images.
+pub fn vae_engine_check(
+    engine: &EngineVae,
+    float: &Vae,
+    images: &tch::Tensor,
+    n: usize,
+) -> Result<EngineCheck, TrainError> {
+    let n = n.min(images.size()[0] as usize);
+    let dims: i64 = images.size()[1..].iter().product();
+    let subset = images.narrow(0, 0, n as i64);
+    let float_nats: Vec<f64> = tch::no_grad(|| {
+        let (rec, kl) = float.terms_at_mean(&subset.to_kind(Kind::Float));
+        Vec::<f64>::try_from(&(rec + kl).to_kind(Kind::Double)).expect("1-d")
+    });
+    let (mut float_bits, mut engine_bits, mut max_rel) = (0.0, 0.0, 0.0f64);
+    for (i, nats) in float_nats.iter().enumerate() {
+        let px: Vec<u8> = Vec::try_from(&subset.get(i as i64).flatten(0, -1)).expect("u8 image");
+        let (rec, kl) = idfcodec_codec::model::vae::terms_at_mean(engine, &px)
+            .map_err(|e| TrainError::Other(e.to_string()))?;
+        let (e, f) = (rec + kl, nats / std::f64::consts::LN_2);
+        max_rel = max_rel.max((e - f).abs() / f);
+        float_bits += f;
+        engine_bits += e;
+    }
+    let denom = (n as f64) * dims as f64;
+    Ok(EngineCheck {
+        images: n,
+        float_bpd: float_bits / denom,
+        engine_bpd: engine_bits / denom,
+        max_rel_diff: max_rel,
+    })
 }
 
 /// Compares the engine's NLL with the float model's on the first `n` images of `images`.
@@ -160,10 +210,13 @@ fn write_new(path: &Path, bytes: &[u8], force: bool) -> Result<(), TrainError> {
 pub fn export(job: &ExportJob) -> Result<ExportReport, TrainError> {
     let state = checkpoint::read_state(&job.run)?;
     let cfg = &state.config;
-    // the codec codes with the IDF family only
+    if cfg.model.vae().is_some() {
+        return export_vae(job, &state);
+    }
+    // the codec codes with the IDF and VAE families
     let idf = cfg.model.idf().ok_or_else(|| {
         TrainError::Config(format!(
-            "{} holds a {} model: only IDF runs export to the codec",
+            "{} holds a {} model: only IDF and VAE runs export to the codec",
             job.run.display(),
             cfg.model.family()
         ))
@@ -214,6 +267,75 @@ pub fn export(job: &ExportJob) -> Result<ExportReport, TrainError> {
         model_path,
         card_path,
         parameters: idf.arch.parameter_count(),
+        test_bpd,
+        check,
+    })
+}
+
+/// The VAE's export: its codable config (`VaeConfig::codable`), its tensors, the engine check,
+/// the model file and a short card.
+fn export_vae(job: &ExportJob, state: &checkpoint::RunState) -> Result<ExportReport, TrainError> {
+    let cfg = &state.config;
+    let vae_cfg = cfg.model.vae().expect("checked by the caller");
+    let arch = vae_cfg.codable().map_err(TrainError::Config)?;
+    let (mut vs, model) = train::build_model::<Vae>(cfg, Device::Cpu)?;
+    checkpoint::load(&job.run, &mut vs, None)?;
+    let data = train::load_data(cfg)?;
+    let test_bpd = match state.test_bpd {
+        Some(b) if state.step >= cfg.train.steps => b,
+        _ => dataset_bpd(&model, &data.test, 500, Device::Cpu),
+    };
+    let values = vae_codec_tensors(&vs, &arch)?;
+    let engine = EngineVae::from_tensors(arch.clone(), json!({}), values)
+        .map_err(|e| TrainError::Other(e.to_string()))?;
+    let check = (job.check_images > 0)
+        .then(|| vae_engine_check(&engine, &model, &data.test, job.check_images))
+        .transpose()?;
+    let card = json!({
+        "name": job.name,
+        "family": "vae",
+        "dataset": cfg.data.dataset,
+        "test_neg_elbo_bpd": test_bpd,
+        "test_images": data.test.size()[0],
+        "steps": state.step,
+        "batch_size": cfg.train.batch_size,
+        "lr": cfg.train.lr,
+        "parameters": arch.parameter_count(),
+        "train_seconds": state.train_seconds,
+        "hardware": state.hardware,
+        "engine_check": check.as_ref().map(|c| json!({
+            "images": c.images, "float_neg_elbo_at_mean_bpd": c.float_bpd,
+            "engine_neg_elbo_at_mean_bpd": c.engine_bpd, "max_rel_diff": c.max_rel_diff
+        })),
+        "idfcodec_version": env!("CARGO_PKG_VERSION"),
+    });
+    let bytes = engine
+        .to_safetensors(&card)
+        .map_err(|e| TrainError::Other(e.to_string()))?;
+    std::fs::create_dir_all(&job.out_dir).map_err(|e| TrainError::io(&job.out_dir, e))?;
+    let model_path = job.out_dir.join(format!("{}.safetensors", job.name));
+    let card_path = job.out_dir.join(format!("{}.md", job.name));
+    write_new(&model_path, &bytes, job.force)?;
+    let markdown = format!(
+        "# Model card: `{}`\n\nVAE coded by bits-back ANS, trained by `idfcodec train` and exported by `idfcodec export`.\n\n\
+         - Data: {} (test split: {} images)\n- Test negative ELBO: **{:.4} bits per dimension** (float model)\n\
+         - Parameters: {}; {} steps, batch {}, {:.0} s\n\n## Architecture\n\n```json\n{}\n```\n\n## Card\n\n```json\n{}\n```\n",
+        job.name,
+        cfg.data.dataset,
+        card["test_images"],
+        test_bpd,
+        arch.parameter_count(),
+        state.step,
+        cfg.train.batch_size,
+        state.train_seconds,
+        serde_json::to_string_pretty(&arch).expect("serialises"),
+        serde_json::to_string_pretty(&card).expect("serialises"),
+    );
+    write_new(&card_path, markdown.as_bytes(), job.force)?;
+    Ok(ExportReport {
+        model_path,
+        card_path,
+        parameters: arch.parameter_count(),
         test_bpd,
         check,
     })

@@ -1,6 +1,7 @@
 #![cfg(feature = "train")]
 //! FID, KID and the inception score: the formulas against closed forms and direct computations,
 //! their behaviour on known cases, and `idfcodec metrics` as a user runs it.
+#![cfg(feature = "train")]
 
 mod cli_common;
 mod common;

@@ -1041,7 +1041,9 @@ impl TileCoding<'_> {
             false => entropy::INITIAL_STATE,
         };
         let mut coder = entropy::open_stream(payload)?;
-        entropy::check_not_dry(&coder, floor)?;
+        if !self.model.is_some_and(|m| m.coder().may_run_dry()) {
+            entropy::check_not_dry(&coder, floor)?;
+        }
         let first = match self.model {
             Some(model) => {
                 let (h, w) = (self.layout.padded_height, self.layout.padded_width);

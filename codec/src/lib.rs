@@ -60,6 +60,7 @@ pub use image::{
     ModelLookup, ModelStorage, NamedImage, NamedModel, DEFAULT_MAX_MEMORY, MAX_THREADS,
 };
 pub use model::idf::{Idf, IdfConfig};
+pub use model::vae::{Vae, VaeConfig};
 pub use model::{Family, Model};
 pub use registry::{EmbeddedSpec, Registry, RegistryEntry};
 

@@ -292,6 +292,15 @@ impl ModelConfig {
         self.of_mut::<Idf>()
     }
 
+    /// The VAE's config, when the family is the VAE.
+    pub fn vae(&self) -> Option<&VaeConfig> {
+        self.of::<Vae>()
+    }
+
+    pub fn vae_mut(&mut self) -> Option<&mut VaeConfig> {
+        self.of_mut::<Vae>()
+    }
+
     /// The family's log column names ([`Trainable::log_columns`]).
     pub fn log_columns(&self) -> LogColumns {
         struct Columns;

@@ -16,9 +16,11 @@
 //! are zeroed again afterwards.
 
 mod conv;
+mod dense;
 mod network;
 
 pub use conv::{kernel_variant, Conv3x3, CPU_VARIANT_VAR};
+pub use dense::{relu_in_place, Dense};
 pub use network::{Network, ResidualBlock};
 
 use crate::{CodecError, Result};

@@ -246,6 +246,51 @@ impl LogisticMixture {
     }
 }
 
+impl LogisticMixture {
+    /// Masses of `bins` consecutive bins on the real line whose inner boundaries are
+    /// `first + k·width` (`k = 0..bins−1`): bin 0 takes the whole lower tail, the last bin the
+    /// whole upper tail (as the 256 pixel values of a decoder's likelihood, PixelCNN++'s edge
+    /// bins), so they sum to 1 up to rounding. Same arithmetic as the window masses above:
+    /// differences on the smaller tail, `exp(−x)` advanced by one multiplication per bin.
+    pub fn binned_masses(&self, first: f64, width: f64, bins: usize) -> Vec<f64> {
+        let mut p = vec![0.0; bins];
+        if bins < 2 {
+            p.iter_mut().for_each(|v| *v = 1.0);
+            return p;
+        }
+        for j in 0..self.weights.len() {
+            let (w, mu, s) = (self.weights[j], self.means[j], self.scales[j]);
+            if w == 0.0 {
+                continue;
+            }
+            let step = libm::exp(-width / s);
+            let mut prev = CdfPoint::at((first - mu) / s);
+            p[0] += w * prev.below;
+            for slot in &mut p[1..bins - 1] {
+                let next = prev.shifted(step);
+                *slot += w * prev.mass_to(&next);
+                prev = next;
+            }
+            p[bins - 1] += w * prev.above;
+        }
+        p
+    }
+}
+
+/// A categorical entropy model of masses `p` (unnormalised, finite, ≥ 0, not all 0), quantised
+/// to [`PRECISION`] bits as in the module docs (every symbol codable).
+pub fn categorical(p: &[f64]) -> Result<DefaultContiguousCategoricalEntropyModel> {
+    if p.is_empty() || p.len() as u64 >= 1u64 << PRECISION {
+        return Err(CodecError::Internal(format!(
+            "a categorical model of {} symbols",
+            p.len()
+        )));
+    }
+    let q = quantize(p)?;
+    DefaultContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(&q, false)
+        .map_err(|()| CodecError::Internal("invalid fixed-point probabilities".into()))
+}
+
 /// Rounds `v` with `round` and clamps it to the `i32` range.
 fn clamp_to_i32(v: f64, round: fn(f64) -> f64) -> i64 {
     round(v).clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i64
@@ -302,12 +347,7 @@ impl LatentModel {
     /// Builds the quantised model of a mixture (see the module docs).
     pub fn new(mixture: &LogisticMixture) -> Result<Self> {
         let window = mixture.window();
-        let q = quantize(&mixture.masses(window))?;
-        let categorical =
-            DefaultContiguousCategoricalEntropyModel::from_nonzero_fixed_point_probabilities(
-                &q, false,
-            )
-            .map_err(|()| CodecError::Internal("invalid fixed-point probabilities".into()))?;
+        let categorical = categorical(&mixture.masses(window))?;
         Ok(LatentModel {
             window,
             categorical,
@@ -460,6 +500,17 @@ mod tests {
             LogisticMixture::new(&p),
             Err(CodecError::NonFiniteParameters)
         ));
+    }
+
+    #[test]
+    fn binned_masses_have_edge_bins() {
+        let m = mixture(&[0.0, -1.0], &[0.1, -0.6], &[-3.0, -2.0]);
+        let p = m.binned_masses(-1.0 + 1.0 / 255.0, 2.0 / 255.0, 256);
+        let total: f64 = p.iter().sum();
+        assert!((total - 1.0).abs() < 1e-9, "{total}");
+        assert!(p.iter().all(|&v| v >= 0.0));
+        let q = categorical(&p).unwrap();
+        assert_eq!(q.support_size(), 256);
     }
 
     #[test]

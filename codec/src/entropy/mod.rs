@@ -11,8 +11,8 @@ pub mod mixture;
 pub mod stream;
 
 pub use mixture::{
-    LatentModel, LogisticMixture, MixtureParams, MAX_WINDOW, PRECISION, WINDOW_MIN_WEIGHT,
-    WINDOW_RADIUS,
+    categorical, LatentModel, LogisticMixture, MixtureParams, MAX_WINDOW, PRECISION,
+    WINDOW_MIN_WEIGHT, WINDOW_RADIUS,
 };
 pub use stream::{
     check_not_dry, close_stream, finish_stream, open_stream, start_stream, StreamStart,

@@ -26,16 +26,19 @@ pub const MAX_PARAMETERS: usize = 1 << 28;
 pub enum Family {
     /// Integer discrete flows ([`crate::model::idf`]).
     Idf,
+    /// Variational autoencoders coded by bits-back ANS ([`crate::model::vae`]).
+    Vae,
 }
 
 impl Family {
     /// Every family this build knows.
-    pub const ALL: [Family; 1] = [Family::Idf];
+    pub const ALL: [Family; 2] = [Family::Idf, Family::Vae];
 
     /// The tag stored under [`FAMILY_KEY`].
     pub fn tag(self) -> &'static str {
         match self {
             Family::Idf => "idf",
+            Family::Vae => "vae",
         }
     }
 
@@ -49,6 +52,7 @@ impl fmt::Display for Family {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Family::Idf => "IDF",
+            Family::Vae => "VAE",
         })
     }
 }
@@ -181,4 +185,41 @@ pub(crate) fn write(
     ]);
     safetensors::serialize(views, &Some(metadata))
         .map_err(|e| CodecError::Internal(format!("safetensors serialisation failed: {e:?}")))
+}
+
+/// 64-bit FNV-1a.
+pub(crate) struct Fnv1a(u64);
+
+impl Fnv1a {
+    pub(crate) fn new() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    pub(crate) fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// SplitMix64, a tiny deterministic generator for the families' `new_random` test models.
+pub(crate) struct SplitMix64(pub(crate) u64);
+
+impl SplitMix64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[-1, 1)`, exactly representable.
+    pub(crate) fn symmetric(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u32 << 23) as f32 - 1.0
+    }
 }

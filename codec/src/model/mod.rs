@@ -2,7 +2,8 @@
 //! card and tensors), [`Model`] (a loaded model of any family), the interface the image
 //! pipeline codes a tile's planes through (`planes.rs`), and one folder per family:
 //!
-//! - [`idf`]: integer discrete flows.
+//! - [`idf`]: integer discrete flows;
+//! - [`vae`]: variational autoencoders, coded by bits-back ANS.
 //!
 //! A new family gets a folder here with its architecture config, its weights loaded for the
 //! engine and its `PlaneModel` implementation, a variant of [`Family`] and one arm in each
@@ -11,12 +12,14 @@
 pub mod file;
 pub mod idf;
 mod planes;
+pub mod vae;
 
 pub use file::{Family, ARCH_KEY, CARD_KEY, FAMILY_KEY, MAX_PARAMETERS};
 pub(crate) use planes::PlaneModel;
 
 use crate::Result;
 use idf::Idf;
+use vae::Vae;
 
 /// A loaded learned model of any [`Family`], ready to code images on the engine.
 ///
@@ -39,12 +42,21 @@ pub struct Model {
 #[derive(Clone, Debug, PartialEq)]
 enum Learned {
     Idf(Idf),
+    Vae(Vae),
 }
 
 impl From<Idf> for Model {
     fn from(idf: Idf) -> Model {
         Model {
             learned: Learned::Idf(idf),
+        }
+    }
+}
+
+impl From<Vae> for Model {
+    fn from(vae: Vae) -> Model {
+        Model {
+            learned: Learned::Vae(vae),
         }
     }
 }
@@ -58,6 +70,7 @@ impl Model {
         let info = file::metadata(bytes)?;
         Ok(match file::family(&info)? {
             Family::Idf => Idf::from_safetensors(bytes)?.into(),
+            Family::Vae => Vae::from_safetensors(bytes)?.into(),
         })
     }
 
@@ -65,6 +78,7 @@ impl Model {
     pub fn to_safetensors(&self, card: &serde_json::Value) -> Result<Vec<u8>> {
         match &self.learned {
             Learned::Idf(m) => m.to_safetensors(card),
+            Learned::Vae(m) => m.to_safetensors(card),
         }
     }
 
@@ -72,6 +86,7 @@ impl Model {
     pub fn family(&self) -> Family {
         match &self.learned {
             Learned::Idf(_) => Family::Idf,
+            Learned::Vae(_) => Family::Vae,
         }
     }
 
@@ -79,6 +94,7 @@ impl Model {
     pub fn id(&self) -> u64 {
         match &self.learned {
             Learned::Idf(m) => m.id(),
+            Learned::Vae(m) => m.id(),
         }
     }
 
@@ -86,6 +102,7 @@ impl Model {
     pub fn card(&self) -> &serde_json::Value {
         match &self.learned {
             Learned::Idf(m) => m.card(),
+            Learned::Vae(m) => m.card(),
         }
     }
 
@@ -93,6 +110,7 @@ impl Model {
     pub fn parameter_count(&self) -> usize {
         match &self.learned {
             Learned::Idf(m) => m.config().parameter_count(),
+            Learned::Vae(m) => m.config().parameter_count(),
         }
     }
 
@@ -100,6 +118,7 @@ impl Model {
     pub fn summary(&self) -> String {
         match &self.learned {
             Learned::Idf(m) => m.config().summary(),
+            Learned::Vae(m) => m.config().summary(),
         }
     }
 
@@ -107,6 +126,15 @@ impl Model {
     pub fn idf(&self) -> Option<&Idf> {
         match &self.learned {
             Learned::Idf(m) => Some(m),
+            Learned::Vae(_) => None,
+        }
+    }
+
+    /// The VAE, if it is one.
+    pub fn vae(&self) -> Option<&Vae> {
+        match &self.learned {
+            Learned::Vae(m) => Some(m),
+            Learned::Idf(_) => None,
         }
     }
 
@@ -124,6 +152,7 @@ impl Model {
     pub(crate) fn coder(&self) -> &dyn PlaneModel {
         match &self.learned {
             Learned::Idf(m) => m,
+            Learned::Vae(m) => m,
         }
     }
 }

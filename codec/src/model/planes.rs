@@ -31,6 +31,13 @@ pub(crate) trait PlaneModel: Sync {
         height: usize,
         width: usize,
     ) -> Result<()>;
+    /// Whether an honest stream may be below the pipeline's floor with no words left at the
+    /// start of decoding or between this model's pops (bits-back coding: a lone tile's
+    /// posterior draws can take the stream dry). The pipeline then skips its early
+    /// "data exhausted" stop before this model's part; the end-state check still holds.
+    fn may_run_dry(&self) -> bool {
+        false
+    }
     /// Pops what [`push`](PlaneModel::push) pushed for this size, stopping as soon as the
     /// stream runs dry below `floor` ([`crate::entropy::check_not_dry`]). Damaged data give an
     /// error, never a panic.

@@ -126,6 +126,18 @@ impl Vae {
         }
     }
 
+    /// The negative ELBO's terms with the reconstruction taken at the posterior mean (nats per
+    /// image, shape `N` each): `−log p(x|z=μ)` and the closed-form KL — deterministic, for
+    /// comparing with the codec's engine.
+    pub fn terms_at_mean(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let (mu, logvar) = self.encode(x);
+        let raw = self.decode_raw(&mu);
+        (
+            self.likelihood.nll(x, &raw),
+            kl_standard_normal(&mu, &logvar),
+        )
+    }
+
     /// The importance-weighted bound on `log p(x)` (nats, shape `N`) with `k` samples per image
     /// (Burda et al. 2016): `log (1/k) Σ p(x, z_i) / q(z_i|x)`. With `k = 1` it is the
     /// one-sample ELBO, `−reconstruction − kl_sample` of [`Vae::elbo`] drawn from the same

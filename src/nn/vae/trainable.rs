@@ -3,6 +3,8 @@
 //! dimension), its evaluation (ELBO terms in nats and bits/dim, the IWAE bound) and, with the
 //! critic, a training step of critic updates then one VAE update.
 
+use idfcodec_codec::model::vae::arch::VaeArch;
+use idfcodec_codec::VaeConfig as CodecVaeConfig;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -46,6 +48,9 @@ pub struct VaeConfig {
     pub iwae_samples: usize,
     /// A WGAN-GP critic on the decoder (`[model.adversarial]`; off while `weight` is 0).
     pub adversarial: Adversarial,
+    /// For the codec: each latent dimension is coded as one of `2^bucket_bits` buckets of equal
+    /// prior mass (bits-back coding, `idfcodec_codec::model::vae`); no effect on training.
+    pub bucket_bits: u32,
 }
 
 /// `[model.adversarial]`: the decoder also trained against a WGAN-GP critic.
@@ -94,6 +99,7 @@ impl Default for VaeConfig {
             mixtures: 3,
             iwae_samples: 0,
             adversarial: Adversarial::default(),
+            bucket_bits: 10,
         }
     }
 }
@@ -104,6 +110,33 @@ impl VaeConfig {
             channels: self.in_channels,
             size: self.image_size,
         }
+    }
+
+    /// The codec's description of this VAE ([`CodecVaeConfig`], the one both sides build from),
+    /// when the codec can code with it: an MLP encoder and decoder with the logistic mixture
+    /// likelihood and no critic. Its tensors are exactly this model's `VarStore` (names and
+    /// shapes, checked by `tests/vae_engine_agreement.rs`).
+    pub fn codable(&self) -> Result<CodecVaeConfig, String> {
+        if self.arch != Arch::Mlp || self.likelihood != LikelihoodKind::Logistic {
+            return Err(format!(
+                "the codec codes MLP VAEs with the logistic likelihood, not {:?} with {:?}",
+                self.arch, self.likelihood
+            ));
+        }
+        if self.adversarial() {
+            return Err("the codec does not take a VAE with a critic".into());
+        }
+        let c = CodecVaeConfig {
+            arch: VaeArch::Mlp,
+            in_channels: self.in_channels,
+            image_size: self.image_size,
+            latent: self.latent,
+            hidden: self.hidden,
+            mixtures: self.mixtures,
+            bucket_bits: self.bucket_bits,
+        };
+        c.validate()?;
+        Ok(c)
     }
 
     fn adversarial(&self) -> bool {

@@ -7,7 +7,7 @@
 //! weights that produced a bitstream; the card does not take part.
 
 use crate::engine::{Conv3x3, Network, ResidualBlock};
-use crate::model::file::{self, invalid, Family};
+use crate::model::file::{self, invalid, Family, Fnv1a, SplitMix64};
 use crate::model::idf::arch::{IdfConfig, NetKind, NetRole, TensorSpec};
 use crate::{CodecError, Result};
 
@@ -298,43 +298,6 @@ fn model_id(config: &IdfConfig, values: &[Vec<f32>]) -> u64 {
         }
     }
     h.finish()
-}
-
-/// 64-bit FNV-1a.
-struct Fnv1a(u64);
-
-impl Fnv1a {
-    fn new() -> Self {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// SplitMix64, a tiny deterministic generator for [`Idf::new_random`].
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[-1, 1)`, exactly representable.
-    fn symmetric(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u32 << 23) as f32 - 1.0
-    }
 }
 
 /// Gain of the random output layers relative to a unit-variance initialisation: keeps

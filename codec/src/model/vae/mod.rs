@@ -1,0 +1,60 @@
+//! The variational autoencoder (VAE) family on the coding path, coded by bits-back ANS:
+//!
+//! - [`arch`]: the architecture, described once ([`VaeConfig`]: config, networks, tensor
+//!   names, semantics), shared with training;
+//! - [`Vae`] (`weights.rs`): a VAE model file loaded as dense networks for the engine;
+//! - [`coding`]: BB-ANS of its tiles (buckets, posterior and pixel tables), and its
+//!   `PlaneModel` implementation here.
+
+pub mod arch;
+pub mod coding;
+mod weights;
+
+pub use arch::VaeConfig;
+pub use coding::{pop_image, push_image, terms_at_mean, Buckets, Posterior};
+pub use weights::Vae;
+
+use constriction::stream::stack::DefaultAnsCoder;
+
+use super::planes::PlaneModel;
+use crate::Result;
+
+impl PlaneModel for Vae {
+    fn planes(&self) -> usize {
+        self.config().in_channels
+    }
+
+    fn size_multiple(&self) -> usize {
+        self.config().image_size
+    }
+
+    fn bytes_per_pixel(&self) -> u64 {
+        let c = self.config();
+        c.in_channels as u64 * (12 * c.mixtures as u64 + 8) + 16
+    }
+
+    fn may_run_dry(&self) -> bool {
+        true
+    }
+
+    fn push(
+        &self,
+        coder: &mut DefaultAnsCoder,
+        planes: &[u8],
+        height: usize,
+        width: usize,
+    ) -> Result<()> {
+        push_image(coder, self, planes, height, width)
+    }
+
+    /// Ignores `floor`: see the module docs of [`coding`] ("Tiles and the initial bits").
+    fn pop(
+        &self,
+        coder: &mut DefaultAnsCoder,
+        height: usize,
+        width: usize,
+        _floor: u64,
+    ) -> Result<Vec<u8>> {
+        pop_image(coder, self, height, width)
+    }
+}

@@ -1,0 +1,178 @@
+//! The VAE's weights: a VAE model file (see [`crate::model::file`]: family `vae`, the
+//! [`VaeConfig`] as its architecture JSON, its tensors exactly [`VaeConfig::tensor_specs`])
+//! loaded as dense layers for the engine, with its bucket edges.
+//!
+//! A VAE's [`Vae::id`] is the 64-bit FNV-1a hash over the canonical arch JSON and, in
+//! `tensor_specs` order, every tensor's name and little-endian `f32` bytes (as the IDF's).
+
+use super::arch::{VaeConfig, LOGVAR_RANGE};
+use super::coding::Buckets;
+use crate::engine::{relu_in_place, Dense};
+use crate::model::file::{self, invalid, Family, Fnv1a, SplitMix64};
+use crate::Result;
+
+/// A loaded VAE, ready to code on the engine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Vae {
+    config: VaeConfig,
+    card: serde_json::Value,
+    encoder: Vec<Dense>,
+    decoder: Vec<Dense>,
+    pub(super) buckets: Buckets,
+    id: u64,
+}
+
+impl Vae {
+    /// Parses and validates a VAE model file: the config, the parameter count against
+    /// [`MAX_PARAMETERS`](crate::model::MAX_PARAMETERS), every tensor's presence, dtype and
+    /// shape, before copying any weights.
+    pub fn from_safetensors(bytes: &[u8]) -> Result<Vae> {
+        let info = file::metadata(bytes)?;
+        let family = file::family(&info)?;
+        if family != Family::Vae {
+            return Err(invalid(format!(
+                "this is a {family} model file, not a VAE one"
+            )));
+        }
+        let config: VaeConfig = file::arch(&info)?;
+        config
+            .validate()
+            .map_err(|e| invalid(format!("{}: {e}", file::ARCH_KEY)))?;
+        let card = file::card(&info)?;
+        file::check_size(config.parameter_count())?;
+        let specs = config.tensor_specs();
+        let tensors = file::tensors(bytes, specs.len())?;
+        let values = specs
+            .iter()
+            .map(|spec| file::tensor(&tensors, &spec.name, &spec.shape))
+            .collect::<Result<Vec<_>>>()?;
+        Vae::from_tensors(config, card, values)
+    }
+
+    /// A model with small deterministic pseudo-random weights, for tests and benchmarks.
+    pub fn new_random(config: VaeConfig, seed: u64) -> Result<Vae> {
+        config.validate().map_err(invalid)?;
+        file::check_size(config.parameter_count())?;
+        let mut rng = SplitMix64(seed);
+        let values = config
+            .tensor_specs()
+            .iter()
+            .map(|spec| {
+                let n: usize = spec.shape.iter().product();
+                let bound = match spec.shape.as_slice() {
+                    [_, fan_in] => (3.0 / *fan_in as f32).sqrt(),
+                    _ => 0.1,
+                };
+                (0..n).map(|_| bound * rng.symmetric()).collect()
+            })
+            .collect();
+        Vae::from_tensors(config, serde_json::json!({ "random_seed": seed }), values)
+    }
+
+    /// From validated config and tensors in [`VaeConfig::tensor_specs`] order.
+    pub fn from_tensors(
+        config: VaeConfig,
+        card: serde_json::Value,
+        values: Vec<Vec<f32>>,
+    ) -> Result<Vae> {
+        config.validate().map_err(invalid)?;
+        let id = model_id(&config, &values);
+        let mut values = values.into_iter();
+        let [encoder, decoder] = config.networks().map(|net| {
+            net.widths
+                .windows(2)
+                .map(|p| {
+                    let w = values.next().ok_or_else(|| invalid("too few tensors"))?;
+                    let b = values.next().ok_or_else(|| invalid("too few tensors"))?;
+                    Dense::new(p[0], p[1], w, b)
+                })
+                .collect::<Result<Vec<_>>>()
+        });
+        let (encoder, decoder) = (encoder?, decoder?);
+        Ok(Vae {
+            buckets: Buckets::new(config.bucket_bits),
+            config,
+            card,
+            encoder,
+            decoder,
+            id,
+        })
+    }
+
+    /// Serialises the model with `card` (a JSON object) as its card.
+    pub fn to_safetensors(&self, card: &serde_json::Value) -> Result<Vec<u8>> {
+        let values = self
+            .encoder
+            .iter()
+            .chain(&self.decoder)
+            .flat_map(Dense::tensors);
+        let tensors: Vec<_> = (self.config.tensor_specs().into_iter())
+            .zip(values)
+            .map(|(spec, v)| (spec.name, spec.shape, v))
+            .collect();
+        file::write(Family::Vae, arch_json(&self.config), card, &tensors)
+    }
+
+    /// The 64-bit identity of the weights and architecture (see the module docs).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &VaeConfig {
+        &self.config
+    }
+
+    /// The model card.
+    pub fn card(&self) -> &serde_json::Value {
+        &self.card
+    }
+
+    /// The posterior of one image's pixels (`C×S×S`, CHW): means and log-variances (clamped).
+    pub fn encode(&self, pixels: &[u8]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let x: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 127.5 - 1.0).collect();
+        let mut h = run(&self.encoder, x)?;
+        let logvar = h
+            .split_off(self.config.latent)
+            .into_iter()
+            .map(|v| v.clamp(LOGVAR_RANGE.0, LOGVAR_RANGE.1))
+            .collect();
+        Ok((h, logvar))
+    }
+
+    /// The decoder's raw outputs (`[3][M][C][S][S]`, see [`crate::model::vae::arch`]) for latents `z`.
+    pub fn decode_raw(&self, z: &[f32]) -> Result<Vec<f32>> {
+        run(&self.decoder, z.to_vec())
+    }
+}
+
+/// Dense layers with ReLU between them.
+fn run(layers: &[Dense], mut x: Vec<f32>) -> Result<Vec<f32>> {
+    for (k, layer) in layers.iter().enumerate() {
+        x = layer.forward(&x)?;
+        if k + 1 < layers.len() {
+            relu_in_place(&mut x);
+        }
+    }
+    Ok(x)
+}
+
+/// The canonical arch JSON.
+fn arch_json(config: &VaeConfig) -> String {
+    serde_json::to_string(config).expect("VaeConfig always serialises")
+}
+
+/// FNV-1a over the arch JSON and each tensor's name and bytes, in spec order.
+fn model_id(config: &VaeConfig, values: &[Vec<f32>]) -> u64 {
+    let mut h = Fnv1a::new();
+    h.write(arch_json(config).as_bytes());
+    for (spec, v) in config.tensor_specs().iter().zip(values) {
+        h.write(&[0]);
+        h.write(spec.name.as_bytes());
+        h.write(&[0]);
+        for x in v {
+            h.write(&x.to_le_bytes());
+        }
+    }
+    h.finish()
+}
