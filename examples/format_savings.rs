@@ -72,6 +72,7 @@ fn main() {
             version: Version::V1,
             model: ModelStorage::Embedded.reference(model),
             entries: v1_entries,
+            chain: None,
         }
         .to_bytes()
         .unwrap()

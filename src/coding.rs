@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use idfcodec_codec::format::{Limits, ModelRef, PixelFormat};
 use idfcodec_codec::RegistryEntry;
-use idfcodec_codec::{archive_format, EffortError, UnusedModel};
+use idfcodec_codec::{archive_format, ArchiveLayout, EffortError, UnusedModel};
 use idfcodec_codec::{
     compress_archive_with_effort, compress_with_effort, decompress, Compressed, DecodeOptions,
     Effort, EffortOptions, Image, ImageCodecError, LearnedModel, Model, ModelLookup, ModelStorage,
@@ -107,6 +107,8 @@ pub struct Coding {
     pub threads: usize,
     /// Tile side (`None`: the default of each candidate).
     pub tile: Option<u32>,
+    /// How archives lay out their entries (`--archive-layout`; `Auto` unless set).
+    pub archive_layout: ArchiveLayout,
 }
 
 impl Coding {
@@ -118,6 +120,7 @@ impl Coding {
             model: OnceCell::new(),
             threads,
             tile,
+            archive_layout: ArchiveLayout::Auto,
         }
     }
 
@@ -152,6 +155,7 @@ impl Coding {
             model,
             threads: self.threads,
             tile_side: self.tile,
+            archive_layout: self.archive_layout,
         })
     }
 

@@ -1,7 +1,8 @@
 //! Golden files: `fixtures/*.png` (real MNIST / Fashion-MNIST test images) and their encodings
 //! made with the fixed `fixtures/test-model.safetensors`: `fixtures/*.png.idf` in format
 //! version 1 (made before version 2 existed), `fixtures/v2/` (version 2) and `fixtures/v3/`
-//! (version 3), each with the archive `goldens.idfa`; `fixtures/v3/` also holds PngSuite
+//! (version 3) and `fixtures/v4/` (version 4, also the chained archive `goldens-chained.idfa`),
+//! each with the archive `goldens.idfa`; `fixtures/v3/` and `v4/` also hold PngSuite
 //! images with palettes, transparency and colour chunks, coded without a model. Every future
 //! build must decode all of them to exactly these pixels (and colour chunks), and encode the
 //! PNGs to exactly the bytes of the newest version: a change here is a format change (a version
@@ -59,9 +60,9 @@ fn idf_v1(g: &Golden) -> PathBuf {
 }
 
 /// The folder of the newest version's goldens.
-const NEWEST: &str = "v3";
+const NEWEST: &str = "v4";
 
-/// The golden of `version` (a folder under `fixtures/`: "v2", "v3").
+/// The golden of `version` (a folder under `fixtures/`: "v2", "v3", "v4").
 fn idf_in(version: &str, g: &Golden) -> PathBuf {
     fixtures().join(version).join(format!("{}.png.idf", g.stem))
 }
@@ -81,8 +82,13 @@ fn archive() -> PathBuf {
     archive_in(NEWEST)
 }
 
+/// The same archive chained (`--archive-layout chained`: one stream for all entries, version 4).
+fn chained_archive() -> PathBuf {
+    fixtures().join(NEWEST).join("goldens-chained.idfa")
+}
+
 /// PngSuite images with a palette, transparency or colour chunks, coded without a model
-/// (`--effort 1`) into `fixtures/v3/NAME.idf`.
+/// (`--effort 1`) into `fixtures/v4/NAME.idf` (`fixtures/v3/`: their version-3 twins).
 const COLOUR_GOLDEN: [&str; 5] = [
     "basn3p08-trns.png",
     "basn6a08.png",
@@ -95,8 +101,12 @@ fn colour_png(name: &str) -> PathBuf {
     fixtures().join("pngsuite").join(name)
 }
 
+fn colour_idf_in(version: &str, name: &str) -> PathBuf {
+    fixtures().join(version).join(format!("{name}.idf"))
+}
+
 fn colour_idf(name: &str) -> PathBuf {
-    fixtures().join(NEWEST).join(format!("{name}.idf"))
+    colour_idf_in(NEWEST, name)
 }
 
 /// `idfcodec compress --effort 1` (no model) of a colour golden into `out`.
@@ -119,8 +129,8 @@ fn png_content(path: &Path) -> idfcodec_codec::Image {
     png.to_image().unwrap()
 }
 
-/// `idfcodec compress --archive` of every golden PNG into `out`.
-fn compress_archive(out: &Path) {
+/// `idfcodec compress --archive` of every golden PNG into `out`, laid out as `layout` says.
+fn compress_archive(out: &Path, layout: &str) {
     let mut args: Vec<std::ffi::OsString> = vec!["compress".into(), "--archive".into()];
     args.push(out.into());
     args.extend(GOLDEN.iter().map(|g| png(g).into_os_string()));
@@ -129,6 +139,7 @@ fn compress_archive(out: &Path) {
     }
     // effort 4: the goldens are the model's files (from 5 the context coder's may be kept)
     args.extend(["--tile", "32", "--effort", "4", "--force"].map(Into::into));
+    args.extend(["--archive-layout", layout].map(Into::into));
     ok(&args);
 }
 
@@ -170,6 +181,7 @@ fn golden_files_decode_and_encode_exactly() {
             ("v1", idf_v1(g)),
             ("v2", idf_in("v2", g)),
             ("v3", idf_in("v3", g)),
+            ("v4", idf_in("v4", g)),
         ] {
             let decoded = dir.path().join(format!("{}.{version}.png", g.stem));
             decompress(&file, &decoded);
@@ -193,9 +205,13 @@ fn golden_files_decode_and_encode_exactly() {
 #[test]
 fn the_golden_archive_decodes_and_encodes_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    for version in ["v2", "v3"] {
-        let restored = dir.path().join(format!("restored-{version}"));
-        decompress(&archive_in(version), &restored);
+    let chained = (NEWEST, chained_archive());
+    let archives = ["v2", "v3", "v4"].map(|v| (v, archive_in(v)));
+    for (version, file) in archives.into_iter().chain([chained]) {
+        let restored = dir
+            .path()
+            .join(format!("restored-{}", file.display()).replace('/', "_"));
+        decompress(&file, &restored);
         for g in &GOLDEN {
             let name = format!("{}.png", g.stem);
             assert_eq!(
@@ -205,25 +221,33 @@ fn the_golden_archive_decodes_and_encodes_exactly() {
             );
         }
     }
-    let encoded = dir.path().join("goldens.idfa");
-    compress_archive(&encoded);
-    assert!(
-        std::fs::read(&encoded).unwrap() == std::fs::read(archive()).unwrap(),
-        "the encoder no longer writes the golden archive"
-    );
+    for (layout, golden) in [("independent", archive()), ("chained", chained_archive())] {
+        let encoded = dir.path().join(format!("goldens-{layout}.idfa"));
+        compress_archive(&encoded, layout);
+        assert!(
+            std::fs::read(&encoded).unwrap() == std::fs::read(&golden).unwrap(),
+            "the encoder no longer writes the golden {layout} archive"
+        );
+    }
 }
 
 #[test]
 fn colour_goldens_decode_and_encode_exactly() {
     let dir = tempfile::tempdir().unwrap();
     for name in COLOUR_GOLDEN {
-        let decoded = dir.path().join(name);
-        decompress(&colour_idf(name), &decoded);
-        assert_eq!(
-            png_content(&decoded),
-            png_content(&colour_png(name)),
-            "{name}"
-        );
+        for (version, file) in [
+            ("v3", colour_idf_in("v3", name)),
+            (NEWEST, colour_idf(name)),
+        ] {
+            let decoded = dir.path().join(format!("{version}-{name}"));
+            decompress(&file, &decoded);
+            assert_eq!(
+                png_content(&decoded),
+                png_content(&colour_png(name)),
+                "{}",
+                file.display()
+            );
+        }
         let encoded = dir.path().join(format!("{name}.idf"));
         compress_colour(name, &encoded);
         assert!(
@@ -239,8 +263,11 @@ fn info_shows_the_version() {
         (idf_v1(&GOLDEN[0]), "format version 1"),
         (idf_in("v2", &GOLDEN[0]), "format version 2"),
         (archive_in("v2"), "format version 2"),
-        (idf(&GOLDEN[0]), "format version 3"),
-        (archive(), "format version 3"),
+        (idf_in("v3", &GOLDEN[0]), "format version 3"),
+        (archive_in("v3"), "format version 3"),
+        (idf(&GOLDEN[0]), "format version 4"),
+        (archive(), "format version 4"),
+        (chained_archive(), "chained"),
     ] {
         let text = ok(&["info".as_ref(), file.as_os_str()]);
         assert!(text.contains(version), "{}: {text}", file.display());
@@ -292,7 +319,10 @@ fn regenerate_golden_files() {
         }
     }
     if !archive().exists() {
-        compress_archive(&archive());
+        compress_archive(&archive(), "independent");
+    }
+    if !chained_archive().exists() {
+        compress_archive(&chained_archive(), "chained");
     }
     for name in COLOUR_GOLDEN {
         if !colour_idf(name).exists() {

@@ -372,18 +372,23 @@ fn info_states_what_the_integrity_check_covers() {
         assert!(
             info.contains(
                 "check:    CRC-32 of each tile's pixel samples only (not colour records, pixel \
-                 format, tile placement or names; re-compress to get version 3's check)\n"
+                 format, tile placement or names; re-compress to get the newest version's check)\n"
             ),
             "{info}"
         );
     }
-    for v3 in [
-        "mnist-test-0.png.idf",
-        "goldens.idfa",
-        "basn3p08-trns.png.idf",
+    for (version, file) in [
+        ("3", "v3/mnist-test-0.png.idf"),
+        ("3", "v3/goldens.idfa"),
+        ("3", "v3/basn3p08-trns.png.idf"),
+        ("4", "v4/mnist-test-0.png.idf"),
+        ("4", "v4/goldens.idfa"),
     ] {
-        let info = ok(&["info".as_ref(), fixtures.join("v3").join(v3).as_os_str()]);
-        assert!(info.contains("format version 3"), "{info}");
+        let info = ok(&["info".as_ref(), fixtures.join(file).as_os_str()]);
+        assert!(
+            info.contains(&format!("format version {version}")),
+            "{info}"
+        );
         assert!(
             info.contains(
                 "check:    CRC-32 of each tile's samples together with everything decoded beside \
@@ -393,4 +398,12 @@ fn info_states_what_the_integrity_check_covers() {
             "{info}"
         );
     }
+    let chained = fixtures.join("v4/goldens-chained.idfa");
+    let info = ok(&["info".as_ref(), chained.as_os_str()]);
+    assert!(
+        info.contains("check:    CRC-32 of every entry's samples together with everything")
+            && info.contains("the entries' names, order and count")
+            && info.contains("layout:   chained"),
+        "{info}"
+    );
 }

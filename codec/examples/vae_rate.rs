@@ -1,21 +1,18 @@
-//! Measures a VAE model file's bits-back coding on a folder of gray PNGs (e.g. the MNIST test
-//! set written by `idfcodec dataset-png`): the first N images as one archive and each alone,
-//! encode and decode on one thread, bit-exact check, rates in bits per dimension (everything in
-//! the files counted: container, names, checksums).
+//! Measures a model file's archives on a folder of gray PNGs (e.g. the MNIST test set written
+//! by `idfcodec dataset-png`): the first N images as a chained archive (one stream, the
+//! bits-back chain), as an archive of independent entries, and each alone; encode and decode on
+//! one thread, bit-exact checks, rates in bits per dimension (everything in the files counted:
+//! container, names, checksums, the chain's initial bits and final flush).
 //!
 //! `cargo run --release -p idfcodec-codec --example vae_rate -- MODEL.safetensors DIR [N]`
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use idfcodec_codec::entropy::{
-    close_stream, finish_stream, open_stream, start_stream, StreamStart,
-};
 use idfcodec_codec::format::EntryName;
-use idfcodec_codec::model::vae::{pop_image, push_image};
 use idfcodec_codec::{
-    compress, compress_archive, decompress_archive, png, DecodeOptions, EncodeOptions, Model,
-    ModelStorage, NamedImage, NamedModel,
+    compress, compress_archive, decompress_archive, png, ArchiveLayout, DecodeOptions,
+    EncodeOptions, Model, ModelStorage, NamedImage, NamedModel,
 };
 
 fn main() {
@@ -42,85 +39,51 @@ fn main() {
         })
         .collect();
     let n = entries.len();
-    let dims: u64 = entries
-        .iter()
-        .map(|e| u64::from(e.image.width()) * u64::from(e.image.height()))
-        .sum();
-    let options = EncodeOptions {
-        threads: 1,
-        tile_side: 128,
-        model_storage: ModelStorage::External,
-    };
+    let dims: u64 = entries.iter().map(|e| e.image.dimensions()).sum();
+    let bpd = |bytes: usize| bytes as f64 * 8.0 / dims as f64;
     let named = NamedModel {
-        name: "vae",
+        name: "model",
         model: &model,
     };
-    let t = Instant::now();
-    let archive = compress_archive(&entries, &model, &options).unwrap();
-    let encode_s = t.elapsed().as_secs_f64();
     let decode_options = DecodeOptions {
         threads: 1,
         ..DecodeOptions::default()
     };
-    let t = Instant::now();
-    let back = decompress_archive(&archive, &named, &decode_options).unwrap();
-    let decode_s = t.elapsed().as_secs_f64();
-    assert!(back == entries, "the archive did not decode bit-exactly");
+    for layout in [ArchiveLayout::Chained, ArchiveLayout::Independent] {
+        let options = EncodeOptions {
+            threads: 1,
+            tile_side: 128,
+            model_storage: ModelStorage::External,
+            archive_layout: layout,
+        };
+        let t = Instant::now();
+        let archive = compress_archive(&entries, &model, &options).unwrap();
+        let encode_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let back = decompress_archive(&archive, &named, &decode_options).unwrap();
+        let decode_s = t.elapsed().as_secs_f64();
+        assert!(back == entries, "the archive did not decode bit-exactly");
+        println!(
+            "{layout:?} archive of {n} images ({dims} dims): {} bytes = {:.4} bpd (bit-exact); \
+             one thread: encode {:.1} images/s, decode {:.1} images/s",
+            archive.len(),
+            bpd(archive.len()),
+            n as f64 / encode_s,
+            n as f64 / decode_s
+        );
+    }
+    let options = EncodeOptions {
+        threads: 1,
+        model_storage: ModelStorage::External,
+        ..EncodeOptions::default()
+    };
     let lone: usize = entries
         .iter()
         .map(|e| compress(&e.image, &model, &options).unwrap().len())
         .sum();
     println!(
-        "{n} images, {dims} dims: archive {} bytes = {:.4} bpd (bit-exact); each alone: {lone} bytes = {:.4} bpd",
-        archive.len(),
-        archive.len() as f64 * 8.0 / dims as f64,
-        lone as f64 * 8.0 / dims as f64
-    );
-    println!(
-        "one thread: encode {:.1} images/s, decode {:.1} images/s",
-        n as f64 / encode_s,
-        n as f64 / decode_s
-    );
-    chain(&model, &entries, dims);
-}
-
-/// What the archive would cost if its entries shared one stream (the chain BB-ANS assumes; not
-/// in format version 3): the images side by side as one `28 × 28·N` strip, pushed as blocks in
-/// one ANS stream that starts at `2^32` (no checksum) — payload bytes only, the first image's
-/// initial bits and the final flush included.
-fn chain(model: &Model, entries: &[NamedImage], dims: u64) {
-    let Some(vae) = model.vae() else { return };
-    let s = vae.config().image_size;
-    if entries
-        .iter()
-        .any(|e| e.image.width() as usize != s || e.image.height() as usize != s)
-    {
-        return;
-    }
-    let n = entries.len();
-    let mut strip = vec![0u8; s * s * n];
-    for (k, e) in entries.iter().enumerate() {
-        for y in 0..s {
-            strip[y * s * n + k * s..][..s].copy_from_slice(&e.image.samples()[y * s..][..s]);
-        }
-    }
-    let start = StreamStart::Checksum(0);
-    let t = Instant::now();
-    let mut coder = start_stream(start);
-    push_image(&mut coder, vae, &strip, s, s * n).unwrap();
-    let payload = finish_stream(coder).unwrap();
-    let encode_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let mut coder = open_stream(&payload).unwrap();
-    let back = pop_image(&mut coder, vae, s, s * n).unwrap();
-    close_stream(coder, start).unwrap();
-    let decode_s = t.elapsed().as_secs_f64();
-    assert!(back == strip, "the chain did not decode bit-exactly");
-    println!(
-        "one chain of {n} images: {} bytes = {:.4} bpd (bit-exact); encode {:.1} images/s, decode {:.1} images/s",
-        payload.len(),
-        payload.len() as f64 * 8.0 / dims as f64,
-        n as f64 / encode_s,
-        n as f64 / decode_s
+        "each alone: {lone} bytes = {:.4} bpd ({:.1} bytes per image)",
+        bpd(lone),
+        lone as f64 / n as f64
     );
 }

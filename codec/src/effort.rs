@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::format::{ModelRef, PixelFormat};
-use crate::image::{format_name, learned_channels};
+use crate::image::{format_name, learned_channels, ArchiveLayout};
 use crate::tile::{DEFAULT_CONTEXT_TILE_SIDE, DEFAULT_TILE_SIDE};
 use crate::{
     compress, compress_archive, EncodeOptions, Image, ImageCodecError, Model, ModelLookup,
@@ -281,6 +281,9 @@ pub struct EffortOptions<'a> {
     /// Tile side (see [`EncodeOptions::tile_side`]); `None`: [`DEFAULT_TILE_SIDE`] with a
     /// learned model, [`DEFAULT_CONTEXT_TILE_SIDE`] for context coding (measured best for each).
     pub tile_side: Option<u32>,
+    /// How archives lay out their entries (see [`EncodeOptions::archive_layout`]); `Auto`
+    /// chains them for bits-back models.
+    pub archive_layout: ArchiveLayout,
 }
 
 impl Default for EffortOptions<'static> {
@@ -292,6 +295,7 @@ impl Default for EffortOptions<'static> {
             model: None,
             threads: 0,
             tile_side: None,
+            archive_layout: ArchiveLayout::Auto,
         }
     }
 }
@@ -369,6 +373,7 @@ impl<'a> EffortOptions<'a> {
             threads: self.threads,
             tile_side: self.tile_side.unwrap_or(tile_side),
             model_storage,
+            archive_layout: self.archive_layout,
         }
     }
 }
@@ -613,6 +618,7 @@ mod tests {
             model: Some(given),
             threads: 1,
             tile_side: None,
+            archive_layout: ArchiveLayout::Auto,
         };
         let context = "none (context coding)";
         assert_eq!(names(&at(1), PixelFormat::Gray8), [context]);
@@ -665,6 +671,7 @@ mod tests {
             model: None,
             threads: 1,
             tile_side: None,
+            archive_layout: ArchiveLayout::Auto,
         };
         assert!(matches!(
             at(5).plan(PixelFormat::Gray8),

@@ -23,11 +23,12 @@ use rayon::prelude::*;
 
 use crate::context::{self, FirstPlane, PlaneContent, PlaneLayout};
 use crate::entropy::{self, StreamStart};
+use constriction::stream::stack::DefaultAnsCoder;
 use std::sync::Mutex;
 
 use crate::format::{
-    Archive, ArchiveEntry, CodedImage, EntryName, EntryPosition, Extension, ExtensionKind,
-    FormatError, ImageFile, ImageHeader, Limits, ModelRef, PixelFormat, TileCheck, Version,
+    CodedImage, EntryName, Extension, ExtensionKind, FormatError, ImageFile, ImageHeader, Limits,
+    ModelRef, PixelFormat, TileCheck, Version,
 };
 use crate::tile::{self, TileLayout};
 use crate::{CodecError, Model};
@@ -38,12 +39,12 @@ use crate::{CodecError, Model};
 /// pixel interleaved; for gray8 simply one byte per pixel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Image {
-    width: u32,
-    height: u32,
-    pixel_format: PixelFormat,
-    samples: Vec<u8>,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) pixel_format: PixelFormat,
+    pub(crate) samples: Vec<u8>,
     /// Palette, transparency and colour information, as the container stores them.
-    extensions: Vec<Extension>,
+    pub(crate) extensions: Vec<Extension>,
 }
 
 impl Image {
@@ -174,6 +175,38 @@ pub struct EncodeOptions {
     pub tile_side: u32,
     /// How the file refers to the model.
     pub model_storage: ModelStorage,
+    /// How an archive lays out its entries (ignored for single images).
+    pub archive_layout: ArchiveLayout,
+}
+
+/// How an archive lays out its entries (FORMAT.md, "Archive" and "Chained archives").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ArchiveLayout {
+    /// Chained when the model codes with bits back ([`Model::uses_bits_back`]), independent
+    /// otherwise.
+    #[default]
+    Auto,
+    /// Each entry its own tile streams: entries are coded and decoded in parallel, and decoded
+    /// in batches within the memory budget.
+    Independent,
+    /// One stream for all entries (format version 4): a bits-back model carries its bits from
+    /// entry to entry, and no entry pays a start state of its own; decoding runs on one thread
+    /// and holds every entry until the stream is checked.
+    Chained,
+}
+
+impl ArchiveLayout {
+    /// [`ArchiveLayout::Independent`] or [`ArchiveLayout::Chained`]: what `Auto` means for
+    /// `model`.
+    pub fn resolve(self, model: Option<&Model>) -> ArchiveLayout {
+        match self {
+            ArchiveLayout::Auto if model.is_some_and(Model::uses_bits_back) => {
+                ArchiveLayout::Chained
+            }
+            ArchiveLayout::Auto => ArchiveLayout::Independent,
+            layout => layout,
+        }
+    }
 }
 
 impl Default for EncodeOptions {
@@ -184,6 +217,7 @@ impl Default for EncodeOptions {
             threads: 0,
             tile_side: tile::DEFAULT_TILE_SIDE,
             model_storage: ModelStorage::External,
+            archive_layout: ArchiveLayout::Auto,
         }
     }
 }
@@ -294,6 +328,10 @@ pub enum ImageCodecError {
         count: u64,
         error: CodecError,
     },
+    /// The one stream of a chained archive failed its checks (corrupt, truncated, or its end
+    /// state not the checksum of what it decoded).
+    #[error("archive chain: {0}")]
+    Chain(CodecError),
     /// Something about one archive entry.
     #[error("archive entry '{name}': {error}")]
     Entry {
@@ -318,7 +356,7 @@ impl ImageCodecError {
                 Fault::Limits
             }
             ImageCodecError::Format(e) => e.fault(),
-            ImageCodecError::Tile { error, .. } => error.fault(),
+            ImageCodecError::Tile { error, .. } | ImageCodecError::Chain(error) => error.fault(),
             ImageCodecError::Entry { error, .. } => error.fault(),
             ImageCodecError::ThreadPool { .. } => Fault::Resources,
         }
@@ -407,231 +445,14 @@ pub fn decompress(
     on_threads(options.threads, || decode_coded(&file.image, model, &check))
 }
 
-/// Codes `images` into an archive (names must be distinct), with `model` or without, as
-/// [`compress`].
-pub fn compress_archive<'m>(
-    images: &[NamedImage],
-    model: impl Into<Option<&'m Model>>,
-    options: &EncodeOptions,
-) -> Result<Vec<u8>, ImageCodecError> {
-    let model = model.into();
-    let version = Version::NEWEST;
-    let reference = reference(model, options);
-    let count = images.len() as u64;
-    let entries = on_threads(options.threads, || {
-        images
-            .par_iter()
-            .enumerate()
-            .map(|(index, named)| {
-                let position = EntryPosition {
-                    index: index as u64,
-                    count,
-                    name: &named.name,
-                };
-                let encode = || {
-                    let header = image_header(&named.image, model, options)?;
-                    let extensions = &named.image.extensions;
-                    let check =
-                        TileCheck::new(version, reference, &header, extensions, Some(position))?;
-                    encode_coded(&named.image, header, model, &check)
-                };
-                let image = encode().map_err(|e| entry_error(&named.name, e))?;
-                Ok(ArchiveEntry {
-                    name: named.name.clone(),
-                    image,
-                })
-            })
-            .collect::<Result<Vec<_>, ImageCodecError>>()
-    })?;
-    let archive = Archive {
-        version,
-        model: reference,
-        entries,
-    };
-    Ok(archive.to_bytes()?)
-}
-
-/// Decodes every entry of an archive, in archive order, into memory. To decode an archive of
-/// any size in bounded memory, use [`ArchiveDecoder::decode_each`].
-pub fn decompress_archive(
-    bytes: &[u8],
-    models: &dyn ModelLookup,
-    options: &DecodeOptions,
-) -> Result<Vec<NamedImage>, ImageCodecError> {
-    let decoder = ArchiveDecoder::new(bytes, models, options)?;
-    let mut images = Vec::new();
-    decoder.decode_each(|image| {
-        images.push(image);
-        Ok::<_, ImageCodecError>(())
-    })?;
-    Ok(images)
-}
-
-/// An archive read and checked up to its payloads (container, model, every entry against the
-/// limits and the memory budget), ready to decode entry by entry.
-///
-/// ```
-/// use idfcodec_codec::format::EntryName;
-/// use idfcodec_codec::{compress_archive, ArchiveDecoder, DecodeOptions, EncodeOptions};
-/// use idfcodec_codec::{Image, NamedImage, PixelFormat, Registry};
-///
-/// // three 8-bit RGB images, context-coded (no learned model), in one archive
-/// let images = (0..3u8)
-///     .map(|k| {
-///         let samples = (0..16 * 8 * 3).map(|i| (i as u8).wrapping_mul(k + 1)).collect();
-///         let image = Image::new(16, 8, PixelFormat::Rgb8, samples)?;
-///         Ok(NamedImage { name: EntryName::new(format!("img/{k}.png"))?, image })
-///     })
-///     .collect::<Result<Vec<_>, Box<dyn std::error::Error>>>()?;
-/// let archive = compress_archive(&images, None, &EncodeOptions::default())?;
-///
-/// // decoded entry by entry, in archive order, within DecodeOptions::max_memory
-/// let decoder = ArchiveDecoder::new(&archive, Registry::embedded(), &DecodeOptions::default())?;
-/// let mut back = Vec::new();
-/// decoder.decode_each(|entry| {
-///     back.push(entry);
-///     Ok::<_, idfcodec_codec::ImageCodecError>(())
-/// })?;
-/// assert_eq!(back, images);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct ArchiveDecoder<'a> {
-    archive: Archive<&'a [u8]>,
-    model: Option<&'a Model>,
-    options: DecodeOptions,
-    /// Each entry's [`decode_memory`].
-    memory: Vec<u64>,
-}
-
-impl<'a> ArchiveDecoder<'a> {
-    /// Reads the archive's container and finds its model. Refuses, before decoding anything, an
-    /// archive whose model is missing or whose entries break the limits, or an entry that alone
-    /// needs more than [`DecodeOptions::max_memory`].
-    pub fn new(
-        bytes: &'a [u8],
-        models: &'a dyn ModelLookup,
-        options: &DecodeOptions,
-    ) -> Result<Self, ImageCodecError> {
-        let archive = Archive::read(bytes, &options.limits)?;
-        let model = checked_model(models, archive.model)?.map(|n| n.model);
-        let mut memory = Vec::with_capacity(archive.entries.len());
-        for entry in &archive.entries {
-            check_decodable(&entry.image, model, options)
-                .and_then(|()| {
-                    let needed = decode_memory(&entry.image.header, model, options.threads);
-                    check_memory(needed, options.max_memory)?;
-                    memory.push(needed);
-                    Ok(())
-                })
-                .map_err(|e| entry_error(&entry.name, e))?;
-        }
-        Ok(ArchiveDecoder {
-            archive,
-            model,
-            options: *options,
-            memory,
-        })
-    }
-
-    /// The entries' names, in archive order.
-    pub fn names(&self) -> impl ExactSizeIterator<Item = &EntryName> + '_ {
-        self.archive.entries.iter().map(|e| &e.name)
-    }
-
-    /// The number of entries.
-    pub fn len(&self) -> usize {
-        self.archive.entries.len()
-    }
-
-    /// Whether the archive has no entries.
-    pub fn is_empty(&self) -> bool {
-        self.archive.entries.is_empty()
-    }
-
-    /// Decodes the entries in archive order and gives each to `each` as soon as it and the
-    /// entries before it are decoded. Entries are decoded in parallel in consecutive batches
-    /// whose memory together stays within [`DecodeOptions::max_memory`], so an archive of any
-    /// size decodes in bounded memory. Stops at the first error, of decoding or of `each`.
-    pub fn decode_each<E: From<ImageCodecError>>(
-        &self,
-        mut each: impl FnMut(NamedImage) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let count = self.archive.entries.len() as u64;
-        let mut start = 0;
-        while start < self.archive.entries.len() {
-            let end = self.batch_end(start);
-            let batch = on_threads(self.options.threads, || {
-                (start..end)
-                    .into_par_iter()
-                    .map(|index| self.decode_entry(index, count))
-                    .collect::<Result<Vec<_>, ImageCodecError>>()
-            })?;
-            for image in batch {
-                each(image)?;
-            }
-            start = end;
-        }
-        Ok(())
-    }
-
-    /// The end of the batch that starts at `start`: as many entries as fit in the memory
-    /// budget together (at least one), at most [`MAX_BATCH`].
-    fn batch_end(&self, start: usize) -> usize {
-        let mut used = 0u64;
-        let mut end = start;
-        while end < self.memory.len() && end - start < MAX_BATCH {
-            used = used.saturating_add(self.memory[end]);
-            if end > start && used > self.options.max_memory {
-                break;
-            }
-            end += 1;
-        }
-        end
-    }
-
-    fn decode_entry(&self, index: usize, count: u64) -> Result<NamedImage, ImageCodecError> {
-        let entry = &self.archive.entries[index];
-        let decode = || {
-            let position = EntryPosition {
-                index: index as u64,
-                count,
-                name: &entry.name,
-            };
-            let check = TileCheck::new(
-                self.archive.version,
-                self.archive.model,
-                &entry.image.header,
-                &entry.image.extensions,
-                Some(position),
-            )?;
-            decode_coded(&entry.image, self.model, &check)
-        };
-        let image = decode().map_err(|e| entry_error(&entry.name, e))?;
-        Ok(NamedImage {
-            name: entry.name.clone(),
-            image,
-        })
-    }
-}
-
-/// Most archive entries decoded together.
-const MAX_BATCH: usize = 256;
-
 /// How the file refers to `model` ([`ModelRef::NONE`] without one).
-fn reference(model: Option<&Model>, options: &EncodeOptions) -> ModelRef {
+pub(crate) fn reference(model: Option<&Model>, options: &EncodeOptions) -> ModelRef {
     model.map_or(ModelRef::NONE, |m| options.model_storage.reference(m))
-}
-
-fn entry_error(name: &EntryName, error: ImageCodecError) -> ImageCodecError {
-    ImageCodecError::Entry {
-        name: name.to_string(),
-        error: Box::new(error),
-    }
 }
 
 /// Finds the model and checks its id against the reference once more; `None` for a file coded
 /// without a model.
-fn checked_model(
+pub(crate) fn checked_model(
     models: &dyn ModelLookup,
     wanted: ModelRef,
 ) -> Result<Option<NamedModel<'_>>, ImageCodecError> {
@@ -647,7 +468,7 @@ fn checked_model(
 pub const MAX_THREADS: usize = 1024;
 
 /// Runs `work` on a pool of `threads` workers (0: every core).
-fn on_threads<R: Send>(
+pub(crate) fn on_threads<R: Send>(
     threads: usize,
     work: impl FnOnce() -> Result<R, ImageCodecError> + Send,
 ) -> Result<R, ImageCodecError> {
@@ -692,7 +513,7 @@ fn check_model_fits(format: PixelFormat, model: Option<&Model>) -> Result<(), Im
 }
 
 /// What the context coder sees of an image of `format` with these extension records.
-fn plane_content(
+pub(crate) fn plane_content(
     format: PixelFormat,
     extensions: &[Extension<impl AsRef<[u8]>>],
 ) -> Result<PlaneContent, ImageCodecError> {
@@ -732,7 +553,7 @@ fn size_multiple(model: Option<&Model>) -> usize {
 }
 
 /// The layout of every tile of `header`'s image for `model`, in raster order.
-fn layouts(header: &ImageHeader, model: Option<&Model>) -> Vec<TileLayout> {
+pub(crate) fn layouts(header: &ImageHeader, model: Option<&Model>) -> Vec<TileLayout> {
     let grid = header.grid();
     let multiple = size_multiple(model);
     (0..grid.count())
@@ -742,7 +563,7 @@ fn layouts(header: &ImageHeader, model: Option<&Model>) -> Vec<TileLayout> {
 }
 
 /// The header `image` is coded with: its size, format and tiling.
-fn image_header(
+pub(crate) fn image_header(
     image: &Image,
     model: Option<&Model>,
     options: &EncodeOptions,
@@ -761,7 +582,7 @@ fn image_header(
 
 /// Codes the tiles of `image` (in parallel, on the current pool) under `header`; each tile's
 /// stream starts from its checksum under `check`.
-fn encode_coded(
+pub(crate) fn encode_coded(
     image: &Image,
     header: ImageHeader,
     model: Option<&Model>,
@@ -803,7 +624,7 @@ fn encode_coded(
 }
 
 /// Checks, before any decoding, that `model` can decode `coded` within the tile limit.
-fn check_decodable<T: AsRef<[u8]>>(
+pub(crate) fn check_decodable<T: AsRef<[u8]>>(
     coded: &CodedImage<T>,
     model: Option<&Model>,
     options: &DecodeOptions,
@@ -834,7 +655,7 @@ pub fn decode_memory(header: &ImageHeader, model: Option<&Model>, threads: usize
 
 /// An upper bound of the memory decoding one tile takes besides the image: its samples, the
 /// context coder's planes and statistics, and the learned model's tensors.
-fn tile_memory(layout: &TileLayout, format: PixelFormat, model: Option<&Model>) -> u64 {
+pub(crate) fn tile_memory(layout: &TileLayout, format: PixelFormat, model: Option<&Model>) -> u64 {
     let pixels = layout.rect.width as u64 * layout.rect.height as u64;
     let samples = pixels * u64::from(format.channels());
     // samples and their copy, plus i32 planes, predictions and errors per sample
@@ -847,7 +668,7 @@ fn tile_memory(layout: &TileLayout, format: PixelFormat, model: Option<&Model>) 
 const CONTEXT_TABLES: u64 = 16 << 20;
 
 /// Refuses work that needs more memory than `limit`.
-fn check_memory(needed: u64, limit: u64) -> Result<(), ImageCodecError> {
+pub(crate) fn check_memory(needed: u64, limit: u64) -> Result<(), ImageCodecError> {
     if needed > limit {
         return Err(ImageCodecError::MemoryBudget { needed, limit });
     }
@@ -858,7 +679,7 @@ fn check_memory(needed: u64, limit: u64) -> Result<(), ImageCodecError> {
 /// tile's stream must end at its checksum under `check` (versions 2 and 3), the whole image at
 /// the header's checksum (version 1). Each tile is pasted into the image as soon as it is
 /// decoded, so the tiles never exist all at once beside the image.
-fn decode_coded<T: AsRef<[u8]> + Sync>(
+pub(crate) fn decode_coded<T: AsRef<[u8]> + Sync>(
     coded: &CodedImage<T>,
     model: Option<&Model>,
     check: &TileCheck,
@@ -906,9 +727,18 @@ fn decode_coded<T: AsRef<[u8]> + Sync>(
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .unwrap_or_default();
+    finish_image(&header, samples, &coded.extensions)
+}
+
+/// The decoded image of `header` with these samples and extension records, after the header's
+/// own pixel check (version 1).
+pub(crate) fn finish_image<T: AsRef<[u8]>>(
+    header: &ImageHeader,
+    samples: Vec<u8>,
+    extensions: &[Extension<T>],
+) -> Result<Image, ImageCodecError> {
     header.verify_pixels(&samples)?;
-    let extensions = coded
-        .extensions
+    let extensions = extensions
         .iter()
         .map(|e| Extension {
             kind: e.kind,
@@ -920,7 +750,7 @@ fn decode_coded<T: AsRef<[u8]> + Sync>(
 }
 
 /// `len` zero bytes, or an error if the memory cannot be had (rather than an abort).
-fn zeroed(len: u64) -> Result<Vec<u8>, ImageCodecError> {
+pub(crate) fn zeroed(len: u64) -> Result<Vec<u8>, ImageCodecError> {
     let too_large =
         || ImageCodecError::InvalidImage(format!("not enough memory for {len} bytes of pixels"));
     let len = usize::try_from(len).map_err(|_| too_large())?;
@@ -957,11 +787,11 @@ fn check_tile_area(
 /// padded to the model's size multiple by edge replication), then the context coder's block for
 /// every other plane (every plane without a model; nothing for gray8 and rgb8 with a model), and
 /// ends at the start state (versions 2 and 3: the tile's checksum).
-struct TileCoding<'a> {
-    model: Option<&'a Model>,
-    format: PixelFormat,
-    content: PlaneContent,
-    layout: &'a TileLayout,
+pub(crate) struct TileCoding<'a> {
+    pub(crate) model: Option<&'a Model>,
+    pub(crate) format: PixelFormat,
+    pub(crate) content: PlaneContent,
+    pub(crate) layout: &'a TileLayout,
 }
 
 impl TileCoding<'_> {
@@ -1016,20 +846,52 @@ impl TileCoding<'_> {
     /// `checksum`.
     fn encode(&self, samples: &[u8], checksum: u32) -> Result<Vec<u8>, CodecError> {
         let mut coder = entropy::start_stream(StreamStart::Checksum(checksum));
+        self.push(&mut coder, samples)?;
+        entropy::finish_stream(coder)
+    }
+
+    /// Pushes the tile's canonical pixel bytes onto `coder`: the context coder's block first,
+    /// then the learned planes (so decoding pops the learned planes first).
+    pub(crate) fn push(
+        &self,
+        coder: &mut DefaultAnsCoder,
+        samples: &[u8],
+    ) -> Result<(), CodecError> {
         let planes = self.planes();
         if self.has_context_planes() {
             let first = match self.model {
                 Some(_) => FirstPlane::Known,
                 None => FirstPlane::Coded,
             };
-            context::encode(&mut coder, &planes, samples, first)?;
+            context::encode(coder, &planes, samples, first)?;
         }
         if let Some(model) = self.model {
             let (h, w) = (self.layout.padded_height, self.layout.padded_width);
             let planes = self.learned_planes(model, samples);
-            model.coder().push(&mut coder, &planes, h, w)?;
+            model.coder().push(coder, &planes, h, w)?;
         }
-        entropy::finish_stream(coder)
+        Ok(())
+    }
+
+    /// Pops what [`TileCoding::push`] pushed: the tile's canonical pixel bytes. `floor` is the
+    /// state below which an honest stream without words left has run dry.
+    pub(crate) fn pop(
+        &self,
+        coder: &mut DefaultAnsCoder,
+        floor: u64,
+    ) -> Result<Vec<u8>, CodecError> {
+        let first = match self.model {
+            Some(model) => {
+                let (h, w) = (self.layout.padded_height, self.layout.padded_width);
+                let padded = model.coder().pop(coder, h, w, floor)?;
+                Some(self.unpad_learned(&padded)?)
+            }
+            None => None,
+        };
+        match first {
+            Some(first) if !self.has_context_planes() => Ok(first),
+            first => context::decode(coder, &self.planes(), first.as_deref(), floor),
+        }
     }
 
     /// Decodes a payload of [`TileCoding::encode`] into tile `index`'s canonical pixel bytes. The
@@ -1041,21 +903,10 @@ impl TileCoding<'_> {
             false => entropy::INITIAL_STATE,
         };
         let mut coder = entropy::open_stream(payload)?;
-        if !self.model.is_some_and(|m| m.coder().may_run_dry()) {
+        if !self.model.is_some_and(Model::uses_bits_back) {
             entropy::check_not_dry(&coder, floor)?;
         }
-        let first = match self.model {
-            Some(model) => {
-                let (h, w) = (self.layout.padded_height, self.layout.padded_width);
-                let padded = model.coder().pop(&mut coder, h, w, floor)?;
-                Some(self.unpad_learned(&padded)?)
-            }
-            None => None,
-        };
-        let samples = match first {
-            Some(first) if !self.has_context_planes() => first,
-            first => context::decode(&mut coder, &self.planes(), first.as_deref(), floor)?,
-        };
+        let samples = self.pop(&mut coder, floor)?;
         let start = match check.checksum(index, &samples) {
             Some(sum) => StreamStart::Checksum(sum),
             None => StreamStart::One,

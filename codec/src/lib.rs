@@ -44,10 +44,12 @@ pub mod model;
 pub mod png;
 pub mod tile;
 
+mod archive;
 mod effort;
 mod image;
 mod registry;
 
+pub use archive::{compress_archive, decompress_archive, ArchiveDecoder};
 pub use effort::{
     archive_format, bits_per_dimension, compress_archive_with_effort, compress_with_effort,
     Candidate, Compressed, ContextCoding, Effort, EffortError, EffortOptions, InvalidEffort,
@@ -55,9 +57,9 @@ pub use effort::{
 };
 pub use format::{FormatError, Limits, PixelFormat};
 pub use image::{
-    compress, compress_archive, decode_memory, decompress, decompress_archive, format_name,
-    learned_channels, ArchiveDecoder, DecodeOptions, EncodeOptions, Image, ImageCodecError,
-    ModelLookup, ModelStorage, NamedImage, NamedModel, DEFAULT_MAX_MEMORY, MAX_THREADS,
+    compress, decode_memory, decompress, format_name, learned_channels, ArchiveLayout,
+    DecodeOptions, EncodeOptions, Image, ImageCodecError, ModelLookup, ModelStorage, NamedImage,
+    NamedModel, DEFAULT_MAX_MEMORY, MAX_THREADS,
 };
 pub use model::idf::{Idf, IdfConfig};
 pub use model::vae::{Vae, VaeConfig};

@@ -8,7 +8,7 @@ use idfcodec_codec::format::{
 use proptest::prelude::*;
 
 const MODEL_ID: u64 = 0x0123_4567_89ab_cdef;
-const VERSIONS: [Version; 3] = [Version::V1, Version::V2, Version::V3];
+const VERSIONS: [Version; 4] = [Version::V1, Version::V2, Version::V3, Version::V4];
 
 /// The test pattern of the FORMAT.md examples.
 fn pattern_pixels(width: u32, height: u32) -> Vec<u8> {
@@ -22,7 +22,7 @@ fn pattern_pixels(width: u32, height: u32) -> Vec<u8> {
 fn coded(version: Version, width: u32, height: u32, tiling: Tiling, lens: &[usize]) -> CodedImage {
     let pixel_crc = match version {
         Version::V1 => Some(crc32(&pattern_pixels(width, height))),
-        Version::V2 | Version::V3 => None,
+        Version::V2 | Version::V3 | Version::V4 => None,
     };
     let header = ImageHeader {
         width,
@@ -64,7 +64,7 @@ fn example_tiled(version: Version) -> ImageFile {
 
 /// FORMAT.md example "extensions" (version 3): a 4×4 image with gamma and sRGB records.
 fn example_extensions() -> ImageFile {
-    let mut image = coded(Version::V3, 4, 4, Tiling::Whole, &[2]);
+    let mut image = coded(Version::V4, 4, 4, Tiling::Whole, &[2]);
     image.extensions = vec![
         Extension {
             kind: ExtensionKind::Gamma,
@@ -76,7 +76,7 @@ fn example_extensions() -> ImageFile {
         },
     ];
     ImageFile {
-        version: Version::V3,
+        version: Version::V4,
         model: ModelRef::embedded(MODEL_ID),
         image,
     }
@@ -92,7 +92,7 @@ fn example_archive(version: Version) -> Archive {
     let square = |len| coded(version, 28, 28, Tiling::Whole, &[len]);
     let entries = match version {
         Version::V1 => vec![entry("0/a.png", square(3)), entry("1/b.png", square(2))],
-        Version::V2 | Version::V3 => vec![
+        Version::V2 | Version::V3 | Version::V4 => vec![
             entry("mnist-test-00001.png", square(3)),
             entry("mnist-test-00002.png", square(2)),
             entry(
@@ -102,10 +102,22 @@ fn example_archive(version: Version) -> Archive {
         ],
     };
     Archive {
+        chain: None,
         version,
         model: ModelRef::embedded(MODEL_ID),
         entries,
     }
+}
+
+/// FORMAT.md example "chained": the version-4 archive of [`example_archive`] chained: the
+/// entries without sections, then one stream.
+fn example_chained() -> Archive {
+    let mut archive = example_archive(Version::V4);
+    for entry in &mut archive.entries {
+        entry.image.tiles.clear();
+    }
+    archive.chain = Some(vec![0x00, 0x01, 0x02, 0x03, 0x04]);
+    archive
 }
 
 fn read_any(bytes: &[u8]) -> Result<Container<'_>, FormatError> {
@@ -220,7 +232,7 @@ fn coded_image(version: Version) -> impl Strategy<Value = CodedImage> {
         let extensions = match version {
             Version::V1 => vec![],
             Version::V2 => extensions,
-            Version::V3 => fitted(extensions, header.pixel_format),
+            Version::V3 | Version::V4 => fitted(extensions, header.pixel_format),
         };
         proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), count).prop_map(
             move |tiles| CodedImage {
@@ -249,6 +261,7 @@ fn archive(version: Version, max: usize) -> impl Strategy<Value = Archive> {
     (model_ref(), names(max)).prop_flat_map(move |(model, names)| {
         let n = names.len();
         proptest::collection::vec(coded_image(version), n).prop_map(move |images| Archive {
+            chain: None,
             version,
             model,
             entries: names
@@ -317,10 +330,11 @@ proptest! {
 /// Every example of FORMAT.md, labelled as there.
 fn small_files() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("single", example_single(Version::V3).to_bytes().unwrap()),
-        ("tiled", example_tiled(Version::V3).to_bytes().unwrap()),
+        ("single", example_single(Version::V4).to_bytes().unwrap()),
+        ("tiled", example_tiled(Version::V4).to_bytes().unwrap()),
         ("extensions", example_extensions().to_bytes().unwrap()),
-        ("archive", example_archive(Version::V3).to_bytes().unwrap()),
+        ("archive", example_archive(Version::V4).to_bytes().unwrap()),
+        ("chained", example_chained().to_bytes().unwrap()),
         ("v2-single", example_single(Version::V2).to_bytes().unwrap()),
         ("v1-single", example_single(Version::V1).to_bytes().unwrap()),
         ("v1-tiled", example_tiled(Version::V1).to_bytes().unwrap()),
@@ -439,12 +453,12 @@ fn wrong_kind_is_named() {
 
 #[test]
 fn unsupported_versions_say_which_are_supported() {
-    let mut bytes = example_single(Version::V3).to_bytes().unwrap();
-    assert_eq!(bytes[..2], [0x69, 0xd3]);
-    bytes[1] = 0xd4;
+    let mut bytes = example_single(Version::V4).to_bytes().unwrap();
+    assert_eq!(bytes[..2], [0x69, 0xd4]);
+    bytes[1] = 0xd5;
     let err = read_any(&bytes).unwrap_err().to_string();
     assert!(
-        err.contains("version 4") && err.contains("reads versions 1 to 3"),
+        err.contains("version 5") && err.contains("reads versions 1 to 4"),
         "{err}"
     );
 }
@@ -487,8 +501,8 @@ fn claimed_in(
     }
     bytes.extend_from_slice(descriptor);
     let fixed = match version {
-        Version::V1 => 8,               // model id and checksum
-        Version::V2 | Version::V3 => 4, // model id
+        Version::V1 => 8,                             // model id and checksum
+        Version::V2 | Version::V3 | Version::V4 => 4, // model id
     };
     bytes.extend_from_slice(&vec![0; fixed]);
     bytes.extend_from_slice(tail);
@@ -664,6 +678,7 @@ fn the_model_reference_refuses_other_models() {
 /// whole in both versions).
 fn archive_named(version: Version, name: &[u8]) -> Vec<u8> {
     let template = Archive {
+        chain: None,
         version,
         model: ModelRef::embedded(MODEL_ID),
         entries: vec![ArchiveEntry {
@@ -711,6 +726,7 @@ fn read_archive(bytes: &[u8]) -> Result<Archive<&[u8]>, FormatError> {
 /// A version-2 archive of entries named `names` (all 4×4), as bytes.
 fn v2_archive(names: &[&str]) -> Vec<u8> {
     Archive {
+        chain: None,
         version: Version::V2,
         model: ModelRef::embedded(MODEL_ID),
         entries: names

@@ -126,7 +126,7 @@ fn families_and_the_entropy_coder_do_not_know_the_pipeline() {
     }
     let graph = module_graph();
     for low in ["entropy", "engine", "model"] {
-        for high in ["image", "effort", "registry"] {
+        for high in ["image", "archive", "effort", "registry"] {
             assert!(
                 !graph.get(low).is_some_and(|d| d.contains(high)),
                 "{low} imports {high}"

@@ -13,8 +13,9 @@ use idfcodec_codec::format::{
 use idfcodec_codec::model::idf::encode_image;
 use idfcodec_codec::tile::TileLayout;
 use idfcodec_codec::{
-    compress, compress_archive, decompress, decompress_archive, CodecError, DecodeOptions,
-    EncodeOptions, Idf, Image, ImageCodecError, Model, ModelStorage, NamedImage, NamedModel,
+    compress, compress_archive, decompress, decompress_archive, ArchiveLayout, CodecError,
+    DecodeOptions, EncodeOptions, Idf, Image, ImageCodecError, Model, ModelStorage, NamedImage,
+    NamedModel,
 };
 use idfcodec_codec::{EmbeddedSpec, Registry};
 
@@ -39,6 +40,7 @@ fn options(tile_side: u32, threads: usize) -> EncodeOptions {
         threads,
         tile_side,
         model_storage: ModelStorage::External,
+        ..EncodeOptions::default()
     }
 }
 
@@ -512,4 +514,135 @@ fn archives_decode_in_batches_within_the_memory_budget() {
         "{err}"
     );
     assert!(err.to_string().contains("--max-memory"), "{err}");
+}
+
+/// Chained archives (format version 4) of any model and format: one stream for all entries,
+/// tiled and untiled images, with the IDF (gray and gray+alpha: its alpha context-coded on the
+/// same stream) and without a model (every format). Each decodes to its entries exactly, the
+/// bytes do not depend on the thread count, the chain is smaller than independent entries (no
+/// start state per tile), and swapping two entries' names or flipping a byte is caught.
+#[test]
+fn chained_archives_of_every_kind_round_trip() {
+    let m = model(31);
+    let mut rng = Rng::new(9);
+    let with = |layout, threads| EncodeOptions {
+        archive_layout: layout,
+        ..options(16, threads)
+    };
+    let mut cases: Vec<(Option<&Model>, Vec<NamedImage>)> = Vec::new();
+    let sizes = [(28, 28), (40, 20), (1, 1), (17, 33)];
+    let gray_entries = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(w, h))| NamedImage {
+            name: EntryName::new(format!("g/{i}.png")).unwrap(),
+            image: gray(w, h, 40 + i as u64),
+        })
+        .collect();
+    cases.push((Some(&m), gray_entries));
+    let alpha = PixelFormat::GrayAlpha8;
+    let alpha_entries = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(w, h))| NamedImage {
+            name: EntryName::new(format!("a/{i}.png")).unwrap(),
+            image: Image::new(w, h, alpha, samples_of(alpha, (w * h) as usize, &mut rng)).unwrap(),
+        })
+        .collect();
+    cases.push((Some(&m), alpha_entries));
+    for format in [PixelFormat::Rgb8, PixelFormat::Gray1, PixelFormat::Rgba16] {
+        let entries = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &(w, h))| NamedImage {
+                name: EntryName::new(format!("{format:?}/{i}.png")).unwrap(),
+                image: Image::new(w, h, format, samples_of(format, (w * h) as usize, &mut rng))
+                    .unwrap(),
+            })
+            .collect();
+        cases.push((None, entries));
+    }
+    for (model, entries) in &cases {
+        let lookup: Box<dyn idfcodec_codec::ModelLookup> = match model {
+            Some(m) => Box::new(named(m)),
+            None => Box::new(Registry::new([])),
+        };
+        let what = format!("{:?}", entries[0].image.pixel_format());
+        let chained = compress_archive(entries, *model, &with(ArchiveLayout::Chained, 1)).unwrap();
+        assert_eq!(
+            compress_archive(entries, *model, &with(ArchiveLayout::Chained, 2)).unwrap(),
+            chained,
+            "{what}"
+        );
+        let independent =
+            compress_archive(entries, *model, &with(ArchiveLayout::Independent, 1)).unwrap();
+        assert_eq!(
+            compress_archive(entries, *model, &with(ArchiveLayout::Auto, 1)).unwrap(),
+            independent,
+            "{what}: Auto does not chain a model without bits back"
+        );
+        assert!(chained.len() < independent.len(), "{what}");
+        let archive = format::Archive::read(&chained, &Limits::default()).unwrap();
+        assert_eq!(archive.version, Version::V4);
+        assert!(
+            archive.chain.is_some() && archive.entries.iter().all(|e| e.image.tiles.is_empty())
+        );
+        assert_eq!(archive.to_bytes().unwrap(), chained, "{what}: canonical");
+        let back = decompress_archive(&chained, lookup.as_ref(), &DecodeOptions::default());
+        assert_eq!(&back.unwrap(), entries, "{what}");
+        // another entry order under the same names: the chain's checksum binds names to pixels
+        let mut swapped = archive.clone();
+        let (a, b) = swapped.entries.split_at_mut(1);
+        std::mem::swap(&mut a[0].name, &mut b[0].name);
+        let swapped = swapped.to_bytes().unwrap();
+        assert!(
+            decompress_archive(&swapped, lookup.as_ref(), &DecodeOptions::default()).is_err(),
+            "{what}: swapped names"
+        );
+        for k in (0..chained.len()).step_by(5) {
+            let mut bad = chained.clone();
+            bad[k] ^= 0x20;
+            if let Ok(back) = decompress_archive(&bad, lookup.as_ref(), &DecodeOptions::default()) {
+                assert_eq!(&back, entries, "{what}: byte {k} flipped gave other images");
+            }
+        }
+        for cut in 1..4.min(chained.len()) {
+            let cut = &chained[..chained.len() - cut];
+            assert!(decompress_archive(cut, lookup.as_ref(), &DecodeOptions::default()).is_err());
+        }
+    }
+}
+
+/// A chain is refused in versions before 4, and a chained archive with no stream is truncated.
+#[test]
+fn chains_need_version_4_and_a_stream() {
+    let entries = vec![NamedImage {
+        name: EntryName::new("x.png").unwrap(),
+        image: gray(8, 8, 1),
+    }];
+    let none: Option<&Model> = None;
+    let options = EncodeOptions {
+        archive_layout: ArchiveLayout::Chained,
+        ..options(16, 1)
+    };
+    let bytes = compress_archive(&entries, none, &options).unwrap();
+    let mut archive = format::Archive::read(&bytes, &Limits::default()).unwrap();
+    archive.version = Version::V3;
+    assert!(matches!(
+        archive.to_bytes(),
+        Err(FormatError::NotInVersion { .. })
+    ));
+    let mut v3 = bytes.clone();
+    v3[1] = 0xa3;
+    assert!(matches!(
+        format::Archive::read(&v3, &Limits::default()),
+        Err(FormatError::ReservedBits { .. })
+    ));
+    // the entries end where the chain starts: nothing after them is a truncated chain
+    let archive = format::Archive::read(&bytes, &Limits::default()).unwrap();
+    let chain_len = archive.chain.unwrap().len();
+    assert!(matches!(
+        format::Archive::read(&bytes[..bytes.len() - chain_len], &Limits::default()),
+        Err(FormatError::Truncated { .. })
+    ));
 }

@@ -1,7 +1,7 @@
 //! The golden files of `fixtures/` through the library alone (no PNG, no libtorch): every
 //! `.idf` decodes with the committed test model (the pixel checksums make that bit-exact); the
-//! version-3 ones (`fixtures/v3/`) re-encode to the same bytes, and the version-1 and version-2
-//! ones decode to the same pixels as their version-3 twins. `tests/cli_golden.rs` also compares
+//! version-4 ones (`fixtures/v4/`, with a chained archive) re-encode to the same bytes, and the
+//! version-1, 2 and 3 ones decode to the same pixels as their newer twins. `tests/cli_golden.rs` also compares
 //! the pixels with the PNGs.
 
 use std::path::{Path, PathBuf};
@@ -11,8 +11,8 @@ use idfcodec_codec::format::{crc32, Archive, ImageFile, Limits, Tiling, Version}
 use idfcodec_codec::model::idf::decode_image;
 use idfcodec_codec::tile::MAX_TILE_SIDE;
 use idfcodec_codec::{
-    compress, compress_archive, decompress, decompress_archive, DecodeOptions, EncodeOptions,
-    Model, ModelStorage, NamedModel,
+    compress, compress_archive, decompress, decompress_archive, ArchiveLayout, DecodeOptions,
+    EncodeOptions, Model, ModelStorage, NamedModel,
 };
 
 fn fixtures() -> PathBuf {
@@ -105,12 +105,19 @@ fn golden_files_round_trip_through_the_library() {
         name: "test-model",
         model: &model,
     };
-    let files = golden_files(&fixtures().join("v3"));
+    let files = golden_files(&fixtures().join("v4"));
     assert!(files.len() >= 3, "{files:?}");
     for path in files {
         let golden = std::fs::read(&path).unwrap();
         let file = ImageFile::read(&golden, &Limits::default()).unwrap();
-        assert_eq!(file.version, Version::V3);
+        assert_eq!(file.version, Version::V4);
+        let v3 = std::fs::read(fixtures().join("v3").join(path.file_name().unwrap())).unwrap();
+        assert_eq!(
+            decompress(&v3, &named, &DecodeOptions::default()).ok(),
+            decompress(&golden, &named, &DecodeOptions::default()).ok(),
+            "{}: the version-3 twin decodes alike",
+            path.display()
+        );
         if file.model.is_none() {
             continue; // the colour goldens: coded without a model, checked in cli_golden.rs
         }
@@ -130,6 +137,7 @@ fn golden_files_round_trip_through_the_library() {
                 threads,
                 tile_side,
                 model_storage: ModelStorage::External,
+                archive_layout: ArchiveLayout::Independent,
             };
             assert!(
                 compress(&image, &model, &options).unwrap() == golden,
@@ -147,18 +155,25 @@ fn the_golden_archive_round_trips_through_the_library() {
         name: "test-model",
         model: &model,
     };
-    let golden = std::fs::read(fixtures().join("v3/goldens.idfa")).unwrap();
+    let golden = std::fs::read(fixtures().join("v4/goldens.idfa")).unwrap();
     let archive = Archive::read(&golden, &Limits::default()).unwrap();
-    assert_eq!(archive.version, Version::V3);
+    assert_eq!(archive.version, Version::V4);
     assert_eq!(archive.entries.len(), 3);
     let images = decompress_archive(&golden, &named, &DecodeOptions::default()).unwrap();
-    let v2 = std::fs::read(fixtures().join("v2/goldens.idfa")).unwrap();
-    assert_eq!(
-        decompress_archive(&v2, &named, &DecodeOptions::default()).unwrap(),
-        images
-    );
+    for older in [
+        "v2/goldens.idfa",
+        "v3/goldens.idfa",
+        "v4/goldens-chained.idfa",
+    ] {
+        let bytes = std::fs::read(fixtures().join(older)).unwrap();
+        assert_eq!(
+            decompress_archive(&bytes, &named, &DecodeOptions::default()).unwrap(),
+            images,
+            "{older}"
+        );
+    }
     for image in &images {
-        let single = std::fs::read(fixtures().join("v3").join(format!("{}.idf", image.name)));
+        let single = std::fs::read(fixtures().join("v4").join(format!("{}.idf", image.name)));
         let single = decompress(&single.unwrap(), &named, &DecodeOptions::default()).unwrap();
         assert_eq!(image.image, single, "{}", image.name);
     }
@@ -166,9 +181,19 @@ fn the_golden_archive_round_trips_through_the_library() {
         threads: 2,
         tile_side: 32,
         model_storage: ModelStorage::External,
+        archive_layout: ArchiveLayout::Independent,
     };
     assert!(
         compress_archive(&images, &model, &options).unwrap() == golden,
         "re-encoding the archive changed the bytes"
+    );
+    let chained = EncodeOptions {
+        archive_layout: ArchiveLayout::Chained,
+        ..options
+    };
+    assert!(
+        compress_archive(&images, &model, &chained).unwrap()
+            == std::fs::read(fixtures().join("v4/goldens-chained.idfa")).unwrap(),
+        "re-encoding the chained archive changed the bytes"
     );
 }

@@ -10,12 +10,13 @@ use idfcodec_codec::engine::Shape;
 use idfcodec_codec::entropy::{
     close_stream, finish_stream, open_stream, start_stream, StreamStart,
 };
-use idfcodec_codec::format::EntryName;
+use idfcodec_codec::format::{Archive, EntryName, Limits};
 use idfcodec_codec::model::vae::arch::VaeArch;
 use idfcodec_codec::model::vae::{pop_image, push_image, Buckets, Posterior};
 use idfcodec_codec::{
-    compress, compress_archive, decompress, decompress_archive, DecodeOptions, EncodeOptions,
-    Family, Image, Model, ModelStorage, NamedImage, NamedModel, Vae, VaeConfig,
+    compress, compress_archive, decode_memory, decompress, decompress_archive, ArchiveDecoder,
+    ArchiveLayout, DecodeOptions, EncodeOptions, Family, Image, ImageCodecError, Model,
+    ModelStorage, NamedImage, NamedModel, Vae, VaeConfig,
 };
 
 fn config(
@@ -206,6 +207,7 @@ fn options(threads: usize) -> EncodeOptions {
         threads,
         tile_side: 64,
         model_storage: ModelStorage::External,
+        archive_layout: ArchiveLayout::Auto,
     }
 }
 
@@ -254,6 +256,95 @@ fn images_and_archives_through_the_pipeline() {
     assert_eq!(back, entries);
 }
 
+/// A VAE's archives are chained by default (format version 4): the entries share one stream, so
+/// every entry after the first draws its latents from the bits the entries before it pushed,
+/// and the archive is smaller than one of independent entries. Both decode exactly; damage and
+/// truncation of the chain give an error or the very same images, never other pixels.
+#[test]
+fn chained_archives_carry_the_bits_from_entry_to_entry() {
+    // 32 latent dimensions: a lone entry's draws take more than its start state's 32 bits
+    let model = Model::from(Vae::new_random(config(1, 32, 32, 1, 10), 4).unwrap());
+    let entries: Vec<NamedImage> = (0..12)
+        .map(|i| NamedImage {
+            name: EntryName::new(format!("digit-{i:02}.png")).unwrap(),
+            image: Image::gray8(28, 28, pixels(300 + i, 1, 28, 28)).unwrap(),
+        })
+        .collect();
+    let with = |layout| EncodeOptions {
+        archive_layout: layout,
+        ..options(1)
+    };
+    let chained = compress_archive(&entries, &model, &with(ArchiveLayout::Chained)).unwrap();
+    assert_eq!(
+        compress_archive(&entries, &model, &with(ArchiveLayout::Auto)).unwrap(),
+        chained,
+        "Auto chains a bits-back model's archive"
+    );
+    assert_eq!(
+        compress_archive(
+            &entries,
+            &model,
+            &EncodeOptions {
+                threads: 2,
+                ..with(ArchiveLayout::Chained)
+            }
+        )
+        .unwrap(),
+        chained,
+        "threads do not change the chain"
+    );
+    let independent =
+        compress_archive(&entries, &model, &with(ArchiveLayout::Independent)).unwrap();
+    assert_eq!(&chained[..2], &[0x69, 0xa4]);
+    let lookup = named(&model);
+    let decoder = ArchiveDecoder::new(&chained, &lookup, &DecodeOptions::default()).unwrap();
+    assert!(decoder.is_chained());
+    for bytes in [&chained, &independent] {
+        let back = decompress_archive(bytes, &named(&model), &DecodeOptions::default()).unwrap();
+        assert_eq!(back, entries);
+    }
+    println!(
+        "12 entries: chained {} bytes, independent {} bytes",
+        chained.len(),
+        independent.len()
+    );
+    assert!(
+        chained.len() + 12 * 4 < independent.len(),
+        "the chain saves at least each entry's start state"
+    );
+    let decode =
+        |bytes: &[u8]| decompress_archive(bytes, &named(&model), &DecodeOptions::default());
+    for k in (0..chained.len()).step_by(chained.len() / 40) {
+        let mut bad = chained.clone();
+        bad[k] ^= 0x04;
+        if let Ok(back) = decode(&bad) {
+            assert_eq!(back, entries, "byte {k} flipped gave other images");
+        }
+    }
+    for cut in [1, 5, chained.len() / 2] {
+        assert!(
+            decode(&chained[..chained.len() - cut]).is_err(),
+            "cut {cut}"
+        );
+    }
+    // the whole archive must fit the memory budget: it is decoded before any entry is given
+    let read = Archive::read(&chained, &Limits::default()).unwrap();
+    let one_entry = decode_memory(&read.entries[0].image.header, Some(&model), 0);
+    let tight = DecodeOptions {
+        max_memory: one_entry + 10 * 28 * 28,
+        ..DecodeOptions::default()
+    };
+    let independent_fits = ArchiveDecoder::new(&independent, &lookup, &tight);
+    assert!(
+        independent_fits.is_ok(),
+        "independent entries decode one batch at a time"
+    );
+    assert!(matches!(
+        ArchiveDecoder::new(&chained, &named(&model), &tight),
+        Err(ImageCodecError::MemoryBudget { .. })
+    ));
+}
+
 /// What the bits-back chain saves: one 28×28 block alone against 16 blocks in one tile (each
 /// block after the first pops its posterior from the bits the earlier ones pushed), beside the
 /// cost without any bits back. Printed, and bounded loosely.
@@ -284,7 +375,7 @@ fn overhead_of_a_lone_block() {
 /// latent with a very narrow posterior, a start state whose quantile falls in the posterior's
 /// far tail (24 bits taken), and a near-certain decoder. The honest stream then ends below
 /// `2^32` with no words left (a payload of at most 4 bytes), yet decodes exactly: the pipeline
-/// must not stop it early (`PlaneModel::may_run_dry`).
+/// must not stop it early (`PlaneModel::bits_back`).
 #[test]
 fn a_stream_taken_dry_by_the_posterior_still_decodes() {
     let cfg = config(1, 1, 1, 1, 4);

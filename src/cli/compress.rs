@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use idfcodec_codec::format::EntryName;
-use idfcodec_codec::{bits_per_dimension, Effort, Image, NamedImage};
+use idfcodec_codec::{bits_per_dimension, ArchiveLayout, Effort, Image, NamedImage};
 
 use super::io::{self, Sink, Source};
 use crate::coding::Coding;
@@ -42,6 +42,13 @@ pub struct CompressArgs {
     /// given, or the file names of files given directly.
     #[arg(long, value_name = "OUT.idfa")]
     pub archive: Option<PathBuf>,
+    /// How the archive lays out its entries. auto: chained for bits-back models (the VAEs),
+    /// independent otherwise. chained: one coded stream for all entries (format version 4), so a
+    /// bits-back model carries its bits from image to image and no entry pays a stream start of
+    /// its own; decoding runs on one thread and needs the whole archive in memory. independent:
+    /// each entry its own streams, coded and decoded in parallel, extracted one by one.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Auto, requires = "archive")]
+    pub archive_layout: LayoutArg,
     #[command(flatten)]
     pub coding: CodingArgs,
     /// Replace existing output files (a symbolic link is kept and the file it points to
@@ -52,6 +59,24 @@ pub struct CompressArgs {
     /// transparency and colour information; bytes after a PNG's end).
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+/// `--archive-layout` (the codec's [`ArchiveLayout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayoutArg {
+    Auto,
+    Chained,
+    Independent,
+}
+
+impl From<LayoutArg> for ArchiveLayout {
+    fn from(a: LayoutArg) -> Self {
+        match a {
+            LayoutArg::Auto => ArchiveLayout::Auto,
+            LayoutArg::Chained => ArchiveLayout::Chained,
+            LayoutArg::Independent => ArchiveLayout::Independent,
+        }
+    }
 }
 
 /// Encoder settings shared by `compress` and `verify` (what each effort tries is the codec's
@@ -174,7 +199,8 @@ fn compress_to_archive(a: &CompressArgs, archive: &Path) -> Result<()> {
         });
     }
     // an archive has one model: the candidates are tried on the whole archive
-    let coding = a.coding.coding()?;
+    let mut coding = a.coding.coding()?;
+    coding.archive_layout = a.archive_layout.into();
     let compressed = coding.compress_archive(&images)?;
     let coded = &compressed.bytes;
     sink.write(coded, a.force)?;

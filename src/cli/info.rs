@@ -71,7 +71,20 @@ fn describe(source: &Source) -> Result<()> {
                 archive.entries.len()
             );
             println!("  model:    {}", describe_model(archive.model));
-            println!("  check:    {}", integrity_check(archive.version));
+            match &archive.chain {
+                Some(chain) => {
+                    println!("  check:    {}", CHAIN_CHECK);
+                    println!(
+                        "  layout:   chained: one stream of {} bytes for all entries (bits-back \
+                         models carry their bits from entry to entry; decoded whole)",
+                        chain.len()
+                    );
+                }
+                None => {
+                    println!("  check:    {}", integrity_check(archive.version));
+                    println!("  layout:   independent entries (each its own streams)");
+                }
+            }
             println!(
                 "  bpd:      {:.4} over all entries",
                 bits_per_dimension(bytes.len() as u64, dims)
@@ -79,11 +92,13 @@ fn describe(source: &Source) -> Result<()> {
             for entry in &archive.entries {
                 println!("  {}", entry.name);
                 describe_image(&entry.image, "    ");
-                let payload = payload_bytes(&entry.image);
-                println!(
-                    "    bytes:    {payload} payload ({:.4} bpd)",
-                    bits_per_dimension(payload, dimensions(&entry.image))
-                );
+                if archive.chain.is_none() {
+                    let payload = payload_bytes(&entry.image);
+                    println!(
+                        "    bytes:    {payload} payload ({:.4} bpd)",
+                        bits_per_dimension(payload, dimensions(&entry.image))
+                    );
+                }
             }
         }
     }
@@ -124,6 +139,11 @@ fn describe_image<T: AsRef<[u8]>>(image: &CodedImage<T>, indent: &str) {
     }
 }
 
+/// What a chained archive's check covers.
+const CHAIN_CHECK: &str = "CRC-32 of every entry's samples together with everything decoded \
+    beside them (pixel format, size, colour records, tile positions, the entries' names, order \
+    and count), carried in the start state of the archive's one stream";
+
 /// What a file's integrity check covers, by format version: what a damaged file can still get
 /// past unnoticed.
 fn integrity_check(version: Version) -> &'static str {
@@ -131,9 +151,9 @@ fn integrity_check(version: Version) -> &'static str {
         Version::V1 => "CRC-32 of the whole image's pixels",
         Version::V2 => {
             "CRC-32 of each tile's pixel samples only (not colour records, pixel format, tile \
-             placement or names; re-compress to get version 3's check)"
+             placement or names; re-compress to get the newest version's check)"
         }
-        Version::V3 => {
+        Version::V3 | Version::V4 => {
             "CRC-32 of each tile's samples together with everything decoded beside them: pixel \
              format, size, colour records, tile position, and in archives the entry's name and \
              position"

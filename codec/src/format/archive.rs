@@ -3,6 +3,10 @@
 //! Version 2 and 3 entries are compact: the name is front-coded against the previous entry's name
 //! (longest shared prefix, then longest shared suffix of the rest, then the bytes in between),
 //! and a flag repeats the previous entry's geometry. Version 1 entries store both in full.
+//!
+//! Version 4 adds **chained** archives: the entries hold no tile sections; one ANS stream after
+//! the last entry, the *chain*, holds every entry's tiles (coded entry after entry on one
+//! stack), so a bits-back model's bits carry over from one entry to the next.
 
 use super::cursor::Cursor;
 use super::header::{Geometry, ModelBit};
@@ -19,6 +23,10 @@ pub struct Archive<T = Vec<u8>> {
     pub version: Version,
     pub model: ModelRef,
     pub entries: Vec<ArchiveEntry<T>>,
+    /// A chained archive's one stream (version 4; model flags bit 1), holding every entry's
+    /// tiles: its entries' `image.tiles` are empty. `None`: each entry holds its own tile
+    /// section.
+    pub chain: Option<T>,
 }
 
 /// One image of an archive.
@@ -28,8 +36,10 @@ pub struct ArchiveEntry<T = Vec<u8>> {
     pub image: CodedImage<T>,
 }
 
-/// The model flags byte: bit 0 external model, other bits reserved (zero).
+/// The model flags byte: bit 0 external model, bit 1 chained (version 4), other bits reserved
+/// (zero).
 const EXTERNAL_MODEL: u8 = 0x01;
+const CHAINED: u8 = 0x02;
 
 /// The entry flags byte (versions 2 and 3): bit 0 the entry has the previous entry's geometry, other
 /// bits reserved (zero).
@@ -37,11 +47,12 @@ const SAME_GEOMETRY: u8 = 0x01;
 
 /// Fewest bytes an entry can take. Version 1: name length and one name byte, width, height,
 /// descriptor, checksum (4), section length. Versions 2 and 3: flags, shared prefix and suffix lengths,
-/// middle length (a name can be the previous one shortened), section length.
-fn min_entry_bytes(version: Version) -> usize {
+/// middle length (a name can be the previous one shortened), section length (none in a chained
+/// archive).
+fn min_entry_bytes(version: Version, chained: bool) -> usize {
     match version {
         Version::V1 => 1 + 1 + 1 + 1 + 1 + 4 + 1,
-        Version::V2 | Version::V3 => 1 + 1 + 1 + 1 + 1,
+        Version::V2 | Version::V3 | Version::V4 => 1 + 1 + 1 + 1 + usize::from(!chained),
     }
 }
 
@@ -50,19 +61,29 @@ impl<T: AsRef<[u8]>> Archive<T> {
     pub fn write_to(&self, out: &mut impl Write) -> Result<(), FormatError> {
         self.validate()?;
         magic::write(out, FileKind::Archive, self.version)?;
-        out.write_u8(if self.model.is_external() {
-            EXTERNAL_MODEL
-        } else {
-            0
-        })?;
+        let mut flags = 0;
+        if self.model.is_external() {
+            flags |= EXTERNAL_MODEL;
+        }
+        if self.chain.is_some() {
+            flags |= CHAINED;
+        }
+        out.write_u8(flags)?;
         self.model.write_id(out)?;
         varint::write(out, self.entries.len() as u64)?;
         let mut previous = Previous::default();
+        let sections = match self.chain {
+            Some(_) => Sections::Chained,
+            None => Sections::PerEntry,
+        };
         for entry in &self.entries {
             match self.version {
                 Version::V1 => entry.write_v1(out)?,
-                version => entry.write_front_coded(out, &mut previous, version)?,
+                version => entry.write_front_coded(out, &mut previous, version, sections)?,
             }
+        }
+        if let Some(chain) = &self.chain {
+            out.write_all(chain.as_ref())?;
         }
         Ok(())
     }
@@ -82,9 +103,25 @@ impl<T: AsRef<[u8]>> Archive<T> {
                 range: "1 or more (an archive holds at least one image)",
             });
         }
+        if let Some(chain) = &self.chain {
+            if self.version < Version::V4 {
+                return Err(FormatError::NotInVersion {
+                    version: self.version,
+                    what: "a chained archive",
+                });
+            }
+            if chain.as_ref().is_empty() {
+                return Err(FormatError::Truncated {
+                    what: "archive chain",
+                });
+            }
+        }
         let mut names = HashSet::with_capacity(self.entries.len());
         for entry in &self.entries {
-            entry.image.validate(self.version)?;
+            match self.chain {
+                None => entry.image.validate(self.version)?,
+                Some(_) => entry.image.validate_chained(self.version)?,
+            }
             if !names.insert(entry.name.as_str()) {
                 return Err(FormatError::DuplicateName {
                     name: entry.name.to_string(),
@@ -93,6 +130,13 @@ impl<T: AsRef<[u8]>> Archive<T> {
         }
         Ok(())
     }
+}
+
+/// Where an archive's tiles are: in each entry's own section, or in the archive's one chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sections {
+    PerEntry,
+    Chained,
 }
 
 /// What a version-2 entry is coded against: the previous entry's name and geometry bytes.
@@ -112,13 +156,14 @@ impl<T: AsRef<[u8]>> ArchiveEntry<T> {
         self.write_rest(out, Version::V1)
     }
 
-    /// Versions 2 and 3: flags, front-coded name, geometry (unless the previous entry's),
-    /// extension block (if any), section length, section.
+    /// Versions 2 to 4: flags, front-coded name, geometry (unless the previous entry's),
+    /// extension block (if any), section length and section (not in a chained archive).
     fn write_front_coded(
         &self,
         out: &mut impl Write,
         previous: &mut Previous,
         version: Version,
+        sections: Sections,
     ) -> Result<(), FormatError> {
         let mut geometry = Vec::new();
         self.image.write_geometry(&mut geometry, false)?;
@@ -134,7 +179,10 @@ impl<T: AsRef<[u8]>> ArchiveEntry<T> {
         if !same {
             out.write_all(&geometry)?;
         }
-        self.write_rest(out, version)?;
+        match sections {
+            Sections::PerEntry => self.write_rest(out, version)?,
+            Sections::Chained => self.image.write_trailer(out, version)?,
+        }
         previous.name = self.name.as_str().to_string();
         previous.geometry = Some(geometry);
         Ok(())
@@ -191,12 +239,20 @@ impl<'a> Archive<&'a [u8]> {
         let mut cur = Cursor::new(bytes);
         let version = magic::read(&mut cur, FileKind::Archive)?;
         let flags = cur.u8("model flags byte")?;
-        if flags & !EXTERNAL_MODEL != 0 {
+        let known = match version >= Version::V4 {
+            true => EXTERNAL_MODEL | CHAINED,
+            false => EXTERNAL_MODEL,
+        };
+        if flags & !known != 0 {
             return Err(FormatError::ReservedBits {
                 field: "model flags byte",
                 value: flags,
             });
         }
+        let sections = match flags & CHAINED != 0 {
+            true => Sections::Chained,
+            false => Sections::PerEntry,
+        };
         let model = ModelRef::read_id(&mut cur, flags & EXTERNAL_MODEL != 0)?;
         let count = cur.varint("entry count")?;
         if count == 0 {
@@ -212,7 +268,8 @@ impl<'a> Archive<&'a [u8]> {
             limits.max_entries,
             "--max-entries",
         )?;
-        if count > (cur.remaining() / min_entry_bytes(version)) as u64 {
+        let chained = sections == Sections::Chained;
+        if count > (cur.remaining() / min_entry_bytes(version, chained)) as u64 {
             return Err(FormatError::Truncated {
                 what: "archive entries",
             });
@@ -234,19 +291,30 @@ impl<'a> Archive<&'a [u8]> {
                         &mut budget,
                         (previous_name, &mut previous_geometry),
                         version,
+                        sections,
                     )?
                 }
             };
             entries.push(entry);
         }
         check_unique(&entries)?;
-        match cur.remaining() {
-            0 => Ok(Archive {
+        match (sections, cur.remaining()) {
+            (Sections::PerEntry, 0) => Ok(Archive {
                 version,
                 model,
                 entries,
+                chain: None,
             }),
-            count => Err(FormatError::TrailingBytes { count }),
+            (Sections::PerEntry, count) => Err(FormatError::TrailingBytes { count }),
+            (Sections::Chained, 0) => Err(FormatError::Truncated {
+                what: "archive chain",
+            }),
+            (Sections::Chained, _) => Ok(Archive {
+                version,
+                model,
+                entries,
+                chain: Some(cur.into_rest()),
+            }),
         }
     }
 }
@@ -278,13 +346,14 @@ impl<'a> ArchiveEntry<&'a [u8]> {
         Ok(ArchiveEntry { name, image })
     }
 
-    /// Versions 2 and 3 (see [`ArchiveEntry::write_front_coded`]).
+    /// Versions 2 to 4 (see [`ArchiveEntry::write_front_coded`]).
     fn read_front_coded(
         cur: &mut Cursor<'a>,
         limits: &Limits,
         budget: &mut NameBudget,
         (previous_name, previous_geometry): (&str, &mut Option<&'a [u8]>),
         version: Version,
+        sections: Sections,
     ) -> Result<Self, FormatError> {
         let flags = cur.u8("entry flags byte")?;
         if flags & !SAME_GEOMETRY != 0 {
@@ -315,7 +384,13 @@ impl<'a> ArchiveEntry<&'a [u8]> {
             *previous_geometry = Some(bytes);
             geometry
         };
-        let image = read_rest(cur, geometry, version, limits)?;
+        let image = match sections {
+            Sections::PerEntry => read_rest(cur, geometry, version, limits)?,
+            Sections::Chained => {
+                let (header, extensions) = CodedImage::read_trailer(cur, geometry, version)?;
+                CodedImage::chained(header, extensions, limits)?
+            }
+        };
         Ok(ArchiveEntry { name, image })
     }
 }

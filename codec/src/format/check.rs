@@ -55,7 +55,7 @@ impl TileCheck {
         let kind = match version {
             Version::V1 => CheckKind::None,
             Version::V2 => CheckKind::Samples,
-            Version::V3 => {
+            Version::V3 | Version::V4 => {
                 let mut bytes = Vec::new();
                 write_binding(&mut bytes, version, model, header, extensions, entry)?;
                 let mut hasher = crc32fast::Hasher::new();
@@ -78,14 +78,57 @@ impl TileCheck {
             CheckKind::None => None,
             CheckKind::Samples => Some(super::crc32(samples)),
             CheckKind::Bound(binding) => {
-                let mut hasher = binding.clone();
-                let mut position = Vec::with_capacity(10);
-                varint::write(&mut position, index).expect("writing to a Vec");
-                hasher.update(&position);
-                hasher.update(samples);
-                Some(hasher.finalize())
+                let mut check = ChainCheck {
+                    hasher: binding.clone(),
+                };
+                check.tile(index, samples);
+                Some(check.finish())
             }
         }
+    }
+}
+
+/// The checksum of a chained archive's one stream (version 4, FORMAT.md "Chained archives"):
+/// the CRC-32 of, entry after entry, the entry's binding bytes followed by each of its tiles'
+/// index and canonical pixel bytes — everything each tile's own checksum would cover, in one
+/// run. The stream starts from `2^32 +` this and must decode back to it.
+#[derive(Clone, Debug, Default)]
+pub struct ChainCheck {
+    hasher: crc32fast::Hasher,
+}
+
+impl ChainCheck {
+    /// A checksum over nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an entry's binding bytes (before its tiles).
+    pub fn entry<T: AsRef<[u8]>>(
+        &mut self,
+        version: Version,
+        model: ModelRef,
+        header: &ImageHeader,
+        extensions: &[Extension<T>],
+        entry: EntryPosition<'_>,
+    ) -> Result<(), FormatError> {
+        let mut bytes = Vec::new();
+        write_binding(&mut bytes, version, model, header, extensions, Some(entry))?;
+        self.hasher.update(&bytes);
+        Ok(())
+    }
+
+    /// Adds the entry's tile `index` (raster order) with these canonical pixel bytes.
+    pub fn tile(&mut self, index: u64, samples: &[u8]) {
+        let mut position = Vec::with_capacity(10);
+        varint::write(&mut position, index).expect("writing to a Vec");
+        self.hasher.update(&position);
+        self.hasher.update(samples);
+    }
+
+    /// The checksum.
+    pub fn finish(self) -> u32 {
+        self.hasher.finalize()
     }
 }
 

@@ -61,18 +61,36 @@ impl<T: AsRef<[u8]>> CodedImage<T> {
                 found: self.tiles.len(),
             });
         }
+        self.validate_header(version)
+    }
+
+    /// An entry of a chained archive (version 4): a valid header and no tiles of its own (they
+    /// are in the archive's chain).
+    pub(super) fn validate_chained(&self, version: Version) -> Result<(), FormatError> {
+        self.header.validate()?;
+        if !self.tiles.is_empty() {
+            return Err(FormatError::TileCountMismatch {
+                expected: 0,
+                found: self.tiles.len(),
+            });
+        }
+        self.validate_header(version)
+    }
+
+    /// The version's rules for the header and records (the header itself checked already).
+    fn validate_header(&self, version: Version) -> Result<(), FormatError> {
         let not_in = |what| Err(FormatError::NotInVersion { version, what });
         match version {
             Version::V1 if self.header.pixel_crc.is_none() => {
                 not_in("an image without a pixel checksum in its header")
             }
             Version::V1 if !self.extensions.is_empty() => not_in("extension records"),
-            Version::V2 | Version::V3 if self.header.pixel_crc.is_some() => {
+            Version::V2 | Version::V3 | Version::V4 if self.header.pixel_crc.is_some() => {
                 not_in("a pixel checksum in the header (it is carried in the tile streams)")
             }
             Version::V2 if !self.extensions.is_empty() => extension::validate(&self.extensions),
             Version::V2 => Ok(()),
-            Version::V3 => {
+            Version::V3 | Version::V4 => {
                 if !self.extensions.is_empty() {
                     extension::validate(&self.extensions)?;
                 }
@@ -102,7 +120,9 @@ impl<T: AsRef<[u8]>> CodedImage<T> {
         match version {
             Version::V1 => self.header.write_crc(out),
             _ if self.extensions.is_empty() => Ok(()),
-            Version::V2 | Version::V3 => extension::write_block(out, &self.extensions),
+            Version::V2 | Version::V3 | Version::V4 => {
+                extension::write_block(out, &self.extensions)
+            }
         }
     }
 
@@ -152,7 +172,7 @@ impl<'a> CodedImage<&'a [u8]> {
             }
             Version::V2 if geometry.extensions => extension::read_block(cur)?,
             Version::V2 => Vec::new(),
-            Version::V3 => {
+            Version::V3 | Version::V4 => {
                 let records = match geometry.extensions {
                     true => extension::read_block(cur)?,
                     false => Vec::new(),
@@ -166,6 +186,22 @@ impl<'a> CodedImage<&'a [u8]> {
 
     /// Splits a tile section (all of `section`) into the payloads of `header`'s tiles, checking
     /// [`Limits::max_tiles`] and that the index fits in `section` before allocating.
+    /// An entry of a chained archive: no tiles of its own; its tile count checked against the
+    /// limits all the same (the chain holds that many tiles).
+    pub(super) fn chained(
+        header: ImageHeader,
+        extensions: Vec<Extension<&'a [u8]>>,
+        limits: &Limits,
+    ) -> Result<Self, FormatError> {
+        let count = header.grid().count();
+        limits::check("tile count", count, limits.max_tiles, "--max-tiles")?;
+        Ok(CodedImage {
+            header,
+            extensions,
+            tiles: Vec::new(),
+        })
+    }
+
     pub(super) fn read_section(
         header: ImageHeader,
         extensions: Vec<Extension<&'a [u8]>>,

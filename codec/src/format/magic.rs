@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 /// The format version this build writes (the newest it reads). Any change to the layout bumps
 /// it; decoders for older versions are kept (see "Version policy" in `FORMAT.md`).
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 
 /// A format version this build reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,11 +22,14 @@ pub enum Version {
     /// everything decoded beside them ([`crate::format::TileCheck`]): pixel format, size,
     /// extension records, the tile's position and, in archives, the entry's name and position.
     V3,
+    /// Version 4: version 3, plus **chained archives** (model flags bit 1): all entries' tiles
+    /// in one ANS stream, so a bits-back model carries its bits from entry to entry.
+    V4,
 }
 
 impl Version {
     /// The version this build writes.
-    pub const NEWEST: Version = Version::V3;
+    pub const NEWEST: Version = Version::V4;
 
     /// The number in the magic's low nibble.
     pub fn number(self) -> u8 {
@@ -34,11 +37,12 @@ impl Version {
             Version::V1 => 1,
             Version::V2 => 2,
             Version::V3 => 3,
+            Version::V4 => 4,
         }
     }
 
     fn from_number(number: u8) -> Option<Self> {
-        [Version::V1, Version::V2, Version::V3]
+        [Version::V1, Version::V2, Version::V3, Version::V4]
             .into_iter()
             .find(|v| v.number() == number)
     }
@@ -50,7 +54,7 @@ impl fmt::Display for Version {
     }
 }
 
-const _: () = assert!(VERSION == 3 && matches!(Version::NEWEST, Version::V3));
+const _: () = assert!(VERSION == 4 && matches!(Version::NEWEST, Version::V4));
 
 /// First byte of every idfcodec file.
 const MAGIC: u8 = b'i';
@@ -58,9 +62,9 @@ const MAGIC: u8 = b'i';
 /// What a file holds, from the high nibble of its second byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileKind {
-    /// One coded image (`69 d3` for version 3, `69 d2`, `69 d1` for older versions).
+    /// One coded image (`69 d4` for version 4; `69 d3`, `69 d2`, `69 d1` for older versions).
     Image,
-    /// Many named coded images sharing one model (`69 a3` for version 3, `69 a2`, `69 a1` for older versions).
+    /// Many named coded images sharing one model (`69 a4` for version 4; `69 a3`, `69 a2`, `69 a1` for older versions).
     Archive,
 }
 
@@ -144,7 +148,7 @@ mod tests {
     #[test]
     fn detects_kinds_and_rejects_others() {
         for kind in [FileKind::Image, FileKind::Archive] {
-            for version in [Version::V1, Version::V2, Version::V3] {
+            for version in [Version::V1, Version::V2, Version::V3, Version::V4] {
                 let mut buf = Vec::new();
                 write(&mut buf, kind, version).unwrap();
                 assert_eq!(identify(&buf).unwrap(), (kind, version));
@@ -158,13 +162,13 @@ mod tests {
         assert!(matches!(detect(b"iX"), Err(FormatError::BadMagic { .. })));
         assert!(matches!(detect(b"i"), Err(FormatError::Truncated { .. })));
         assert!(matches!(detect(b""), Err(FormatError::Truncated { .. })));
-        for found in [0, 4, 15] {
+        for found in [0, 5, 15] {
             let err = detect(&[b'i', 0xd0 | found]).unwrap_err();
             assert!(matches!(
                 err,
-                FormatError::UnsupportedVersion { found: f, newest: 3, .. } if f == found
+                FormatError::UnsupportedVersion { found: f, newest: 4, .. } if f == found
             ));
-            assert!(err.to_string().contains("reads versions 1 to 3"), "{err}");
+            assert!(err.to_string().contains("reads versions 1 to 4"), "{err}");
         }
     }
 }

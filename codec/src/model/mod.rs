@@ -130,6 +130,12 @@ impl Model {
         }
     }
 
+    /// Whether the model codes with bits back (a VAE): its archives chain their entries on one
+    /// stream ([`crate::ArchiveLayout`]).
+    pub fn uses_bits_back(&self) -> bool {
+        self.coder().bits_back()
+    }
+
     /// The VAE, if it is one.
     pub fn vae(&self) -> Option<&Vae> {
         match &self.learned {

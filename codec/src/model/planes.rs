@@ -31,11 +31,13 @@ pub(crate) trait PlaneModel: Sync {
         height: usize,
         width: usize,
     ) -> Result<()>;
-    /// Whether an honest stream may be below the pipeline's floor with no words left at the
-    /// start of decoding or between this model's pops (bits-back coding: a lone tile's
-    /// posterior draws can take the stream dry). The pipeline then skips its early
-    /// "data exhausted" stop before this model's part; the end-state check still holds.
-    fn may_run_dry(&self) -> bool {
+    /// Whether this model codes with bits back (its encoder pops bits off the stream before
+    /// pushing). Then an honest stream may be below the pipeline's floor with no words left at
+    /// the start of decoding or between this model's pops (a lone tile's posterior draws can
+    /// take the stream dry), so the pipeline skips its early "data exhausted" stop before this
+    /// model's part (the end-state check still holds); and archives chain their entries on one
+    /// stream (version 4), so each entry's draws take the bits the entries before it pushed.
+    fn bits_back(&self) -> bool {
         false
     }
     /// Pops what [`push`](PlaneModel::push) pushed for this size, stopping as soon as the

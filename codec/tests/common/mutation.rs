@@ -319,6 +319,7 @@ fn options(tile_side: u32) -> EncodeOptions {
         threads: 1,
         tile_side,
         model_storage: ModelStorage::External,
+        ..EncodeOptions::default()
     }
 }
 
@@ -1121,6 +1122,7 @@ fn rewrites(bytes: &[u8]) -> Vec<(Class, String, Vec<u8>)> {
                     name: EntryName::new("image.png").unwrap(),
                     image: file.image.clone(),
                 }],
+                chain: None,
             };
             if let Ok(b) = archive.to_bytes() {
                 out.push((Class::Container, "as a one-entry archive".into(), b));
@@ -1221,6 +1223,7 @@ fn rewrites(bytes: &[u8]) -> Vec<(Class, String, Vec<u8>)> {
                     version: archive.version,
                     model: archive.model,
                     entries,
+                    chain: None,
                 };
                 if let Ok(b) = a.to_bytes() {
                     out.push((class, what, b));

@@ -33,7 +33,7 @@ impl PlaneModel for Vae {
         c.in_channels as u64 * (12 * c.mixtures as u64 + 8) + 16
     }
 
-    fn may_run_dry(&self) -> bool {
+    fn bits_back(&self) -> bool {
         true
     }
 
