@@ -2,14 +2,15 @@
 //! by `idfcodec dataset-png`): the first N images as a chained archive (one stream, the
 //! bits-back chain), as an archive of independent entries, and each alone; encode and decode on
 //! one thread, bit-exact checks, rates in bits per dimension (everything in the files counted:
-//! container, names, checksums, the chain's initial bits and final flush).
+//! container, names, checksums, the chain's initial bits and final flush), with the share of
+//! the coded streams alone (what the model's likelihood is compared with).
 //!
 //! `cargo run --release -p idfcodec-codec --example vae_rate -- MODEL.safetensors DIR [N]`
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use idfcodec_codec::format::EntryName;
+use idfcodec_codec::format::{Archive, EntryName, Limits};
 use idfcodec_codec::{
     compress, compress_archive, decompress_archive, png, ArchiveLayout, DecodeOptions,
     EncodeOptions, Model, ModelStorage, NamedImage, NamedModel,
@@ -63,11 +64,23 @@ fn main() {
         let back = decompress_archive(&archive, &named, &decode_options).unwrap();
         let decode_s = t.elapsed().as_secs_f64();
         assert!(back == entries, "the archive did not decode bit-exactly");
+        let read = Archive::read(&archive, &Limits::default()).unwrap();
+        let streams: usize = match read.chain {
+            Some(chain) => chain.len(),
+            None => read
+                .entries
+                .iter()
+                .flat_map(|e| e.image.tiles.iter().map(|t| t.len()))
+                .sum(),
+        };
         println!(
-            "{layout:?} archive of {n} images ({dims} dims): {} bytes = {:.4} bpd (bit-exact); \
+            "{layout:?} archive of {n} images ({dims} dims): {} bytes = {:.4} bpd (bit-exact), \
+             of which coded streams {streams} bytes = {:.4} bpd, container and names {} bytes; \
              one thread: encode {:.1} images/s, decode {:.1} images/s",
             archive.len(),
             bpd(archive.len()),
+            bpd(streams),
+            archive.len() - streams,
             n as f64 / encode_s,
             n as f64 / decode_s
         );

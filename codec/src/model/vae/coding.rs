@@ -183,25 +183,33 @@ impl Posterior {
         }
         let b = buckets.len();
         let (mu, sigma) = (f64::from(mu), libm::exp(0.5 * f64::from(logvar)));
-        // Φ below and above each edge.
-        let tails: Vec<(f64, f64)> = (0..=b)
-            .map(|k| {
-                let t = (buckets.edge(k) - mu) / sigma;
-                let s = t * std::f64::consts::FRAC_1_SQRT_2;
-                (0.5 * libm::erfc(-s), 0.5 * libm::erfc(s))
-            })
-            .collect();
-        let masses: Vec<f64> = (0..b)
-            .map(|k| {
-                let (lo, hi) = (tails[k], tails[k + 1]);
-                let m = if buckets.edge(k) >= mu {
-                    lo.1 - hi.1
-                } else {
-                    hi.0 - lo.0
-                };
-                m.max(0.0)
-            })
-            .collect();
+        // Φ below (lower tail) or above (upper tail) edge `k`; each bucket takes the tail on
+        // its side of the mean, so each edge needs one of the two (both at the switch).
+        let tail = |k: usize, upper: bool| {
+            let t = (buckets.edge(k) - mu) / sigma;
+            let s = t * std::f64::consts::FRAC_1_SQRT_2;
+            match upper {
+                true => 0.5 * libm::erfc(s),
+                false => 0.5 * libm::erfc(-s),
+            }
+        };
+        let mut masses = Vec::with_capacity(b);
+        let mut carried: Option<(bool, f64)> = None;
+        for k in 0..b {
+            let upper = buckets.edge(k) >= mu;
+            let at_k = match carried {
+                Some((side, value)) if side == upper => value,
+                _ => tail(k, upper),
+            };
+            let at_next = tail(k + 1, upper);
+            let m = if upper {
+                at_k - at_next
+            } else {
+                at_next - at_k
+            };
+            masses.push(m.max(0.0));
+            carried = Some((upper, at_next));
+        }
         let mode = (1..b).take_while(|&k| buckets.edge(k) <= mu).count();
         let mut order = Vec::with_capacity(b);
         order.push(mode as u32);
