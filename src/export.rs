@@ -129,21 +129,33 @@ pub fn vae_engine_check(
         let (rec, kl) = float.terms_at_mean(&subset.to_kind(Kind::Float));
         Vec::<f64>::try_from(&(rec + kl).to_kind(Kind::Double)).expect("1-d")
     });
-    let (mut float_bits, mut engine_bits, mut max_rel) = (0.0, 0.0, 0.0f64);
-    for (i, nats) in float_nats.iter().enumerate() {
+    compare(&float_nats, dims as usize, |i| {
         let px: Vec<u8> = Vec::try_from(&subset.get(i as i64).flatten(0, -1)).expect("u8 image");
         let (rec, kl) = idfcodec_codec::model::vae::terms_at_mean(engine, &px)
             .map_err(|e| TrainError::Other(e.to_string()))?;
-        let (e, f) = (rec + kl, nats / std::f64::consts::LN_2);
+        Ok(rec + kl)
+    })
+}
+
+/// The float model's code lengths (`float_nats`, nats per image) against the engine's
+/// (`engine_bits(i)`, bits of image `i`), over images of `dims` values.
+fn compare(
+    float_nats: &[f64],
+    dims: usize,
+    mut engine_bits: impl FnMut(usize) -> Result<f64, TrainError>,
+) -> Result<EngineCheck, TrainError> {
+    let (mut float_total, mut engine_total, mut max_rel) = (0.0, 0.0, 0.0f64);
+    for (i, nats) in float_nats.iter().enumerate() {
+        let (e, f) = (engine_bits(i)?, nats / std::f64::consts::LN_2);
         max_rel = max_rel.max((e - f).abs() / f);
-        float_bits += f;
-        engine_bits += e;
+        float_total += f;
+        engine_total += e;
     }
-    let denom = (n as f64) * dims as f64;
+    let denom = float_nats.len() as f64 * dims as f64;
     Ok(EngineCheck {
-        images: n,
-        float_bpd: float_bits / denom,
-        engine_bpd: engine_bits / denom,
+        images: float_nats.len(),
+        float_bpd: float_total / denom,
+        engine_bpd: engine_total / denom,
         max_rel_diff: max_rel,
     })
 }
@@ -169,28 +181,14 @@ pub fn engine_check(
             .to_kind(Kind::Double);
         Vec::<f64>::try_from(&v).expect("1-d")
     });
-    let mut float_bits = 0.0;
-    let mut engine_bits = 0.0;
-    let mut max_rel = 0.0f64;
-    for (i, nats) in float_nats.iter().enumerate() {
+    compare(&float_nats, dims as usize, |i| {
         let px: Vec<u8> = Vec::try_from(&subset.get(i as i64).flatten(0, -1)).expect("u8 image");
         let img = idfcodec_codec::engine::IntTensor::from_vec(
             idfcodec_codec::engine::Shape::new(c, h, w),
             px.iter().map(|&p| i32::from(p)).collect(),
         )
         .map_err(|e| TrainError::Other(e.to_string()))?;
-        let e = flow::nll_bits(engine, &img).map_err(|e| TrainError::Other(e.to_string()))?;
-        let f = nats / std::f64::consts::LN_2;
-        max_rel = max_rel.max((e - f).abs() / f);
-        float_bits += f;
-        engine_bits += e;
-    }
-    let denom = (n as f64) * dims as f64;
-    Ok(EngineCheck {
-        images: n,
-        float_bpd: float_bits / denom,
-        engine_bpd: engine_bits / denom,
-        max_rel_diff: max_rel,
+        flow::nll_bits(engine, &img).map_err(|e| TrainError::Other(e.to_string()))
     })
 }
 

@@ -13,6 +13,7 @@
 
 use rayon::prelude::*;
 
+use crate::context::PlaneContent;
 use crate::entropy::{self, StreamStart};
 use crate::format::{
     Archive, ArchiveEntry, ChainCheck, CodedImage, EntryName, EntryPosition, TileCheck, Version,
@@ -85,9 +86,11 @@ fn compress_independent(
     })
 }
 
-/// An entry ready for the chain: its header and tiles' pixel bytes.
+/// An entry ready for the chain: its header, what its context coder sees, and its tiles' pixel
+/// bytes.
 struct ChainEntry {
     header: crate::format::ImageHeader,
+    content: PlaneContent,
     layouts: Vec<TileLayout>,
     tiles: Vec<Vec<u8>>,
 }
@@ -115,13 +118,12 @@ fn compress_chained(
     }
     let mut coder = entropy::start_stream(StreamStart::Checksum(check.finish()));
     for (named, entry) in images.iter().zip(&prepared) {
-        let content = plane_content(named.image.pixel_format, &named.image.extensions)?;
         let count = entry.layouts.len() as u64;
         for (index, (layout, samples)) in entry.layouts.iter().zip(&entry.tiles).enumerate() {
             let coding = TileCoding {
                 model,
                 format: named.image.pixel_format,
-                content,
+                content: entry.content,
                 layout,
             };
             coding.push(&mut coder, samples).map_err(|error| {
@@ -164,7 +166,7 @@ fn chain_entry(
     position: EntryPosition<'_>,
 ) -> Result<ChainEntry, ImageCodecError> {
     let header = image_header(image, model, options)?;
-    plane_content(image.pixel_format, &image.extensions)?;
+    let content = plane_content(image.pixel_format, &image.extensions)?;
     check.entry(
         Version::NEWEST,
         reference(model, options),
@@ -186,6 +188,7 @@ fn chain_entry(
         .collect();
     Ok(ChainEntry {
         header,
+        content,
         layouts,
         tiles,
     })
@@ -381,7 +384,8 @@ impl ArchiveDecoder<'_> {
         if !self.model.is_some_and(Model::uses_bits_back) {
             entropy::check_not_dry(&coder, floor).map_err(ImageCodecError::Chain)?;
         }
-        let mut decoded: Vec<Vec<Vec<u8>>> = Vec::with_capacity(entries.len());
+        // per entry, in archive order once reversed: its tile layouts and decoded tiles
+        let mut decoded: Vec<(Vec<TileLayout>, Vec<Vec<u8>>)> = Vec::with_capacity(entries.len());
         for entry in entries.iter().rev() {
             let header = entry.image.header;
             let content = plane_content(header.pixel_format, &entry.image.extensions)
@@ -407,12 +411,12 @@ impl ArchiveDecoder<'_> {
                 tiles.push(samples);
             }
             tiles.reverse();
-            decoded.push(tiles);
+            decoded.push((layouts, tiles));
         }
         decoded.reverse();
         let mut check = ChainCheck::new();
         let count = entries.len() as u64;
-        for (index, (entry, tiles)) in entries.iter().zip(&decoded).enumerate() {
+        for (index, (entry, (_, tiles))) in entries.iter().zip(&decoded).enumerate() {
             let position = EntryPosition {
                 index: index as u64,
                 count,
@@ -435,11 +439,11 @@ impl ArchiveDecoder<'_> {
         entries
             .iter()
             .zip(decoded)
-            .map(|(entry, tiles)| {
+            .map(|(entry, (layouts, tiles))| {
                 let header = entry.image.header;
                 let bytes_per_pixel = usize::from(header.pixel_format.bytes_per_pixel());
                 let mut samples = zeroed(header.pixel_bytes())?;
-                for (layout, tile_samples) in layouts(&header, self.model).iter().zip(tiles) {
+                for (layout, tile_samples) in layouts.iter().zip(tiles) {
                     tile::paste_rect(
                         &tile_samples,
                         &mut samples,

@@ -77,9 +77,9 @@ fn small_images_are_one_tile_without_index() {
     let file = ImageFile::read(&bytes, &Limits::default()).unwrap();
     assert_eq!(file.image.header.tiling, Tiling::Whole);
     assert_eq!(file.image.tiles.len(), 1);
-    // magic 2, width 1, height 1, descriptor 1, external id 8, then the payload (version 3: the
-    // checksum is in the stream)
-    assert_eq!(file.version, Version::V3);
+    // magic 2, width 1, height 1, descriptor 1, external id 8, then the payload (versions 3 and
+    // 4: the checksum is in the stream)
+    assert_eq!(file.version, Version::NEWEST);
     assert_eq!(bytes.len(), 13 + file.image.tiles[0].len());
     assert_eq!(bytes[4], 0x20, "gray8, external model, untiled");
 }

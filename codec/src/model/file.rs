@@ -107,6 +107,29 @@ pub(crate) fn card(info: &HashMap<String, String>) -> Result<serde_json::Value> 
     Ok(card)
 }
 
+/// The header of a model file of family `expected`, read before any tensor: refuses another
+/// family's file by name, parses the architecture and checks it with `validate`, reads the card.
+pub(crate) fn header<C: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    expected: Family,
+    validate: impl FnOnce(&C) -> std::result::Result<(), String>,
+) -> Result<(C, serde_json::Value)> {
+    let info = metadata(bytes)?;
+    let family = family(&info)?;
+    if family != expected {
+        let article = match expected {
+            Family::Idf => "an",
+            Family::Vae => "a",
+        };
+        return Err(invalid(format!(
+            "this is a {family} model file, not {article} {expected} one"
+        )));
+    }
+    let config: C = arch(&info)?;
+    validate(&config).map_err(|e| invalid(format!("{ARCH_KEY}: {e}")))?;
+    Ok((config, card(&info)?))
+}
+
 /// Refuses a model of more than [`MAX_PARAMETERS`] parameters (before anything is allocated).
 pub(crate) fn check_size(count: usize) -> Result<()> {
     if count > MAX_PARAMETERS {

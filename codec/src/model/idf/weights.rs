@@ -40,18 +40,7 @@ impl Idf {
     /// Checks the config, the parameter count against [`MAX_PARAMETERS`](crate::model::MAX_PARAMETERS), and every tensor's
     /// presence, dtype and shape before copying any weights.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Idf> {
-        let info = file::metadata(bytes)?;
-        let family = file::family(&info)?;
-        if family != Family::Idf {
-            return Err(invalid(format!(
-                "this is a {family} model file, not an IDF one"
-            )));
-        }
-        let config: IdfConfig = file::arch(&info)?;
-        config
-            .validate()
-            .map_err(|e| invalid(format!("{}: {e}", file::ARCH_KEY)))?;
-        let card = file::card(&info)?;
+        let (config, card) = file::header(bytes, Family::Idf, IdfConfig::validate)?;
         check_size(&config)?;
         let specs = config.tensor_specs();
         let tensors = file::tensors(bytes, specs.len())?;

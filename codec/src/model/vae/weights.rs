@@ -27,18 +27,7 @@ impl Vae {
     /// [`MAX_PARAMETERS`](crate::model::MAX_PARAMETERS), every tensor's presence, dtype and
     /// shape, before copying any weights.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Vae> {
-        let info = file::metadata(bytes)?;
-        let family = file::family(&info)?;
-        if family != Family::Vae {
-            return Err(invalid(format!(
-                "this is a {family} model file, not a VAE one"
-            )));
-        }
-        let config: VaeConfig = file::arch(&info)?;
-        config
-            .validate()
-            .map_err(|e| invalid(format!("{}: {e}", file::ARCH_KEY)))?;
-        let card = file::card(&info)?;
+        let (config, card) = file::header(bytes, Family::Vae, VaeConfig::validate)?;
         file::check_size(config.parameter_count())?;
         let specs = config.tensor_specs();
         let tensors = file::tensors(bytes, specs.len())?;
