@@ -41,7 +41,7 @@
 //! nearest the posterior mean), so the decoder ends exactly at the tile's start state and the
 //! version-3 checksum check holds. The price: bits the stack did not hold are not given back, so
 //! a lone block pays up to `−log q(z|x)` more than its ELBO (measured in `codec/tests/vae.rs`).
-//! For the same reason [`pop`] cannot stop early at the pipeline's floor (an honest stream may
+//! For the same reason [`pop_image`] cannot stop early at the pipeline's floor (an honest stream may
 //! dip below it between a block's pops); a damaged stream is caught by the end state.
 
 use constriction::stream::{
