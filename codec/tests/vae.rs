@@ -33,6 +33,7 @@ fn config(
         hidden,
         mixtures,
         bucket_bits,
+        upper_latents: vec![],
     }
 }
 
