@@ -13,10 +13,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind};
 
-use crate::metrics::bpd::dataset_bpd;
+use crate::metrics::bpd::{dataset_bpd, Likelihood};
+use crate::nn::hvae::Hvae;
 use crate::nn::idf::IdfModelConfig;
 use crate::nn::vae::Vae;
 use crate::nn::Idf;
+use crate::train::model::Trainable;
 use crate::train::{self, checkpoint, TrainError};
 
 /// What to export.
@@ -114,11 +116,43 @@ fn tensors_by_spec(
         .collect()
 }
 
+/// A training family the codec's `vae` family codes: the one-layer VAE
+/// ([`crate::nn::vae::VaeConfig::codable`]) and the hierarchical one
+/// ([`crate::nn::hvae::HvaeConfig::codable`]).
+pub trait CodableVae: Trainable + Likelihood {
+    /// The codec's description of the run's model (an error when the codec cannot code it).
+    fn codable(config: &Self::Config) -> Result<CodecVaeConfig, String>;
+    /// The negative ELBO's terms with the latents at their posterior means (nats per image):
+    /// reconstruction and KL, as the codec's `model::vae::terms_at_mean`.
+    fn terms_at_mean(&self, x: &tch::Tensor) -> (tch::Tensor, tch::Tensor);
+}
+
+impl CodableVae for Vae {
+    fn codable(config: &Self::Config) -> Result<CodecVaeConfig, String> {
+        config.codable()
+    }
+
+    fn terms_at_mean(&self, x: &tch::Tensor) -> (tch::Tensor, tch::Tensor) {
+        Vae::terms_at_mean(self, x)
+    }
+}
+
+impl CodableVae for Hvae {
+    fn codable(config: &Self::Config) -> Result<CodecVaeConfig, String> {
+        config.codable()
+    }
+
+    fn terms_at_mean(&self, x: &tch::Tensor) -> (tch::Tensor, tch::Tensor) {
+        Hvae::terms_at_mean(self, x)
+    }
+}
+
 /// Compares the engine's negative ELBO (reconstruction at the posterior mean under the codec's
-/// quantised tables, plus the closed-form KL) with the tch VAE's on the first `n` images.
-pub fn vae_engine_check(
+/// quantised tables, plus the closed-form KL terms) with the tch model's on the first `n`
+/// images.
+pub fn vae_engine_check<M: CodableVae>(
     engine: &EngineVae,
-    float: &Vae,
+    float: &M,
     images: &tch::Tensor,
     n: usize,
 ) -> Result<EngineCheck, TrainError> {
@@ -208,8 +242,11 @@ fn write_new(path: &Path, bytes: &[u8], force: bool) -> Result<(), TrainError> {
 pub fn export(job: &ExportJob) -> Result<ExportReport, TrainError> {
     let state = checkpoint::read_state(&job.run)?;
     let cfg = &state.config;
-    if cfg.model.vae().is_some() {
-        return export_vae(job, &state);
+    if let Some(c) = cfg.model.vae() {
+        return export_vae::<Vae>(job, &state, c);
+    }
+    if let Some(c) = cfg.model.of::<Hvae>() {
+        return export_vae::<Hvae>(job, &state, c);
     }
     // the codec codes with the IDF and VAE families
     let idf = cfg.model.idf().ok_or_else(|| {
@@ -270,13 +307,16 @@ pub fn export(job: &ExportJob) -> Result<ExportReport, TrainError> {
     })
 }
 
-/// The VAE's export: its codable config (`VaeConfig::codable`), its tensors, the engine check,
-/// the model file and a short card.
-fn export_vae(job: &ExportJob, state: &checkpoint::RunState) -> Result<ExportReport, TrainError> {
+/// A VAE's export (one layer or a hierarchy): its codable config ([`CodableVae::codable`]),
+/// its tensors, the engine check, the model file and a short card.
+fn export_vae<M: CodableVae>(
+    job: &ExportJob,
+    state: &checkpoint::RunState,
+    model_cfg: &M::Config,
+) -> Result<ExportReport, TrainError> {
     let cfg = &state.config;
-    let vae_cfg = cfg.model.vae().expect("checked by the caller");
-    let arch = vae_cfg.codable().map_err(TrainError::Config)?;
-    let (mut vs, model) = train::build_model::<Vae>(cfg, Device::Cpu)?;
+    let arch = M::codable(model_cfg).map_err(TrainError::Config)?;
+    let (mut vs, model) = train::build_model::<M>(cfg, Device::Cpu)?;
     checkpoint::load(&job.run, &mut vs, None)?;
     let data = train::load_data(cfg)?;
     let test_bpd = match state.test_bpd {
@@ -292,6 +332,8 @@ fn export_vae(job: &ExportJob, state: &checkpoint::RunState) -> Result<ExportRep
     let card = json!({
         "name": job.name,
         "family": "vae",
+        "training_family": M::FAMILY,
+        "layers": arch.layers(),
         "dataset": cfg.data.dataset,
         "test_neg_elbo_bpd": test_bpd,
         "test_images": data.test.size()[0],

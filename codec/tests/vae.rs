@@ -34,6 +34,7 @@ fn config(
         hidden,
         mixtures,
         bucket_bits,
+        upper_latents: vec![],
     }
 }
 

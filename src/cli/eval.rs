@@ -19,7 +19,7 @@ pub struct EvalArgs {
     /// Also print each latent group's share of the bpd (factor-outs and top).
     #[arg(long)]
     pub by_group: bool,
-    /// VAE runs: also report the IWAE bound with K importance samples per image (instead of the
+    /// VAE and hierarchical VAE runs: also report the IWAE bound with K importance samples per image (instead of the
     /// run's `iwae_samples`).
     #[arg(long, value_name = "K")]
     pub iwae: Option<usize>,
@@ -39,17 +39,17 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     if let Some(k) = a.iwae {
         anyhow::ensure!(k >= 1, "--iwae needs at least 1 sample");
         let family = state.config.model.family();
-        let vae = state
-            .config
-            .model
-            .of_mut::<crate::nn::vae::Vae>()
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--iwae needs a VAE run; {} holds a {family} run",
-                    a.run.display()
-                )
-            })?;
-        vae.iwae_samples = k;
+        let model = &mut state.config.model;
+        if let Some(vae) = model.of_mut::<crate::nn::vae::Vae>() {
+            vae.iwae_samples = k;
+        } else if let Some(hvae) = model.of_mut::<crate::nn::hvae::Hvae>() {
+            hvae.iwae_samples = k;
+        } else {
+            anyhow::bail!(
+                "--iwae needs a VAE or hierarchical VAE run; {} holds a {family} run",
+                a.run.display()
+            );
+        }
     }
     let t = std::time::Instant::now();
     let (evaluation, n) = train::evaluate_run(&a.run, &state.config, a.limit, device)?;

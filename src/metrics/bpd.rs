@@ -80,6 +80,25 @@ pub fn for_each_batch(images: &Tensor, batch: i64, device: Device, mut f: impl F
     });
 }
 
+/// The mean negative importance-weighted bound (nats per image) over `images` (`u8`) with `k`
+/// samples per image, in batches of about `batch / k` images; `iwae(x, k)` is a model's bound
+/// on `log p(x)` per image (shape `N`). The VAE families' IWAE evaluation.
+pub fn dataset_iwae(
+    images: &Tensor,
+    k: i64,
+    batch: i64,
+    device: Device,
+    iwae: impl Fn(&Tensor, i64) -> Tensor,
+) -> f64 {
+    let n = images.size()[0];
+    let per = (batch / k).max(1);
+    let mut total = 0.0;
+    for_each_batch(images, per, device, |x| {
+        total -= iwae(x, k).sum(Kind::Double).double_value(&[]);
+    });
+    total / n.max(1) as f64
+}
+
 /// Each term's share of [`dataset_bpd`] (for the IDF the factor-out of every level, then the
 /// top), in one pass over `images`; the shares sum to the dataset's bpd.
 pub fn dataset_bpd_by_term<M: Likelihood + ?Sized>(

@@ -262,6 +262,38 @@ pub fn to_pixels(u: &Tensor) -> Tensor {
     ((u + 1.0) * 127.5).clamp(0.0, 255.0)
 }
 
+/// A vector → vector MLP `in → width → width → out` (layers `fc0`, `fc1`, `fc2`; the
+/// activation between them, none after the last): the upper layers of a hierarchical VAE.
+pub struct Mlp {
+    layers: Vec<nn::Linear>,
+    act: Activation,
+}
+
+impl Mlp {
+    pub fn new(p: &nn::Path, input: usize, width: usize, out: usize, act: Activation) -> Self {
+        let (i, w, o) = (input as i64, width as i64, out as i64);
+        Mlp {
+            layers: vec![
+                nn::linear(p / "fc0", i, w, Default::default()),
+                nn::linear(p / "fc1", w, w, Default::default()),
+                nn::linear(p / "fc2", w, o, Default::default()),
+            ],
+            act,
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let mut h = x.shallow_clone();
+        for (i, l) in self.layers.iter().enumerate() {
+            h = l.forward(&h);
+            if i + 1 < self.layers.len() {
+                h = self.act.apply(&h);
+            }
+        }
+        h
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 pub mod dist;
 pub mod gan;
 pub mod generative;
+pub mod hvae;
 pub mod idf;
 pub mod layers;
 pub mod vae;

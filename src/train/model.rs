@@ -20,6 +20,7 @@ use tch::{nn, Device, Tensor};
 use super::optim::{Optimizer, ParamGroup};
 use crate::nn::gan::{Gan, GanConfig};
 use crate::nn::generative::Generative;
+use crate::nn::hvae::{Hvae, HvaeConfig};
 use crate::nn::idf::IdfModelConfig;
 use crate::nn::vae::{Vae, VaeConfig};
 use crate::nn::Idf;
@@ -231,6 +232,8 @@ pub enum ModelConfig {
     Vae(VaeConfig),
     /// `family = "gan"`: a DCGAN or WGAN-GP ([`crate::nn::gan::Gan`]).
     Gan(GanConfig),
+    /// `family = "hvae"`: a hierarchical VAE ([`crate::nn::hvae::Hvae`]), Bit-Swap's structure.
+    Hvae(HvaeConfig),
 }
 
 impl Default for ModelConfig {
@@ -246,6 +249,7 @@ impl ModelConfig {
             ModelConfig::Idf(c) => f.call::<Idf>(c),
             ModelConfig::Vae(c) => f.call::<Vae>(c),
             ModelConfig::Gan(c) => f.call::<Gan>(c),
+            ModelConfig::Hvae(c) => f.call::<Hvae>(c),
         }
     }
 
@@ -256,9 +260,10 @@ impl ModelConfig {
             Idf::FAMILY => parse_family::<Idf>(version, fields).map(ModelConfig::Idf),
             Vae::FAMILY => parse_family::<Vae>(version, fields).map(ModelConfig::Vae),
             Gan::FAMILY => parse_family::<Gan>(version, fields).map(ModelConfig::Gan),
+            Hvae::FAMILY => parse_family::<Hvae>(version, fields).map(ModelConfig::Hvae),
             other => Err(format!(
                 "model.family = {other:?} is not a known family (known: {:?})",
-                [Idf::FAMILY, Vae::FAMILY, Gan::FAMILY]
+                [Idf::FAMILY, Vae::FAMILY, Gan::FAMILY, Hvae::FAMILY]
             )),
         }
     }
@@ -269,6 +274,7 @@ impl ModelConfig {
             ModelConfig::Idf(c) => c,
             ModelConfig::Vae(c) => c,
             ModelConfig::Gan(c) => c,
+            ModelConfig::Hvae(c) => c,
         };
         any.downcast_ref()
     }
@@ -279,6 +285,7 @@ impl ModelConfig {
             ModelConfig::Idf(c) => c,
             ModelConfig::Vae(c) => c,
             ModelConfig::Gan(c) => c,
+            ModelConfig::Hvae(c) => c,
         };
         any.downcast_mut()
     }

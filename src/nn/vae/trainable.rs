@@ -6,7 +6,7 @@
 use idfcodec_codec::model::vae::arch::VaeArch;
 use idfcodec_codec::VaeConfig as CodecVaeConfig;
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Device, Tensor};
 
 use super::{mean, Vae};
 use crate::metrics::bpd;
@@ -134,6 +134,7 @@ impl VaeConfig {
             hidden: self.hidden,
             mixtures: self.mixtures,
             bucket_bits: self.bucket_bits,
+            upper_latents: vec![],
         };
         c.validate()?;
         Ok(c)
@@ -344,12 +345,6 @@ impl Vae {
     /// The mean negative IWAE bound with `k` samples (nats per image) over `images` (`u8`),
     /// in batches of about `batch / k` images.
     pub fn dataset_iwae(&self, images: &Tensor, k: i64, batch: i64, device: Device) -> f64 {
-        let n = images.size()[0];
-        let per = (batch / k).max(1);
-        let mut total = 0.0;
-        bpd::for_each_batch(images, per, device, |x| {
-            total -= self.iwae(x, k).sum(Kind::Double).double_value(&[]);
-        });
-        total / n.max(1) as f64
+        bpd::dataset_iwae(images, k, batch, device, |x, k| self.iwae(x, k))
     }
 }

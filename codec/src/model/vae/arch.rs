@@ -16,6 +16,21 @@
 //!   tails).
 //! - Coding: each latent dimension discretized into `2^bucket_bits` buckets of equal prior mass
 //!   (see [`crate::model::vae::coding`]).
+//!
+//! # Several stochastic layers (a hierarchical VAE, Bit-Swap's structure)
+//! With `upper_latents = [n_2, …, n_L]` (absent or empty: one layer, the model above) the latents
+//! `z_1` (`latent` dimensions), `z_2`, …, `z_L` form a Markov chain both ways:
+//! `p(x, z) = p(z_L) p(z_{L−1}|z_L) ⋯ p(z_1|z_2) p(x|z_1)` and
+//! `q(z|x) = q(z_1|x) q(z_2|z_1) ⋯ q(z_L|z_{L−1})`. For each `l = 2..=L` two more MLPs
+//! (`hidden` → `hidden`, ReLU):
+//! - `encoder{l}`: `z_{l−1}` → `2·n_l`: the means and log-variances (clamped to
+//!   [`LOGVAR_RANGE`]) of `q(z_l|z_{l−1})`;
+//! - `decoder{l}`: `z_l` → `2·n_{l−1}`: the means and log-variances (clamped the same way) of the
+//!   conditional prior `p(z_{l−1}|z_l)`.
+//!
+//! The top prior `p(z_L)` is the standard normal; the first layer's networks are `encoder` and
+//! `decoder` as above. A one-layer file has no `upper_latents` key, so its architecture JSON, its
+//! id and its coding are those of the files written before the hierarchy existed.
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +46,8 @@ pub const MAX_LATENT: usize = 1024;
 pub const MAX_HIDDEN: usize = 8192;
 /// Most mixture components.
 pub const MAX_MIXTURES: usize = 16;
+/// Most stochastic layers (`1 + upper_latents.len()`).
+pub const MAX_LAYERS: usize = 8;
 /// Bucket bits allowed: `MIN_BUCKET_BITS..=MAX_BUCKET_BITS`.
 pub const MIN_BUCKET_BITS: u32 = 4;
 pub const MAX_BUCKET_BITS: u32 = 12;
@@ -60,6 +77,10 @@ pub struct VaeConfig {
     pub mixtures: usize,
     /// Each latent dimension is coded as one of `2^bucket_bits` buckets of equal prior mass.
     pub bucket_bits: u32,
+    /// Latent sizes of the layers above the first, `z_2` to `z_L` (empty: one layer; see the
+    /// module docs). Not written when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upper_latents: Vec<usize>,
 }
 
 /// A tensor's name (as in the tch `VarStore`) and shape.
@@ -72,7 +93,7 @@ pub struct TensorSpec {
 /// One dense network: its name prefix and layer widths (input first); ReLU between layers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetSpec {
-    pub name: &'static str,
+    pub name: String,
     pub widths: Vec<usize>,
 }
 
@@ -85,6 +106,18 @@ impl VaeConfig {
     /// Raw decoder outputs per image: `3·M·C·S·S`.
     pub fn decoder_outputs(&self) -> usize {
         3 * self.mixtures * self.dims()
+    }
+
+    /// Stochastic layers `L` (1 + `upper_latents.len()`).
+    pub fn layers(&self) -> usize {
+        1 + self.upper_latents.len()
+    }
+
+    /// The latent sizes of all layers, `z_1` first.
+    pub fn latents(&self) -> Vec<usize> {
+        std::iter::once(self.latent)
+            .chain(self.upper_latents.iter().copied())
+            .collect()
     }
 
     /// Buckets per latent dimension.
@@ -111,6 +144,19 @@ impl VaeConfig {
             format!("latent must be in 1..={MAX_LATENT}, not {}", self.latent),
         )?;
         check(
+            self.layers() <= MAX_LAYERS,
+            format!(
+                "at most {MAX_LAYERS} stochastic layers, not {}",
+                self.layers()
+            ),
+        )?;
+        for &n in &self.upper_latents {
+            check(
+                (1..=MAX_LATENT).contains(&n),
+                format!("upper_latents must each be in 1..={MAX_LATENT}, not {n}"),
+            )?;
+        }
+        check(
             (1..=MAX_HIDDEN).contains(&self.hidden),
             format!("hidden must be in 1..={MAX_HIDDEN}, not {}", self.hidden),
         )?;
@@ -130,19 +176,33 @@ impl VaeConfig {
         )
     }
 
-    /// The encoder and the decoder (in this order), as dense layer widths.
-    pub fn networks(&self) -> [NetSpec; 2] {
+    /// The networks as dense layer widths, in file order: the encoder and the decoder, then for
+    /// each upper layer `l = 2..=L` its `encoder{l}` and `decoder{l}` (see the module docs).
+    pub fn networks(&self) -> Vec<NetSpec> {
         let h = self.hidden;
-        [
+        let mut nets = vec![
             NetSpec {
-                name: "encoder",
+                name: "encoder".into(),
                 widths: vec![self.dims(), h, h, 2 * self.latent],
             },
             NetSpec {
-                name: "decoder",
+                name: "decoder".into(),
                 widths: vec![self.latent, h, h, self.decoder_outputs()],
             },
-        ]
+        ];
+        let latents = self.latents();
+        for (k, pair) in latents.windows(2).enumerate() {
+            let (below, above) = (pair[0], pair[1]);
+            nets.push(NetSpec {
+                name: format!("encoder{}", k + 2),
+                widths: vec![below, h, h, 2 * above],
+            });
+            nets.push(NetSpec {
+                name: format!("decoder{}", k + 2),
+                widths: vec![above, h, h, 2 * below],
+            });
+        }
+        nets
     }
 
     /// Every tensor, in file and id order: per network, per layer `k`, `{net}.fc{k}.weight`
@@ -182,12 +242,18 @@ impl VaeConfig {
 
     /// A one-line description, for listings.
     pub fn summary(&self) -> String {
+        let latents = self.latents();
+        let latent = if latents.len() == 1 {
+            format!("latent {}", self.latent)
+        } else {
+            let sizes: Vec<String> = latents.iter().map(usize::to_string).collect();
+            format!("{} latent layers {}", latents.len(), sizes.join("/"))
+        };
         format!(
-            "VAE (mlp {}→{}→{}, latent {} × 2^{} buckets, {}-component logistic likelihood) on {}×{}×{}",
+            "VAE (mlp {}→{}→{}, {latent} × 2^{} buckets, {}-component logistic likelihood) on {}×{}×{}",
             self.dims(),
             self.hidden,
             self.hidden,
-            self.latent,
             self.bucket_bits,
             self.mixtures,
             self.in_channels,
@@ -211,6 +277,7 @@ mod tests {
             hidden: 16,
             mixtures: 2,
             bucket_bits: 8,
+            upper_latents: vec![],
         };
         c.validate().unwrap();
         let specs = c.tensor_specs();
@@ -231,9 +298,50 @@ mod tests {
         .is_err());
         assert!(VaeConfig {
             in_channels: 2,
-            ..c
+            ..c.clone()
         }
         .validate()
         .is_err());
+        // one layer: no `upper_latents` key, so older files keep their JSON and id
+        assert!(!serde_json::to_string(&c).unwrap().contains("upper"));
+    }
+
+    #[test]
+    fn upper_layers_add_their_networks() {
+        let c = VaeConfig {
+            arch: VaeArch::Mlp,
+            in_channels: 1,
+            image_size: 28,
+            latent: 8,
+            hidden: 16,
+            mixtures: 1,
+            bucket_bits: 8,
+            upper_latents: vec![5, 3],
+        };
+        c.validate().unwrap();
+        assert_eq!(c.layers(), 3);
+        let nets = c.networks();
+        let names: Vec<&str> = nets.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["encoder", "decoder", "encoder2", "decoder2", "encoder3", "decoder3"]
+        );
+        assert_eq!(nets[2].widths, vec![8, 16, 16, 10]);
+        assert_eq!(nets[3].widths, vec![5, 16, 16, 16]);
+        assert_eq!(nets[5].widths, vec![3, 16, 16, 10]);
+        let total: usize = (c.tensor_specs().iter())
+            .map(|s| s.shape.iter().product::<usize>())
+            .sum();
+        assert_eq!(total, c.parameter_count());
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<VaeConfig>(&json).unwrap(), c);
+        for bad in [vec![0], vec![1; MAX_LAYERS], vec![MAX_LATENT + 1]] {
+            assert!(VaeConfig {
+                upper_latents: bad,
+                ..c.clone()
+            }
+            .validate()
+            .is_err());
+        }
     }
 }

@@ -29,6 +29,21 @@
 //! encoder took. Net cost: `−log p(x|z) − log p(z) + log q(z|x)` per image, in expectation the
 //! negative ELBO of the discretized latents.
 //!
+//! # Several layers (Bit-Swap)
+//! A hierarchy `z_1 … z_L` ([`crate::model::vae::arch`]) is coded in Bit-Swap's order (Kingma,
+//! Abbeel & Ho 2019). Every layer's buckets are the equal-mass grid above; the conditional prior
+//! `p(z_{l−1}|z_l) = N(μ, σ²)` gives a bucket the same CDF difference as a posterior
+//! ([`BucketGaussian`], one table code for both), and the networks are fed bucket centres.
+//! Encoding: pop `z_1` with `q(z_1|x)`; push `x` with `p(x|z_1)`; then for `l = 2..=L`: pop `z_l`
+//! with `q(z_l|z_{l−1})`, push `z_{l−1}` with `p(z_{l−1}|z_l)`; finally push `z_L` with the
+//! uniform prior. (Pops in `j` ascending, pushes descending, the pixels in reverse CHW order.)
+//! Decoding reverses every step: pop `z_L` with the prior; for `l = L..=2`: pop `z_{l−1}` with
+//! `p(z_{l−1}|z_l)`, push `z_l` back with `q(z_l|z_{l−1})`; pop `x` with `p(x|z_1)`; push `z_1`
+//! back with `q(z_1|x)`. Each pop after the first takes bits the encoder has just pushed, so the
+//! initial bits a block needs are those of `q(z_1|x)` whatever `L`; popping every layer first
+//! (plain BB-ANS on the hierarchy, [`Order::Naive`]) would need the sum over all layers
+//! ([`initial_bits`] counts both). With `L = 1` this is exactly the one-layer coding above.
+//!
 //! # Tiles and the initial bits
 //! A tile (sides multiples of `S`) is coded as its `S×S` blocks in raster order, the encoder
 //! pushing block 0 first, so each block's posterior pops take the bits the blocks before it
@@ -166,8 +181,9 @@ pub fn normal_quantile(p: f64) -> f64 {
     x - u / (1.0 + x * u / 2.0)
 }
 
-/// One latent dimension's posterior over the buckets, mode first (see the module docs).
-pub struct Posterior {
+/// A Gaussian `N(μ, σ²)` over one latent dimension's buckets, mode first (see the module docs):
+/// the posteriors `q(z_l|·)` and the conditional priors `p(z_{l−1}|z_l)` of a hierarchy alike.
+pub struct BucketGaussian {
     /// Symbol → bucket.
     order: Vec<u32>,
     /// Bucket → symbol.
@@ -175,9 +191,12 @@ pub struct Posterior {
     model: DefaultContiguousCategoricalEntropyModel,
 }
 
-impl Posterior {
-    /// The posterior `N(mu, exp(logvar))` on `buckets`.
-    pub fn new(buckets: &Buckets, mu: f32, logvar: f32) -> Result<Posterior> {
+/// The name the single-layer VAE's posterior tables were introduced under.
+pub type Posterior = BucketGaussian;
+
+impl BucketGaussian {
+    /// The Gaussian `N(mu, exp(logvar))` on `buckets`.
+    pub fn new(buckets: &Buckets, mu: f32, logvar: f32) -> Result<BucketGaussian> {
         if !(mu.is_finite() && logvar.is_finite()) {
             return Err(CodecError::NonFiniteParameters);
         }
@@ -226,7 +245,7 @@ impl Posterior {
             symbol[k as usize] = s as u32;
         }
         let ordered: Vec<f64> = order.iter().map(|&k| masses[k as usize]).collect();
-        Ok(Posterior {
+        Ok(BucketGaussian {
             model: categorical(&ordered)?,
             order,
             symbol,
@@ -265,10 +284,11 @@ fn pixel_model(
     categorical(&mixture.binned_masses(-1.0 + 1.0 / 255.0, 2.0 / 255.0, 256))
 }
 
-/// The negative ELBO's terms of one image (`C×S×S`, CHW) with the reconstruction at the
-/// posterior mean, in bits: the code length of the pixels under the quantised tables given
-/// `z = μ`, and the closed-form `KL(q(z|x) ‖ N(0, I))`. For comparing the engine with the
-/// training model (not on the coding path).
+/// The negative ELBO's terms of one image (`C×S×S`, CHW) with every latent at its posterior
+/// mean, in bits: the code length of the pixels under the quantised tables given `z_1 = μ_1(x)`,
+/// and the sum of the closed-form KL terms, `KL(q(z_l|μ_{l−1}) ‖ p(z_l|μ_{l+1}))` for `l < L`
+/// and `KL(q(z_L|μ_{L−1}) ‖ N(0, I))` (one layer: `KL(q(z|x) ‖ N(0, I))`). For comparing the
+/// engine with the training model (not on the coding path).
 pub fn terms_at_mean(vae: &Vae, x: &[u8]) -> Result<(f64, f64)> {
     use constriction::stream::model::EncoderModel;
     let config = vae.config();
@@ -279,8 +299,12 @@ pub fn terms_at_mean(vae: &Vae, x: &[u8]) -> Result<(f64, f64)> {
             x.len()
         )));
     }
-    let (mu, logvar) = vae.encode(x)?;
-    let raw = vae.decode_raw(&mu)?;
+    let mut posteriors = vec![vae.encode(x)?];
+    for l in 2..=config.layers() {
+        let below = &posteriors[l - 2].0;
+        posteriors.push(vae.encode_latent(l, below)?);
+    }
+    let raw = vae.decode_raw(&posteriors[0].0)?;
     let mut reconstruction = 0.0;
     for (i, &v) in x.iter().enumerate() {
         let model = pixel_model(&raw, config.mixtures, dims, i)?;
@@ -289,14 +313,21 @@ pub fn terms_at_mean(vae: &Vae, x: &[u8]) -> Result<(f64, f64)> {
             .map_or(1, |(_, p)| p.get());
         reconstruction += 24.0 - libm::log2(f64::from(q));
     }
-    let kl: f64 = mu
-        .iter()
-        .zip(&logvar)
-        .map(|(&m, &lv)| {
-            let (m, lv) = (f64::from(m), f64::from(lv));
-            0.5 * (m * m + libm::exp(lv) - 1.0 - lv)
-        })
-        .sum();
+    let mut kl = 0.0;
+    for (l, (mu, logvar)) in posteriors.iter().enumerate().map(|(k, p)| (k + 1, p)) {
+        let prior = if l < config.layers() {
+            Some(vae.prior_below(l + 1, &posteriors[l].0)?)
+        } else {
+            None
+        };
+        for j in 0..mu.len() {
+            let (m, lv) = (f64::from(mu[j]), f64::from(logvar[j]));
+            let (pm, plv) = prior.as_ref().map_or((0.0, 0.0), |(pm, plv)| {
+                (f64::from(pm[j]), f64::from(plv[j]))
+            });
+            kl += 0.5 * (plv - lv + (libm::exp(lv) + (m - pm) * (m - pm)) / libm::exp(plv) - 1.0);
+        }
+    }
     Ok((reconstruction, kl / std::f64::consts::LN_2))
 }
 
@@ -308,8 +339,101 @@ fn decode_failed(e: impl std::fmt::Debug) -> CodecError {
     CodecError::CorruptPayload(format!("ANS decoding failed: {e:?}"))
 }
 
-/// Pushes one image (`C×S×S` pixels, CHW) by bits-back coding (see the module docs).
+/// The bucket centres of latents `z`, the networks' inputs.
+fn centres(vae: &Vae, z: &[usize]) -> Vec<f32> {
+    z.iter().map(|&k| vae.buckets.centre(k)).collect()
+}
+
+/// Pops one layer's buckets with the Gaussians `N(mu_j, exp(logvar_j))` (`j` ascending): the
+/// encoder's posterior draw (bits taken off the stack).
+fn pop_latent(
+    coder: &mut DefaultAnsCoder,
+    vae: &Vae,
+    mu: &[f32],
+    logvar: &[f32],
+) -> Result<Vec<usize>> {
+    mu.iter()
+        .zip(logvar)
+        .map(|(&m, &lv)| {
+            let g = BucketGaussian::new(&vae.buckets, m, lv)?;
+            let s = coder
+                .decode_symbol(&g.model)
+                .map_err(|e| CodecError::Internal(format!("ANS pop failed: {e:?}")))?;
+            Ok(g.order[s] as usize)
+        })
+        .collect()
+}
+
+/// Pushes one layer's buckets `z` with the Gaussians `N(mu_j, exp(logvar_j))` (`j`
+/// descending), the reverse of [`pop_latent`]; a failure is `fail`'s error.
+fn push_latent(
+    coder: &mut DefaultAnsCoder,
+    vae: &Vae,
+    z: &[usize],
+    (mu, logvar): (&[f32], &[f32]),
+    fail: fn(String) -> CodecError,
+) -> Result<()> {
+    if z.len() != mu.len() || z.len() != logvar.len() {
+        return Err(CodecError::Internal(format!(
+            "{} latents for {} Gaussians",
+            z.len(),
+            mu.len()
+        )));
+    }
+    for j in (0..z.len()).rev() {
+        let g = BucketGaussian::new(&vae.buckets, mu[j], logvar[j])?;
+        coder
+            .encode_symbol(g.symbol[z[j]] as usize, &g.model)
+            .map_err(|e| fail(format!("ANS push failed: {e:?}")))?;
+    }
+    Ok(())
+}
+
+/// Pops one layer's buckets with the Gaussians of a conditional prior (`j` ascending): the
+/// decoder's side of [`push_latent`].
+fn pop_with_prior(
+    coder: &mut DefaultAnsCoder,
+    vae: &Vae,
+    mu: &[f32],
+    logvar: &[f32],
+) -> Result<Vec<usize>> {
+    mu.iter()
+        .zip(logvar)
+        .map(|(&m, &lv)| {
+            let g = BucketGaussian::new(&vae.buckets, m, lv)?;
+            let s = coder.decode_symbol(&g.model).map_err(decode_failed)?;
+            Ok(g.order[s] as usize)
+        })
+        .collect()
+}
+
+/// The order of an encoder's pops and pushes in one block (see the module docs, "Several
+/// layers").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Bit-Swap's interleaving, what [`push_block`] codes: the initial bits it needs are those
+    /// of the first layer's posterior, whatever the depth.
+    BitSwap,
+    /// Plain BB-ANS on the whole hierarchy: every posterior popped (`z_1` to `z_L`), then every
+    /// push. Only measured ([`initial_bits`]); [`pop_block`] decodes Bit-Swap's order.
+    Naive,
+}
+
+/// Pushes one image (`C×S×S` pixels, CHW) by bits-back coding with Bit-Swap's order (see the
+/// module docs).
 pub fn push_block(coder: &mut DefaultAnsCoder, vae: &Vae, x: &[u8]) -> Result<()> {
+    encode_block(coder, vae, x, Order::BitSwap, &mut |_| {})
+}
+
+/// The encoder of one block in `order`; `watch` sees the coder after every layer's posterior
+/// pops (where the stack is lowest).
+fn encode_block(
+    coder: &mut DefaultAnsCoder,
+    vae: &Vae,
+    x: &[u8],
+    order: Order,
+    watch: &mut dyn FnMut(&DefaultAnsCoder),
+) -> Result<()> {
     let config = vae.config();
     let dims = config.dims();
     if x.len() != dims {
@@ -318,40 +442,94 @@ pub fn push_block(coder: &mut DefaultAnsCoder, vae: &Vae, x: &[u8]) -> Result<()
             x.len()
         )));
     }
+    let layers = config.layers();
+    let push_pixels = |coder: &mut DefaultAnsCoder, z1: &[usize]| -> Result<()> {
+        let raw = vae.decode_raw(&centres(vae, z1))?;
+        for i in (0..dims).rev() {
+            let model = pixel_model(&raw, config.mixtures, dims, i)?;
+            coder
+                .encode_symbol(usize::from(x[i]), &model)
+                .map_err(encode_failed)?;
+        }
+        Ok(())
+    };
+    // p(z_{l−1}|z_l) for l ≥ 2
+    let push_below = |coder: &mut DefaultAnsCoder, l: usize, below: &[usize], above: &[usize]| {
+        let (mu, logvar) = vae.prior_below(l, &centres(vae, above))?;
+        push_latent(coder, vae, below, (&mu, &logvar), CodecError::Internal)
+    };
     let (mu, logvar) = vae.encode(x)?;
-    let mut z = Vec::with_capacity(config.latent);
-    for j in 0..config.latent {
-        let posterior = Posterior::new(&vae.buckets, mu[j], logvar[j])?;
-        let s = coder
-            .decode_symbol(&posterior.model)
-            .map_err(|e| CodecError::Internal(format!("ANS pop failed: {e:?}")))?;
-        z.push(posterior.order[s] as usize);
+    let mut z = vec![pop_latent(coder, vae, &mu, &logvar)?];
+    watch(coder);
+    if order == Order::BitSwap {
+        push_pixels(coder, &z[0])?;
     }
-    let centres: Vec<f32> = z.iter().map(|&k| vae.buckets.centre(k)).collect();
-    let raw = vae.decode_raw(&centres)?;
-    for i in (0..dims).rev() {
-        let model = pixel_model(&raw, config.mixtures, dims, i)?;
-        coder
-            .encode_symbol(usize::from(x[i]), &model)
-            .map_err(encode_failed)?;
+    for l in 2..=layers {
+        let (mu, logvar) = vae.encode_latent(l, &centres(vae, &z[l - 2]))?;
+        z.push(pop_latent(coder, vae, &mu, &logvar)?);
+        watch(coder);
+        if order == Order::BitSwap {
+            push_below(coder, l, &z[l - 2], &z[l - 1])?;
+        }
+    }
+    if order == Order::Naive {
+        push_pixels(coder, &z[0])?;
+        for l in 2..=layers {
+            push_below(coder, l, &z[l - 2], &z[l - 1])?;
+        }
     }
     let prior = vae.buckets.prior();
-    for &k in z.iter().rev() {
+    for &k in z[layers - 1].iter().rev() {
         coder.encode_symbol(k, prior).map_err(encode_failed)?;
     }
     Ok(())
 }
 
-/// Pops one image pushed by [`push_block`].
+/// The initial bits one block's encoding needs in `order`: the most bits its pops take off the
+/// stack beyond what it has pushed so far (counted on the coder, from a stack that holds
+/// enough; not a timing). Bit-Swap's does not grow with the depth, the naive order's does.
+pub fn initial_bits(vae: &Vae, x: &[u8], order: Order) -> Result<usize> {
+    // more than any valid config's posteriors take (8 layers × 1024 dimensions × 24 bits),
+    // the same for every model so that equal first layers count equal bits
+    const SUPPLY: u32 = 8192;
+    let words: Vec<u32> = (0..SUPPLY)
+        .map(|i| i.wrapping_mul(0x9e37_79b9) | 1)
+        .collect();
+    let mut coder = DefaultAnsCoder::from_compressed(words)
+        .map_err(|_| CodecError::Internal("a supply of bits".into()))?;
+    let start = coder.num_valid_bits();
+    let mut lowest = start;
+    encode_block(&mut coder, vae, x, order, &mut |c| {
+        lowest = lowest.min(c.num_valid_bits())
+    })?;
+    Ok(start - lowest)
+}
+
+/// Pops one image pushed by [`push_block`]: the exact reverse of Bit-Swap's order (see the
+/// module docs).
 pub fn pop_block(coder: &mut DefaultAnsCoder, vae: &Vae) -> Result<Vec<u8>> {
     let config = vae.config();
     let dims = config.dims();
+    let layers = config.layers();
     let prior = vae.buckets.prior();
-    let z = (0..config.latent)
+    let top = config.latents()[layers - 1];
+    let mut above = (0..top)
         .map(|_| coder.decode_symbol(prior).map_err(decode_failed))
         .collect::<Result<Vec<usize>>>()?;
-    let centres: Vec<f32> = z.iter().map(|&k| vae.buckets.centre(k)).collect();
-    let raw = vae.decode_raw(&centres)?;
+    for l in (2..=layers).rev() {
+        let (mu, logvar) = vae.prior_below(l, &centres(vae, &above))?;
+        let below = pop_with_prior(coder, vae, &mu, &logvar)?;
+        let (mu, logvar) = vae.encode_latent(l, &centres(vae, &below))?;
+        push_latent(
+            coder,
+            vae,
+            &above,
+            (&mu, &logvar),
+            CodecError::CorruptPayload,
+        )?;
+        above = below;
+    }
+    let raw = vae.decode_raw(&centres(vae, &above))?;
     let x = (0..dims)
         .map(|i| {
             let model = pixel_model(&raw, config.mixtures, dims, i)?;
@@ -360,12 +538,13 @@ pub fn pop_block(coder: &mut DefaultAnsCoder, vae: &Vae) -> Result<Vec<u8>> {
         })
         .collect::<Result<Vec<u8>>>()?;
     let (mu, logvar) = vae.encode(&x)?;
-    for j in (0..config.latent).rev() {
-        let posterior = Posterior::new(&vae.buckets, mu[j], logvar[j])?;
-        coder
-            .encode_symbol(posterior.symbol[z[j]] as usize, &posterior.model)
-            .map_err(|e| CodecError::CorruptPayload(format!("ANS push-back failed: {e:?}")))?;
-    }
+    push_latent(
+        coder,
+        vae,
+        &above,
+        (&mu, &logvar),
+        CodecError::CorruptPayload,
+    )?;
     Ok(x)
 }
 

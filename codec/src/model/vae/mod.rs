@@ -11,7 +11,9 @@ pub mod coding;
 mod weights;
 
 pub use arch::VaeConfig;
-pub use coding::{pop_image, push_image, terms_at_mean, Buckets, Posterior};
+pub use coding::{
+    initial_bits, pop_image, push_image, terms_at_mean, BucketGaussian, Buckets, Order, Posterior,
+};
 pub use weights::Vae;
 
 use constriction::stream::stack::DefaultAnsCoder;

@@ -18,6 +18,8 @@ pub struct Vae {
     card: serde_json::Value,
     encoder: Vec<Dense>,
     decoder: Vec<Dense>,
+    /// For each upper layer `l = 2..=L` (index `l − 2`): `encoder{l}` and `decoder{l}`.
+    upper: Vec<(Vec<Dense>, Vec<Dense>)>,
     pub(super) buckets: Buckets,
     id: u64,
 }
@@ -67,23 +69,33 @@ impl Vae {
         config.validate().map_err(invalid)?;
         let id = model_id(&config, &values);
         let mut values = values.into_iter();
-        let [encoder, decoder] = config.networks().map(|net| {
-            net.widths
-                .windows(2)
-                .map(|p| {
-                    let w = values.next().ok_or_else(|| invalid("too few tensors"))?;
-                    let b = values.next().ok_or_else(|| invalid("too few tensors"))?;
-                    Dense::new(p[0], p[1], w, b)
-                })
-                .collect::<Result<Vec<_>>>()
-        });
-        let (encoder, decoder) = (encoder?, decoder?);
+        let mut nets = config
+            .networks()
+            .into_iter()
+            .map(|net| {
+                net.widths
+                    .windows(2)
+                    .map(|p| {
+                        let w = values.next().ok_or_else(|| invalid("too few tensors"))?;
+                        let b = values.next().ok_or_else(|| invalid("too few tensors"))?;
+                        Dense::new(p[0], p[1], w, b)
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+        let mut pair = || nets.next().zip(nets.next());
+        let (encoder, decoder) = pair().ok_or_else(|| invalid("too few networks"))?;
+        let upper = (1..config.layers())
+            .map(|_| pair().ok_or_else(|| invalid("too few networks")))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Vae {
             buckets: Buckets::new(config.bucket_bits),
             config,
             card,
             encoder,
             decoder,
+            upper,
             id,
         })
     }
@@ -94,6 +106,7 @@ impl Vae {
             .encoder
             .iter()
             .chain(&self.decoder)
+            .chain(self.upper.iter().flat_map(|(e, d)| e.iter().chain(d)))
             .flat_map(Dense::tensors);
         let tensors: Vec<_> = (self.config.tensor_specs().into_iter())
             .zip(values)
@@ -120,19 +133,43 @@ impl Vae {
     /// The posterior of one image's pixels (`C×S×S`, CHW): means and log-variances (clamped).
     pub fn encode(&self, pixels: &[u8]) -> Result<(Vec<f32>, Vec<f32>)> {
         let x: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 127.5 - 1.0).collect();
-        let mut h = run(&self.encoder, x)?;
-        let logvar = h
-            .split_off(self.config.latent)
-            .into_iter()
-            .map(|v| v.clamp(LOGVAR_RANGE.0, LOGVAR_RANGE.1))
-            .collect();
-        Ok((h, logvar))
+        Ok(mean_logvar(run(&self.encoder, x)?))
+    }
+
+    /// The posterior `q(z_l|z_{l−1})` of an upper layer `l` (`2..=L`) given `z_{l−1}` (the
+    /// bucket centres): means and log-variances (clamped).
+    pub fn encode_latent(&self, l: usize, below: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (encoder, _) = self.upper_layer(l)?;
+        Ok(mean_logvar(run(encoder, below.to_vec())?))
+    }
+
+    /// The conditional prior `p(z_{l−1}|z_l)` of the layer below an upper layer `l` (`2..=L`)
+    /// given `z_l` (the bucket centres): means and log-variances (clamped).
+    pub fn prior_below(&self, l: usize, above: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (_, decoder) = self.upper_layer(l)?;
+        Ok(mean_logvar(run(decoder, above.to_vec())?))
+    }
+
+    fn upper_layer(&self, l: usize) -> Result<&(Vec<Dense>, Vec<Dense>)> {
+        l.checked_sub(2)
+            .and_then(|i| self.upper.get(i))
+            .ok_or_else(|| crate::CodecError::Internal(format!("no upper VAE layer {l}")))
     }
 
     /// The decoder's raw outputs (`[3][M][C][S][S]`, see [`crate::model::vae::arch`]) for latents `z`.
     pub fn decode_raw(&self, z: &[f32]) -> Result<Vec<f32>> {
         run(&self.decoder, z.to_vec())
     }
+}
+
+/// A network's `2·n` outputs as `n` means and `n` log-variances (clamped to [`LOGVAR_RANGE`]).
+fn mean_logvar(mut h: Vec<f32>) -> (Vec<f32>, Vec<f32>) {
+    let logvar = h
+        .split_off(h.len() / 2)
+        .into_iter()
+        .map(|v| v.clamp(LOGVAR_RANGE.0, LOGVAR_RANGE.1))
+        .collect();
+    (h, logvar)
 }
 
 /// Dense layers with ReLU between them.
