@@ -1,6 +1,7 @@
 //! Fuzz-style decoder test: random bytes and seeded random mutations (bit flips, byte inserts,
 //! deletes and overwrites, truncations, splices) of the version-1 and version-2 goldens and of
-//! the version-2 golden archive, fed to the image and archive decoders. Whatever comes in, the
+//! the version-2 golden archive, and of the bits-back goldens (`fixtures/v4/vae/`, a chained archive
+//! among them), fed to the image and archive decoders. Whatever comes in, the
 //! decoder returns an error or exactly the original pixels; it never panics and never makes a huge
 //! allocation (a global allocator records the largest request). Bounded by a case count, not by
 //! time (no verdict here depends on the machine's speed): a few seconds in a debug build.
@@ -77,9 +78,9 @@ fn decode(bytes: &[u8], named: &NamedModel<'_>) -> Decoded {
     }
 }
 
-fn sources(named: &NamedModel<'_>) -> Vec<Source> {
+fn sources(named: &NamedModel<'_>, dirs: &[PathBuf]) -> Vec<Source> {
     let mut paths = Vec::new();
-    for dir in [fixtures(), fixtures().join("v2")] {
+    for dir in dirs {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "idf" || e == "idfa") {
@@ -88,7 +89,6 @@ fn sources(named: &NamedModel<'_>) -> Vec<Source> {
         }
     }
     paths.sort();
-    assert!(paths.len() >= 7, "{paths:?}");
     paths
         .into_iter()
         .map(|path| {
@@ -180,8 +180,29 @@ fn mutated_and_random_inputs_never_give_wrong_pixels() {
         name: "test-model",
         model: &model,
     };
-    let sources = sources(&named);
-    let mut rng = Rng::new(0x1df_2024);
+    let sources = sources(&named, &[fixtures(), fixtures().join("v2")]);
+    assert!(sources.len() >= 7, "{} sources", sources.len());
+    mutate_and_decode(&named, &sources, 0x1df_2024);
+}
+
+/// The same for the bits-back goldens (`fixtures/v4/vae/`: lone files and a chained archive)
+/// with their random hierarchical VAE: a damaged chain or block never gives other pixels.
+#[test]
+fn mutated_vae_files_never_give_wrong_pixels() {
+    let bytes = std::fs::read(fixtures().join("test-vae.safetensors")).unwrap();
+    let model = Model::from_safetensors(&bytes).unwrap();
+    let named = NamedModel {
+        name: "test-vae",
+        model: &model,
+    };
+    let sources = sources(&named, &[fixtures().join("v4/vae")]);
+    assert_eq!(sources.len(), 4);
+    mutate_and_decode(&named, &sources, 0xbb_a25);
+}
+
+/// `CASES` inputs: random bytes, and seeded mutations of `sources` (spliced with each other).
+fn mutate_and_decode(named: &NamedModel<'_>, sources: &[Source], seed: u64) {
+    let mut rng = Rng::new(seed);
     let (mut runs, mut refused, mut identical) = (0usize, 0usize, 0usize);
     LARGEST.store(0, Ordering::Relaxed);
     while runs < CASES {
@@ -194,7 +215,7 @@ fn mutated_and_random_inputs_never_give_wrong_pixels() {
                 let magics = [[0x69, 0xd1], [0x69, 0xd2], [0x69, 0xa1], [0x69, 0xa2]];
                 random[..2].copy_from_slice(&magics[rng.range(0, 3) as usize]);
             }
-            match decode(&random, &named) {
+            match decode(&random, named) {
                 Decoded::Refused => refused += 1,
                 Decoded::Images(images) => panic!("random bytes decoded: {images:?}"),
             }
@@ -203,7 +224,7 @@ fn mutated_and_random_inputs_never_give_wrong_pixels() {
         let source = &sources[rng.range(0, sources.len() as i64 - 1) as usize];
         let other = &sources[rng.range(0, sources.len() as i64 - 1) as usize];
         let (mutated, what) = mutate(&mut rng, &source.bytes, &other.bytes);
-        match decode(&mutated, &named) {
+        match decode(&mutated, named) {
             Decoded::Refused => refused += 1,
             Decoded::Images(images) => {
                 // e.g. a renamed archive entry: the pixels must still be the originals

@@ -1,0 +1,191 @@
+//! Golden files of the `vae` family (`fixtures/v4/vae/`): the real grayscale PNGs of `fixtures/`
+//! coded by bits-back ANS with the committed random hierarchical VAE
+//! `fixtures/test-vae.safetensors` (two stochastic layers, so both BB-ANS and Bit-Swap's order
+//! are pinned) — each image alone and the three as one chained archive. Every build must decode
+//! them to exactly the PNGs' pixels and encode the PNGs to exactly these bytes, on one thread or
+//! two: a difference is a change of the VAE coding (the bucket tables, the networks' arithmetic,
+//! the order of the latents) and needs a format version (FORMAT.md), never new goldens.
+//!
+//! Missing files are written by `cargo test -p idfcodec-codec --test vae_golden -- --ignored
+//! regenerate` (it never replaces an existing file).
+
+use std::path::{Path, PathBuf};
+
+use idfcodec_codec::format::{Archive, EntryName, ImageFile, Limits, Version};
+use idfcodec_codec::model::vae::arch::VaeArch;
+use idfcodec_codec::{
+    compress, compress_archive, decompress, decompress_archive, png, ArchiveLayout, DecodeOptions,
+    EncodeOptions, Family, Image, Model, ModelStorage, NamedImage, NamedModel, Vae, VaeConfig,
+};
+
+/// The PNGs, their tile sides (as in `fixtures/README.md`).
+const GOLDENS: [(&str, u32); 3] = [
+    ("mnist-test-0.png", 128),
+    ("fashion-mnist-test-0.png", 128),
+    ("mnist-mosaic-83x53.png", 64),
+];
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+fn golden_dir() -> PathBuf {
+    fixtures().join("v4/vae")
+}
+
+/// The random model the goldens are made with (written once by `regenerate`).
+fn random_vae() -> Model {
+    let config = VaeConfig {
+        arch: VaeArch::Mlp,
+        in_channels: 1,
+        image_size: 28,
+        latent: 8,
+        hidden: 16,
+        mixtures: 2,
+        bucket_bits: 8,
+        upper_latents: vec![4],
+    };
+    Model::from(Vae::new_random(config, 20261205).unwrap())
+}
+
+fn test_vae() -> Model {
+    let bytes = std::fs::read(fixtures().join("test-vae.safetensors")).unwrap();
+    Model::from_safetensors(&bytes).unwrap()
+}
+
+fn image(name: &str) -> Image {
+    png::read(&std::fs::read(fixtures().join(name)).unwrap())
+        .unwrap()
+        .to_image()
+        .unwrap()
+}
+
+fn options(threads: usize, tile_side: u32) -> EncodeOptions {
+    EncodeOptions {
+        threads,
+        tile_side,
+        model_storage: ModelStorage::External,
+        archive_layout: ArchiveLayout::Chained,
+    }
+}
+
+fn entries() -> Vec<NamedImage> {
+    GOLDENS
+        .iter()
+        .map(|(name, _)| NamedImage {
+            name: EntryName::new(name.to_string()).unwrap(),
+            image: image(name),
+        })
+        .collect()
+}
+
+/// The archive's tile side: the mosaic's (the archive shares one option set).
+const ARCHIVE_TILE: u32 = 64;
+
+#[test]
+fn vae_goldens_decode_and_re_encode_to_the_same_bytes() {
+    let model = test_vae();
+    assert_eq!(model.family(), Family::Vae);
+    assert_eq!(model.vae().unwrap().config().layers(), 2);
+    let named = NamedModel {
+        name: "test-vae",
+        model: &model,
+    };
+    for (name, tile) in GOLDENS {
+        let path = golden_dir().join(format!("{name}.idf"));
+        let golden = std::fs::read(&path).unwrap();
+        assert_eq!(
+            ImageFile::read(&golden, &Limits::default())
+                .unwrap()
+                .version,
+            Version::V4
+        );
+        let original = image(name);
+        for threads in [1, 2] {
+            let decoded = decompress(
+                &golden,
+                &named,
+                &DecodeOptions {
+                    threads,
+                    ..DecodeOptions::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(decoded == original, "{name}: wrong pixels");
+            assert!(
+                compress(&original, &model, &options(threads, tile)).unwrap() == golden,
+                "{name}: re-encoding changed the bytes ({threads} threads)"
+            );
+        }
+        // a cut file is an error, never other pixels
+        assert!(decompress(
+            &golden[..golden.len() - 1],
+            &named,
+            &DecodeOptions::default()
+        )
+        .is_err());
+    }
+}
+
+#[test]
+fn the_chained_vae_golden_archive_round_trips() {
+    let model = test_vae();
+    let named = NamedModel {
+        name: "test-vae",
+        model: &model,
+    };
+    let golden = std::fs::read(golden_dir().join("goldens-chained.idfa")).unwrap();
+    let archive = Archive::read(&golden, &Limits::default()).unwrap();
+    assert_eq!(archive.version, Version::V4);
+    assert!(archive.chain.is_some());
+    let entries = entries();
+    assert!(decompress_archive(&golden, &named, &DecodeOptions::default()).unwrap() == entries);
+    for threads in [1, 2] {
+        assert!(
+            compress_archive(&entries, &model, &options(threads, ARCHIVE_TILE)).unwrap() == golden,
+            "re-encoding the chained archive changed the bytes ({threads} threads)"
+        );
+    }
+    // the model is part of the check: another VAE cannot decode it
+    let other = random_vae_with_seed(1);
+    let other_named = NamedModel {
+        name: "other",
+        model: &other,
+    };
+    assert!(decompress_archive(&golden, &other_named, &DecodeOptions::default()).is_err());
+}
+
+fn random_vae_with_seed(seed: u64) -> Model {
+    let mut config = test_vae().vae().unwrap().config().clone();
+    config.hidden = 12;
+    Model::from(Vae::new_random(config, seed).unwrap())
+}
+
+/// Writes the missing goldens (never replaces a file).
+#[test]
+#[ignore]
+fn regenerate() {
+    let model_path = fixtures().join("test-vae.safetensors");
+    if !model_path.exists() {
+        let model = random_vae();
+        std::fs::write(&model_path, model.to_safetensors(model.card()).unwrap()).unwrap();
+    }
+    let model = test_vae();
+    std::fs::create_dir_all(golden_dir()).unwrap();
+    let write = |path: PathBuf, bytes: Vec<u8>| {
+        if !path.exists() {
+            std::fs::write(&path, bytes).unwrap();
+            println!("wrote {}", path.display());
+        }
+    };
+    for (name, tile) in GOLDENS {
+        write(
+            golden_dir().join(format!("{name}.idf")),
+            compress(&image(name), &model, &options(1, tile)).unwrap(),
+        );
+    }
+    write(
+        golden_dir().join("goldens-chained.idfa"),
+        compress_archive(&entries(), &model, &options(1, ARCHIVE_TILE)).unwrap(),
+    );
+}
