@@ -19,9 +19,9 @@ use idfcodec_codec::format::{Limits, ModelRef, PixelFormat};
 use idfcodec_codec::RegistryEntry;
 use idfcodec_codec::{archive_format, ArchiveLayout, EffortError, UnusedModel};
 use idfcodec_codec::{
-    compress_archive_with_effort, compress_with_effort, decompress, Compressed, DecodeOptions,
-    Effort, EffortOptions, Image, ImageCodecError, LearnedModel, Model, ModelLookup, ModelStorage,
-    NamedImage, NamedModel, Plan, Registry,
+    compress_archive_with_effort, compress_with_effort, decompress, decompress_archive, Compressed,
+    DecodeOptions, Effort, EffortOptions, Image, ImageCodecError, LearnedModel, Model, ModelLookup,
+    ModelStorage, NamedImage, NamedModel, Plan, Registry,
 };
 use idfcodec_codec::{format_name, learned_channels};
 
@@ -260,13 +260,11 @@ impl RoundTrip {
         let compressed = self.coding.compress(image)?;
         let encode = start.elapsed();
         let start = Instant::now();
-        // the bytes were made here: no limits beyond the encoder's own
-        let options = DecodeOptions {
-            threads: self.coding.threads,
-            limits: Limits::UNLIMITED,
-            ..DecodeOptions::default()
-        };
-        let decoded = decompress(&compressed.bytes, &compressed.candidate, &options)?;
+        let decoded = decompress(
+            &compressed.bytes,
+            &compressed.candidate,
+            &self.decode_options(),
+        )?;
         let decode = start.elapsed();
         if decoded != *image {
             bail!("the decoded pixels differ from the original");
@@ -276,5 +274,39 @@ impl RoundTrip {
             encode,
             decode,
         })
+    }
+
+    /// The same for `images` as one archive (as `compress --archive` writes it: a bits-back
+    /// model's entries chained): an error unless every entry comes back, names and pixels.
+    pub fn run_archive(&self, images: &[NamedImage]) -> Result<Coded> {
+        self.coding
+            .plan(archive_format(images).map_err(effort_error)?)?;
+        let start = Instant::now();
+        let compressed = self.coding.compress_archive(images)?;
+        let encode = start.elapsed();
+        let start = Instant::now();
+        let decoded = decompress_archive(
+            &compressed.bytes,
+            &compressed.candidate,
+            &self.decode_options(),
+        )?;
+        let decode = start.elapsed();
+        if decoded != images {
+            bail!("the decoded archive differs from the original images");
+        }
+        Ok(Coded {
+            bytes: compressed.bytes.len() as u64,
+            encode,
+            decode,
+        })
+    }
+
+    /// The bytes were made here: no limits beyond the encoder's own.
+    fn decode_options(&self) -> DecodeOptions {
+        DecodeOptions {
+            threads: self.coding.threads,
+            limits: Limits::UNLIMITED,
+            ..DecodeOptions::default()
+        }
     }
 }

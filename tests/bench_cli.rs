@@ -185,6 +185,81 @@ fn one_entry_per_model_and_rgb_images_context_coded() {
 }
 
 #[test]
+fn archive_rows_code_the_images_as_one_checked_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bench.csv");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let vae = fixtures.join("test-vae.safetensors");
+    let names = [
+        "mnist-test-0.png",
+        "fashion-mnist-test-0.png",
+        "mnist-mosaic-83x53.png",
+    ];
+    let mut args: Vec<&std::ffi::OsStr> = vec!["bench".as_ref()];
+    let paths: Vec<_> = names.iter().map(|n| fixtures.join(n)).collect();
+    args.extend(paths.iter().map(|p| p.as_os_str()));
+    args.extend([
+        "--against".as_ref(),
+        "png".as_ref(),
+        "--model".as_ref(),
+        vae.as_os_str(),
+        "--effort".as_ref(),
+        "4".as_ref(),
+        "--archive".as_ref(),
+        "--csv".as_ref(),
+        csv.as_os_str(),
+    ]);
+    let out = ok(&args);
+    assert!(out.contains(" archive "), "{out}");
+    let rows = read_csv(&csv);
+    let got: Vec<&str> = rows.iter().map(|r| r["codec"].as_str()).collect();
+    let entry = format!("idfcodec:{}", vae.display());
+    assert_eq!(
+        got,
+        [entry.as_str(), "png", format!("{entry} archive").as_str()]
+    );
+    let (lone, archive) = (&rows[0], &rows[2]);
+    assert_eq!(archive["images"], "3");
+    assert_eq!(archive["verified"], "3", "{archive:?}");
+    assert_eq!(archive["subpixels"], lone["subpixels"]);
+    assert_eq!(archive["subpixels"], (2 * 28 * 28 + 83 * 53).to_string());
+    let bytes = number(archive, "bytes");
+    assert!(bytes > 0.0);
+    assert!((number(archive, "bpd") - bytes * 8.0 / number(archive, "subpixels")).abs() < 1e-4);
+    // vs PNG compares the one archive with PNG's three files
+    let png = number(&rows[1], "bytes");
+    assert!(
+        (number(archive, "vs_png") - bytes / png).abs() < 1e-4,
+        "{archive:?}"
+    );
+    assert!(archive["settings"].contains("the 3 images as one archive"));
+
+    // images of several pixel formats make no archive: the row says so, the run goes on
+    let images = dir.path().join("mixed");
+    std::fs::create_dir(&images).unwrap();
+    write_gray_png(&images.join("0.png"), 8, 8, &pattern(8, 8, 1));
+    image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([x as u8, y as u8, 7]))
+        .save(images.join("1-rgb.png"))
+        .unwrap();
+    let out = ok(&[
+        "bench".as_ref(),
+        images.as_os_str(),
+        "--against".as_ref(),
+        "png".as_ref(),
+        "--archive".as_ref(),
+        "--csv".as_ref(),
+        dir.path().join("mixed.csv").as_os_str(),
+    ]);
+    let rows = read_csv(&dir.path().join("mixed.csv"));
+    let archive = rows
+        .iter()
+        .find(|r| r["codec"] == "idfcodec archive")
+        .unwrap();
+    assert_eq!(archive["unsupported"], "2", "{out}");
+    assert_eq!(archive["verified"], "0");
+}
+
+#[test]
 fn unknown_codecs_and_models_are_refused() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let err = fails(&[

@@ -46,6 +46,7 @@ const EMBEDDED: &[EmbeddedSpec] = &[
     embedded_model!("fashion-mnist", [Gray8], "models/fashion-mnist.safetensors"),
     embedded_model!("mnist", [Gray8], "models/mnist.safetensors"),
     embedded_model!("photos", [Rgb8], "models/photos.safetensors"),
+    embedded_model!("vae-fashion-mnist", [Gray8], "models/vae-fashion-mnist.safetensors"),
     embedded_model!("vae-mnist", [Gray8], "models/vae-mnist.safetensors"),
     // superseded models: kept so that every file coded with them still decodes
     embedded_model!("fashion-mnist-v5", [Gray8], "models/legacy/fashion-mnist-v5.safetensors"),

@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use anyhow::Result;
 use idfcodec_codec::format::PixelFormat;
-use idfcodec_codec::Candidate;
+use idfcodec_codec::{archive_format, Candidate, NamedImage};
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, ImageFormat};
 
 use super::memory;
 use super::{Codec, Family, Outcome, Picture, Trial};
-use crate::coding::{Coding, RoundTrip};
+use crate::coding::{Coded, Coding, RoundTrip};
 use crate::picture::codec_image;
 
 /// idfcodec with one model (and, later, one effort level): a round trip in memory through the
@@ -83,15 +83,32 @@ impl Codec for Idfcodec {
         if let Err(e) = self.trips.coding().plan(image.pixel_format()) {
             return Outcome::Failed(format!("{e:#}"));
         }
-        match memory::measure(|| self.trips.run(&image)) {
-            (Ok(coded), peak_memory) => Outcome::Coded(Trial {
-                bytes: coded.bytes,
-                encode: coded.encode,
-                decode: coded.decode,
-                peak_memory,
-            }),
-            (Err(e), _) => Outcome::Failed(format!("{e:#}")),
+        measured(|| self.trips.run(&image))
+    }
+
+    fn code_archive(&mut self, images: &[NamedImage]) -> Option<Outcome> {
+        let format = match archive_format(images) {
+            Ok(format) => format,
+            Err(e) => return Some(Outcome::Unsupported(e.to_string())),
+        };
+        // the model is loaded outside the measurement
+        if let Err(e) = self.trips.coding().plan(format) {
+            return Some(Outcome::Failed(format!("{e:#}")));
         }
+        Some(measured(|| self.trips.run_archive(images)))
+    }
+}
+
+/// A checked round trip as an outcome, with the peak memory it took.
+fn measured(round_trip: impl FnOnce() -> Result<Coded>) -> Outcome {
+    match memory::measure(round_trip) {
+        (Ok(coded), peak_memory) => Outcome::Coded(Trial {
+            bytes: coded.bytes,
+            encode: coded.encode,
+            decode: coded.decode,
+            peak_memory,
+        }),
+        (Err(e), _) => Outcome::Failed(format!("{e:#}")),
     }
 }
 

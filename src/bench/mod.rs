@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use idfcodec_codec::NamedImage;
 use image::codecs::png::CompressionType;
 use image::DynamicImage;
 
@@ -51,6 +52,11 @@ pub trait Codec {
     /// Codes `picture` and decodes it again, checking the pixels. `scratch` is an empty
     /// folder of this run for temporary files (the codec removes what it writes).
     fn code(&mut self, picture: &Picture, scratch: &Path) -> Outcome;
+    /// Codes `images` as one archive and decodes it again, checking names and pixels; `None`
+    /// for a codec without an archive form (every one but idfcodec).
+    fn code_archive(&mut self, _images: &[NamedImage]) -> Option<Outcome> {
+        None
+    }
 }
 
 /// One image's result under one codec.

@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::builtin::PNG;
+use idfcodec_codec::NamedImage;
+
 use super::{Codec, Family, Outcome, Picture};
 
 /// One codec's totals.
@@ -38,6 +40,60 @@ pub struct Summary {
 }
 
 impl Summary {
+    fn empty(name: String, family: Family, settings: String, images: usize) -> Summary {
+        Summary {
+            name,
+            family,
+            settings,
+            images,
+            verified: 0,
+            unsupported: 0,
+            failed: 0,
+            bytes: 0,
+            subpixels: 0,
+            raw_bytes: 0,
+            encode: Duration::ZERO,
+            decode: Duration::ZERO,
+            peak_memory: None,
+            vs_png: None,
+            unsupported_reasons: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// The row of a codec's archive of `set` (`bench --archive`): named `<codec> archive`, its
+    /// bytes the one archive file's, its times the whole archive's.
+    pub fn of_archive(codec: &dyn Codec, set: &ArchiveSet, outcome: Outcome) -> Summary {
+        let n = set.images.len();
+        let mut s = Summary::empty(
+            format!("{} archive", codec.name()),
+            codec.family(),
+            format!("{}; the {n} images as one archive", codec.settings()),
+            n,
+        );
+        match outcome {
+            Outcome::Coded(t) => {
+                s.verified = n;
+                s.bytes = t.bytes;
+                s.subpixels = set.subpixels;
+                s.raw_bytes = set.raw_bytes;
+                s.encode = t.encode;
+                s.decode = t.decode;
+                s.peak_memory = t.peak_memory;
+                s.vs_png = set.png_bytes.map(|png| t.bytes as f64 / png as f64);
+            }
+            Outcome::Unsupported(reason) => {
+                s.unsupported = n;
+                s.unsupported_reasons.push((reason, n));
+            }
+            Outcome::Failed(error) => {
+                s.failed = n;
+                s.failures.push(("the archive".to_string(), error));
+            }
+        }
+        s
+    }
+
     /// Bits per sub-pixel.
     pub fn bpd(&self) -> Option<f64> {
         (self.verified > 0).then(|| idfcodec_codec::bits_per_dimension(self.bytes, self.subpixels))
@@ -56,6 +112,31 @@ impl Summary {
 
 fn mb_per_s(bytes: u64, time: Duration, verified: usize) -> Option<f64> {
     (verified > 0 && !time.is_zero()).then(|| bytes as f64 / time.as_secs_f64() / 1e6)
+}
+
+/// The images of a run that `bench --archive` codes as one archive: every image idfcodec can
+/// read, in the run's order, under its name relative to the folder given.
+#[derive(Default)]
+pub struct ArchiveSet {
+    pub images: Vec<NamedImage>,
+    pub subpixels: u64,
+    pub raw_bytes: u64,
+    /// PNG's bytes on these images (each its own file), when PNG coded every one of them.
+    pub png_bytes: Option<u64>,
+}
+
+impl ArchiveSet {
+    /// Adds an image; `png` is its outcome under PNG.
+    pub fn add(&mut self, picture: &Picture, image: NamedImage, png: Option<&Outcome>) {
+        self.png_bytes = match (self.images.is_empty(), self.png_bytes, png) {
+            (true, _, Some(Outcome::Coded(t))) => Some(t.bytes),
+            (false, Some(sum), Some(Outcome::Coded(t))) => Some(sum + t.bytes),
+            _ => None,
+        };
+        self.subpixels += picture.subpixels();
+        self.raw_bytes += picture.raw_bytes();
+        self.images.push(image);
+    }
 }
 
 /// How many failures per codec are kept for the notes.
@@ -100,24 +181,7 @@ impl Results {
 
     fn summary(&self, c: usize, png: Option<usize>) -> Summary {
         let (name, family, settings) = self.codecs[c].clone();
-        let mut s = Summary {
-            name,
-            family,
-            settings,
-            images: self.images.len(),
-            verified: 0,
-            unsupported: 0,
-            failed: 0,
-            bytes: 0,
-            subpixels: 0,
-            raw_bytes: 0,
-            encode: Duration::ZERO,
-            decode: Duration::ZERO,
-            peak_memory: None,
-            vs_png: None,
-            unsupported_reasons: Vec::new(),
-            failures: Vec::new(),
-        };
+        let mut s = Summary::empty(name, family, settings, self.images.len());
         let (mut ours, mut theirs) = (0u64, 0u64);
         for (image, subpixels, raw_bytes, outcomes) in &self.images {
             match &outcomes[c] {

@@ -6,17 +6,18 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use idfcodec_codec::Effort;
+use idfcodec_codec::{Effort, NamedImage};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::compress::collect_inputs;
 use super::io;
-use crate::bench::builtin::{Idfcodec, Png};
+use crate::bench::builtin::{Idfcodec, Png, PNG};
 use crate::bench::external::Tool;
 use crate::bench::python::{default_python, Module, PythonCodec};
-use crate::bench::report::{self, Results};
+use crate::bench::report::{self, ArchiveSet, Results, Summary};
 use crate::bench::{plot, Codec, Family, Picture};
 use crate::coding::Coding;
+use crate::picture::codec_image;
 
 /// The baselines `--against` accepts (`all`: every one).
 const BASELINES: [&str; 6] = ["png", "optipng", "oxipng", "webp", "jxl", "jpegls"];
@@ -51,7 +52,9 @@ Examples:
   idfcodec bench data/png/mnist-test --limit 200 --model mnist --csv mnist.csv --plot mnist.png
   idfcodec bench fixtures/*.png --against png,webp
   idfcodec bench photos/ --model a.safetensors --model b.safetensors   # one entry per model
-  idfcodec bench data/png/mnist-test --limit 500 --effort 1,5,9 --plot efforts.png")]
+  idfcodec bench data/png/mnist-test --limit 500 --effort 1,5,9 --plot efforts.png
+  idfcodec bench data/png/mnist-test --limit 1000 --model vae-mnist --model mnist --archive
+                                       # also the 1000 images as one archive per model")]
 pub struct BenchArgs {
     /// Images (PNG or JPEG) or folders, searched recursively and taken in name order.
     #[arg(required = true, value_name = "IMAGE|DIR")]
@@ -97,6 +100,11 @@ pub struct BenchArgs {
     /// python3).
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
+    /// Also code all the images as one archive with each idfcodec entry (as `compress --archive`
+    /// does: a bits-back model's entries chained on one stream), one more row per entry
+    /// (`NAME archive`): what a data set costs as one file rather than one file per image.
+    #[arg(long)]
+    pub archive: bool,
     /// Replace existing --csv and --plot files.
     #[arg(long)]
     pub force: bool,
@@ -119,6 +127,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         .prefix("idfcodec-bench")
         .tempdir()?;
     let mut results = Results::new(&codecs);
+    let mut archive = ArchiveSet::default();
     let mut unreadable = Vec::new();
     let bar = ProgressBar::new((inputs.len() * codecs.len()) as u64);
     bar.set_style(
@@ -140,11 +149,25 @@ pub fn run(a: BenchArgs) -> Result<()> {
             outcomes.push(codec.code(&picture, scratch.path()));
             bar.inc(1);
         }
+        if a.archive {
+            // images idfcodec cannot take are left out of the archive (and said so per image)
+            if let Ok(image) = codec_image(picture.pixels.clone()) {
+                let png = codecs.iter().position(|c| c.name() == PNG);
+                let named = NamedImage {
+                    name: input.name.clone(),
+                    image,
+                };
+                archive.add(&picture, named, png.map(|p| &outcomes[p]));
+            }
+        }
         results.add(&picture, outcomes);
     }
     bar.finish_and_clear();
 
-    let summaries = results.summaries();
+    let mut summaries = results.summaries();
+    if a.archive {
+        summaries.extend(archive_rows(&mut codecs, &archive));
+    }
     let title = a.title.clone().unwrap_or_else(|| {
         let names: Vec<String> = a.inputs.iter().map(|p| p.display().to_string()).collect();
         names.join(" ")
@@ -185,6 +208,28 @@ pub fn run(a: BenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `--archive`: each codec's archive of `set`, for the codecs that have one (idfcodec's entries).
+fn archive_rows(codecs: &mut [Box<dyn Codec>], set: &ArchiveSet) -> Vec<Summary> {
+    let mut rows = Vec::new();
+    if set.images.is_empty() {
+        return rows;
+    }
+    let spinner = ProgressBar::new_spinner();
+    for codec in codecs.iter_mut() {
+        spinner.set_message(format!(
+            "{}: the {} images as one archive",
+            codec.name(),
+            set.images.len()
+        ));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+        if let Some(outcome) = codec.code_archive(&set.images) {
+            rows.push(Summary::of_archive(codec.as_ref(), set, outcome));
+        }
+    }
+    spinner.finish_and_clear();
+    rows
 }
 
 /// The codecs to run, idfcodec's entries first; a note in `skipped` for each one not installed.
