@@ -3,7 +3,7 @@
 //! `critic.n_critic` WGAN-GP critic updates (the real batch against the decoder's mean images of
 //! `z ~ N(0, I)`), then one VAE update of the negative ELBO, plus `critic.weight` × the mean
 //! energy `E(G(z))` of prior samples when that weight is positive ("the VAE trained with the
-//! critic's energy in its objective"). The step is the VAE's own ([`Vae::step_with_critic`]).
+//! critic's energy in its objective"). The step is the VAE's own (`Vae::step_with_critic`).
 //! `λ` changes no training: it tilts the prior afterwards, so one run serves a whole `λ` grid.
 
 use serde::{Deserialize, Serialize};
