@@ -398,6 +398,8 @@ fn the_cli_samples_with_mala_and_reports_nll_and_log_z() {
         "3",
         "--batch",
         "1000",
+        "--threads",
+        "1",
     ]);
     assert!(
         said.contains("log Z") && said.contains("3 repeats of 3000"),

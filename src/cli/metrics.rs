@@ -96,6 +96,9 @@ pub struct EbmRunArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// CPU threads for libtorch (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -321,6 +324,10 @@ mod with_tch {
 
     fn open_ebm(a: &EbmRunArgs) -> Result<(EbmPrior, tch::Device)> {
         anyhow::ensure!(a.batch > 0, "--batch must be at least 1");
+        if let Some(t) = a.threads {
+            anyhow::ensure!(t > 0, "--threads must be at least 1");
+            tch::set_num_threads(t as i32);
+        }
         let device = crate::device::select(&a.device).map_err(anyhow::Error::msg)?;
         let (model, _) = ebm_prior::load_run(&a.run, a.lambda, device)?;
         Ok((model, device))
