@@ -15,6 +15,7 @@ pub mod interpolate;
 pub mod io;
 pub mod metrics;
 pub mod models;
+pub mod progress;
 pub mod reconstruct;
 pub mod sample;
 pub mod train;
@@ -50,7 +51,7 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Report the test figure of a training checkpoint (bits/dim; a VAE's ELBO; a GAN's losses).
     Eval(eval::EvalArgs),
-    /// Draw images from a trained VAE or GAN run into a PNG grid.
+    /// Draw images from a trained VAE, GAN or EBM-prior run (origin or MALA) into a PNG grid.
     Sample(sample::SampleArgs),
     /// Show images above their reconstructions by a trained VAE, as a PNG grid.
     Reconstruct(reconstruct::ReconstructArgs),
@@ -59,7 +60,8 @@ pub enum Command {
     /// Export a checkpoint as a self-describing model file (safetensors + card) for the codec.
     Export(export::ExportArgs),
     /// Sample-quality metrics: FID, KID, inception score between image sets, on a classifier's
-    /// features (shipped per dataset) or a TorchScript model's; train the classifiers.
+    /// features (shipped per dataset) or a TorchScript model's; train the classifiers; an
+    /// EBM-prior run's NLL and log partition function.
     Metrics(metrics::MetricsArgs),
     /// Run a sweep file of experiments end to end: train its variants, measure test ELBO and
     /// FID/KID, draw figures, write table.md and table.csv (resumable).

@@ -5,6 +5,7 @@
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
+use super::ebm_prior::math::{mala, MalaOptions};
 use crate::data::{self, PatchConfig, Split};
 use crate::train::checkpoint::{self, RunState};
 use crate::train::{self, FamilyFn, TrainError, Trainable};
@@ -29,9 +30,58 @@ pub trait Generative {
         let _ = x;
         None
     }
-    /// `n` latents from the prior (libtorch's generator: seed it first).
+    /// `n` latents from the standard normal `N(0, I)` (libtorch's generator: seed it first):
+    /// the prior of a VAE or GAN, the base ("origin") of an energy-tilted prior.
     fn prior(&self, n: i64) -> Tensor {
         Tensor::randn([n, self.latent_size()], (Kind::Float, self.device()))
+    }
+    /// The log density of the model's latent prior at `z` (`N×latent` → `N`), up to a
+    /// constant, differentiable in `z`: what [`Sampler::Mala`] samples. The default: the
+    /// standard normal's; an energy-based prior ([`crate::nn::ebm_prior`]) adds its tilt.
+    fn log_prior(&self, z: &Tensor) -> Tensor {
+        super::dist::log_standard_normal(z)
+    }
+}
+
+/// How latents are drawn for [`sample_with`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Sampler {
+    /// `z ~ N(0, I)`, the energy (if any) ignored.
+    Origin,
+    /// Chains started at `z ~ N(0, I)`, moved by Metropolis-adjusted Langevin steps towards the
+    /// model's prior ([`Generative::log_prior`]).
+    Mala(MalaOptions),
+}
+
+/// Images drawn with a sampler, and for MALA its acceptance rate.
+pub struct Samples {
+    /// `u8`, `N×C×H×W`, on the CPU.
+    pub images: Tensor,
+    /// MALA's accepted proposals over all proposals; `None` for [`Sampler::Origin`].
+    pub acceptance: Option<f64>,
+}
+
+/// `n` images drawn from the model's prior with `sampler`, latents seeded by `seed`;
+/// `progress(step)` after each MALA step. [`Sampler::Origin`] draws exactly [`sample`]'s images.
+pub fn sample_with(
+    model: &dyn Generative,
+    n: i64,
+    seed: u64,
+    sampler: Sampler,
+    progress: &mut dyn FnMut(usize),
+) -> Samples {
+    tch::manual_seed(seed as i64);
+    let z0 = tch::no_grad(|| model.prior(n));
+    let (z, acceptance) = match sampler {
+        Sampler::Origin => (z0, None),
+        Sampler::Mala(options) => {
+            let r = mala(&z0, &|z| model.log_prior(z), options, progress);
+            (r.z, Some(r.acceptance))
+        }
+    };
+    Samples {
+        images: tch::no_grad(|| to_u8(&model.decode(&z))),
+        acceptance,
     }
 }
 

@@ -1,7 +1,8 @@
 //! tch models used for training: the IDF (following an architecture config of
-//! `idfcodec_codec`), the VAE and GAN families, the layers and distributions they share, and
+//! `idfcodec_codec`), the VAE and GAN families, the VAE with an energy-based prior, the layers and distributions they share, and
 //! trained models as image generators.
 pub mod dist;
+pub mod ebm_prior;
 pub mod gan;
 pub mod generative;
 pub mod hvae;

@@ -18,6 +18,7 @@ use std::fmt;
 use tch::{nn, Device, Tensor};
 
 use super::optim::{Optimizer, ParamGroup};
+use crate::nn::ebm_prior::{EbmPrior, EbmPriorConfig};
 use crate::nn::gan::{Gan, GanConfig};
 use crate::nn::generative::Generative;
 use crate::nn::hvae::{Hvae, HvaeConfig};
@@ -234,6 +235,9 @@ pub enum ModelConfig {
     Gan(GanConfig),
     /// `family = "hvae"`: a hierarchical VAE ([`crate::nn::hvae::Hvae`]), Bit-Swap's structure.
     Hvae(HvaeConfig),
+    /// `family = "ebm-prior"`: a VAE whose prior is tilted by a WGAN critic's energy
+    /// ([`crate::nn::ebm_prior::EbmPrior`]).
+    EbmPrior(EbmPriorConfig),
 }
 
 impl Default for ModelConfig {
@@ -250,6 +254,7 @@ impl ModelConfig {
             ModelConfig::Vae(c) => f.call::<Vae>(c),
             ModelConfig::Gan(c) => f.call::<Gan>(c),
             ModelConfig::Hvae(c) => f.call::<Hvae>(c),
+            ModelConfig::EbmPrior(c) => f.call::<EbmPrior>(c),
         }
     }
 
@@ -261,9 +266,18 @@ impl ModelConfig {
             Vae::FAMILY => parse_family::<Vae>(version, fields).map(ModelConfig::Vae),
             Gan::FAMILY => parse_family::<Gan>(version, fields).map(ModelConfig::Gan),
             Hvae::FAMILY => parse_family::<Hvae>(version, fields).map(ModelConfig::Hvae),
+            EbmPrior::FAMILY => {
+                parse_family::<EbmPrior>(version, fields).map(ModelConfig::EbmPrior)
+            }
             other => Err(format!(
                 "model.family = {other:?} is not a known family (known: {:?})",
-                [Idf::FAMILY, Vae::FAMILY, Gan::FAMILY, Hvae::FAMILY]
+                [
+                    Idf::FAMILY,
+                    Vae::FAMILY,
+                    Gan::FAMILY,
+                    Hvae::FAMILY,
+                    EbmPrior::FAMILY
+                ]
             )),
         }
     }
@@ -275,6 +289,7 @@ impl ModelConfig {
             ModelConfig::Vae(c) => c,
             ModelConfig::Gan(c) => c,
             ModelConfig::Hvae(c) => c,
+            ModelConfig::EbmPrior(c) => c,
         };
         any.downcast_ref()
     }
@@ -286,6 +301,7 @@ impl ModelConfig {
             ModelConfig::Vae(c) => c,
             ModelConfig::Gan(c) => c,
             ModelConfig::Hvae(c) => c,
+            ModelConfig::EbmPrior(c) => c,
         };
         any.downcast_mut()
     }

@@ -43,7 +43,25 @@ pub struct ElboTerms {
 }
 
 impl Vae {
+    /// A VAE of `config`, with a critic on its decoder when `[model.adversarial] weight > 0`.
     pub fn new(p: &nn::Path, config: &VaeConfig) -> Self {
+        let width = config.adversarial.critic_width;
+        Self::build(
+            p,
+            config,
+            (config.adversarial.weight > 0.0).then_some(width),
+        )
+    }
+
+    /// A VAE of `config` with the critic of `config.adversarial` whatever its weight (with
+    /// weight 0 the critic is trained but the VAE's objective does not see it): the
+    /// energy-based prior's model ([`crate::nn::ebm_prior`]).
+    pub fn with_critic(p: &nn::Path, config: &VaeConfig) -> Self {
+        Self::build(p, config, Some(config.adversarial.critic_width))
+    }
+
+    /// `critic_width`: the critic's width, `None` for no critic.
+    fn build(p: &nn::Path, config: &VaeConfig, critic_width: Option<usize>) -> Self {
         let shape = config.shape();
         let params = PixelLikelihood::params_per_subpixel(config.likelihood, config.mixtures);
         let out = super::layers::ImageShape {
@@ -77,14 +95,8 @@ impl Vae {
                 mixtures: config.mixtures,
                 log_std,
             },
-            critic: (config.adversarial.weight > 0.0).then(|| {
-                Critic::new(
-                    &(p / "critic"),
-                    config.arch,
-                    shape,
-                    config.adversarial.critic_width,
-                )
-            }),
+            critic: critic_width
+                .map(|width| Critic::new(&(p / "critic"), config.arch, shape, width)),
             config: config.clone(),
             device: p.device(),
         }
@@ -143,6 +155,19 @@ impl Vae {
     /// one-sample ELBO, `−reconstruction − kl_sample` of [`Vae::elbo`] drawn from the same
     /// generator state; it rises towards `log p(x)` as `k` grows.
     pub fn iwae(&self, x: &Tensor, k: i64) -> Tensor {
+        self.iwae_with_prior(x, k, None)
+    }
+
+    /// [`Vae::iwae`] under the prior `N(z; 0, I) · exp(log_tilt(z))` (unnormalised: the
+    /// caller subtracts its log normaliser): `log_tilt` maps latents (`M×latent`) to the extra
+    /// log density (`M`). `None`: the standard normal prior, exactly [`Vae::iwae`] (the same
+    /// draws from the same generator state).
+    pub fn iwae_with_prior(
+        &self,
+        x: &Tensor,
+        k: i64,
+        log_tilt: Option<&dyn Fn(&Tensor) -> Tensor>,
+    ) -> Tensor {
         assert!(k >= 1, "the IWAE bound needs at least one sample");
         let (mu, logvar) = self.encode(x);
         let (n, l) = (mu.size()[0], mu.size()[1]);
@@ -157,8 +182,11 @@ impl Vae {
             .expand([k, size[0], size[1], size[2], size[3]], false)
             .reshape([k * n, size[1], size[2], size[3]]);
         let log_px_z = -self.likelihood.nll(&xk, &raw).reshape([k, n]);
-        let log_w = log_px_z + log_standard_normal(&z)
+        let mut log_w = log_px_z + log_standard_normal(&z)
             - log_normal(&z, &mu.unsqueeze(0), &logvar.unsqueeze(0));
+        if let Some(tilt) = log_tilt {
+            log_w += tilt(&flat).reshape([k, n]);
+        }
         log_w.logsumexp([0], false) - (k as f64).ln()
     }
 

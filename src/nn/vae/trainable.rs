@@ -145,9 +145,50 @@ impl VaeConfig {
     }
 }
 
+/// The log columns of a VAE trained by [`Vae::step_with_critic`], with `critic` its critic's
+/// settings if it has one.
+pub(crate) fn log_columns(critic: Option<&Adversarial>) -> LogColumns {
+    let mut extras = vec!["reconstruction_nats".to_string(), "kl_nats".to_string()];
+    if critic.is_some() {
+        extras.extend(
+            [
+                "generator_loss",
+                "critic_loss",
+                "critic_real",
+                "critic_fake",
+                "gradient_penalty",
+            ]
+            .map(String::from),
+        );
+    }
+    LogColumns {
+        // the train figure carries β; the test figure is the ELBO itself
+        train: "neg_beta_elbo_bpd".into(),
+        test: "neg_elbo_bpd".into(),
+        y_label: "negative ELBO, bits per dimension".into(),
+        plot: "elbo".into(),
+        extras,
+    }
+}
+
+/// The parameter groups of a VAE with the critic `critic` (if any): everything (group 0, the
+/// VAE: `critic.` variables belong to the longer prefix), then `critic.` with its Adam betas.
+pub(crate) fn param_groups(critic: Option<&Adversarial>) -> Vec<ParamGroup> {
+    let mut groups = vec![ParamGroup::all()];
+    if let Some(a) = critic {
+        groups.push(ParamGroup {
+            name: "critic".into(),
+            prefix: "critic.".into(),
+            beta1: a.beta1,
+            beta2: a.beta2,
+        });
+    }
+    groups
+}
+
 /// The VAE's parameters are group 0 (one step per training step), the critic's group 1.
-const VAE: usize = 0;
-const CRITIC: usize = 1;
+pub(crate) const VAE: usize = 0;
+pub(crate) const CRITIC: usize = 1;
 
 impl Trainable for Vae {
     type Config = VaeConfig;
@@ -257,27 +298,37 @@ impl Trainable for Vae {
     }
 
     fn param_groups(c: &VaeConfig) -> Vec<ParamGroup> {
-        let mut groups = vec![ParamGroup::all()];
-        if c.adversarial() {
-            groups.push(ParamGroup {
-                name: "critic".into(),
-                prefix: "critic.".into(),
-                beta1: c.adversarial.beta1,
-                beta2: c.adversarial.beta2,
-            });
-        }
-        groups
+        param_groups(c.adversarial().then_some(&c.adversarial))
     }
 
     /// Without the critic: one update of the negative β-ELBO. With it: `n_critic` critic updates
     /// (real batch against the decoder's mean images of prior samples), then one update of the
     /// negative β-ELBO plus `weight` × the generator loss.
     fn train_step(&self, x: &Tensor, update: &mut Update) -> StepReport {
+        self.step_with_critic(x, update)
+    }
+
+    fn log_columns(c: &VaeConfig) -> LogColumns {
+        log_columns(c.adversarial().then_some(&c.adversarial))
+    }
+
+    fn into_generative(self) -> Result<Box<dyn Generative>, String> {
+        Ok(Box::new(self))
+    }
+}
+
+impl Vae {
+    /// The VAE's training step, shared with the energy-based prior's family: one update of
+    /// the negative β-ELBO (group 0); with a critic, first `adversarial.n_critic` critic
+    /// updates (group 1: the real batch against the decoder's mean images of prior samples),
+    /// and the VAE's update adds `adversarial.weight` × the generator loss (`−critic`, the
+    /// critic's energy) when that weight is positive. Log extras as [`log_columns`].
+    pub(crate) fn step_with_critic(&self, x: &Tensor, update: &mut Update) -> StepReport {
         let terms = self.elbo(x);
         let neg = self.neg_beta_elbo(&terms);
         let loss = bpd::batch_bpd_of(&neg, x);
         let mut extras = vec![mean(&terms.reconstruction), mean(&terms.kl)];
-        let (Some(critic), true) = (self.critic(), self.config.adversarial()) else {
+        let Some(critic) = self.critic() else {
             update.minimise(&loss, VAE);
             return StepReport {
                 loss: loss.double_value(&[]),
@@ -296,52 +347,25 @@ impl Trainable for Vae {
             fake += s.fake;
             penalty += s.penalty;
         }
-        let g_loss = generator_loss(critic, GanLoss::WganGp, &self.decode_mean(&self.prior(n)));
-        update.minimise(&(&loss + &g_loss * a.weight), VAE);
+        let g_loss = if a.weight > 0.0 {
+            let g_loss = generator_loss(critic, GanLoss::WganGp, &self.decode_mean(&self.prior(n)));
+            update.minimise(&(&loss + &g_loss * a.weight), VAE);
+            g_loss.double_value(&[])
+        } else {
+            update.minimise(&loss, VAE);
+            tch::no_grad(|| {
+                generator_loss(critic, GanLoss::WganGp, &self.decode_mean(&self.prior(n)))
+                    .double_value(&[])
+            })
+        };
         let k = a.n_critic as f64;
-        extras.extend([
-            g_loss.double_value(&[]),
-            c_loss / k,
-            real / k,
-            fake / k,
-            penalty / k,
-        ]);
+        extras.extend([g_loss, c_loss / k, real / k, fake / k, penalty / k]);
         StepReport {
             loss: loss.double_value(&[]),
             extras,
         }
     }
 
-    fn log_columns(c: &VaeConfig) -> LogColumns {
-        let mut extras = vec!["reconstruction_nats".to_string(), "kl_nats".to_string()];
-        if c.adversarial() {
-            extras.extend(
-                [
-                    "generator_loss",
-                    "critic_loss",
-                    "critic_real",
-                    "critic_fake",
-                    "gradient_penalty",
-                ]
-                .map(String::from),
-            );
-        }
-        LogColumns {
-            // the train figure carries β; the test figure is the ELBO itself
-            train: "neg_beta_elbo_bpd".into(),
-            test: "neg_elbo_bpd".into(),
-            y_label: "negative ELBO, bits per dimension".into(),
-            plot: "elbo".into(),
-            extras,
-        }
-    }
-
-    fn into_generative(self) -> Result<Box<dyn Generative>, String> {
-        Ok(Box::new(self))
-    }
-}
-
-impl Vae {
     /// The mean negative IWAE bound with `k` samples (nats per image) over `images` (`u8`),
     /// in batches of about `batch / k` images.
     pub fn dataset_iwae(&self, images: &Tensor, k: i64, batch: i64, device: Device) -> f64 {
