@@ -17,14 +17,14 @@ use crate::Result;
 #[derive(Clone, Debug, PartialEq)]
 enum Encoder {
     Mlp(Vec<Dense>),
-    Resnet(ResnetEncoder),
+    Resnet(Box<ResnetEncoder>),
 }
 
 /// The first layer's decoder, as [`VaeConfig::arch`] says.
 #[derive(Clone, Debug, PartialEq)]
 enum Decoder {
     Mlp(Vec<Dense>),
-    Resnet(ResnetDecoder),
+    Resnet(Box<ResnetDecoder>),
 }
 
 /// A loaded VAE, ready to code on the engine.
@@ -115,7 +115,7 @@ impl Vae {
             .into_iter();
         let mut pair = || nets.next().zip(nets.next());
         let (encoder, decoder) = match resnet {
-            Some((e, d)) => (Encoder::Resnet(e), Decoder::Resnet(d)),
+            Some((e, d)) => (Encoder::Resnet(Box::new(e)), Decoder::Resnet(Box::new(d))),
             None => {
                 let (e, d) = pair().ok_or_else(|| invalid("too few networks"))?;
                 (Encoder::Mlp(e), Decoder::Mlp(d))
