@@ -48,6 +48,45 @@ fn the_varstore_is_the_codec_description() {
     assert!(conv.model.vae().unwrap().codable().is_err());
 }
 
+fn resnet_config() -> TrainConfig {
+    let mut c = codable_config(2);
+    let v = c.model.vae_mut().unwrap();
+    v.arch = Arch::Resnet;
+    v.hidden = 8;
+    v.blocks = 2;
+    c
+}
+
+/// The residual VAE: the `VarStore` is the codec's description (names, shapes, order of the
+/// ops checked through the outputs), and the engine's negative ELBO matches the float model's.
+#[test]
+fn the_resnet_vae_is_the_codec_description_and_agrees() {
+    tch::set_num_threads(1);
+    let cfg = resnet_config();
+    let arch = cfg.model.vae().unwrap().codable().unwrap();
+    let (vs, model) = train::build_model::<Vae>(&cfg, Device::Cpu).unwrap();
+    let vars = vs.variables();
+    let specs = arch.tensor_specs();
+    assert_eq!(vars.len(), specs.len());
+    for s in &specs {
+        let shape: Vec<usize> = vars[&s.name].size().iter().map(|&d| d as usize).collect();
+        assert_eq!(shape, s.shape, "{}", s.name);
+    }
+    tch::no_grad(|| {
+        for (name, mut v) in vs.variables() {
+            if name.starts_with("decoder.out.") {
+                let _ = v.g_mul_scalar_(0.05);
+            }
+        }
+    });
+    let values = vae_codec_tensors(&vs, &arch).unwrap();
+    let engine = EngineVae::from_tensors(arch, serde_json::json!({}), values).unwrap();
+    let data = train::load_data(&cfg).unwrap();
+    let check = vae_engine_check(&engine, &model, &data.test, 10).unwrap();
+    println!("{check:?}");
+    assert!(check.max_rel_diff < 1e-3, "{check:?}");
+}
+
 #[test]
 fn engine_and_tch_agree_on_real_images() {
     tch::set_num_threads(1);

@@ -21,7 +21,7 @@ mod network;
 
 pub use conv::{kernel_variant, Conv3x3, CPU_VARIANT_VAR};
 pub use dense::{relu_in_place, Dense};
-pub use network::{Network, ResidualBlock};
+pub use network::{residual_blocks, Network, ResidualBlock};
 
 use crate::{CodecError, Result};
 

@@ -2,6 +2,25 @@
 
 use super::conv::{Conv3x3, Padded};
 use super::FloatTensor;
+
+/// Residual blocks applied in turn to a CHW tensor (the padded layout kept between them):
+/// `h ← h + conv2(relu(conv1(relu(h))))` per block.
+///
+/// # Panics
+/// If a block's channel counts differ from the tensor's (a caller bug).
+pub fn residual_blocks(blocks: &[ResidualBlock], x: &FloatTensor) -> FloatTensor {
+    run_blocks(blocks, Padded::from_tensor(x)).to_tensor()
+}
+
+fn run_blocks(blocks: &[ResidualBlock], mut h: Padded) -> Padded {
+    for block in blocks {
+        let r = block
+            .conv2
+            .apply_padded(&block.conv1.apply_padded(&h.relu()).relu());
+        h.add_assign(&r);
+    }
+    h
+}
 use crate::{CodecError, Result};
 
 /// One residual block: `h + conv2(relu(conv1(relu(h))))`.
@@ -73,13 +92,7 @@ impl Network {
     /// If the tensor's channel count differs from [`Network::in_channels`] (a caller bug).
     pub fn forward(&self, input: &FloatTensor) -> FloatTensor {
         let input = Padded::from_tensor(input);
-        let mut h = self.conv_in.apply_padded(&input);
-        for block in &self.blocks {
-            let r = block
-                .conv2
-                .apply_padded(&block.conv1.apply_padded(&h.relu()).relu());
-            h.add_assign(&r);
-        }
+        let h = run_blocks(&self.blocks, self.conv_in.apply_padded(&input));
         let mut y = self.conv_out.apply_padded(&h.relu());
         if let Some(skip) = &self.skip {
             y.add_assign(&skip.apply_padded(&input));

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::layers::{
-    to_pixels, to_unit, Activation, Arch, ImageShape, ImageToVector, VectorToImage,
+    to_pixels, to_unit, Activation, Arch, Hidden, ImageShape, ImageToVector, VectorToImage,
 };
 pub use trainable::GanConfig;
 
@@ -33,9 +33,9 @@ pub struct Critic {
 }
 
 impl Critic {
-    pub fn new(p: &nn::Path, arch: Arch, shape: ImageShape, width: usize) -> Self {
+    pub fn new(p: &nn::Path, arch: Arch, shape: ImageShape, hidden: Hidden) -> Self {
         Critic {
-            net: ImageToVector::new(p, arch, shape, width, 1, Activation::LeakyRelu),
+            net: ImageToVector::new(p, arch, shape, hidden, 1, Activation::LeakyRelu),
         }
     }
 
@@ -151,10 +151,15 @@ impl Gan {
                 config.arch,
                 config.latent,
                 shape,
-                config.generator_width,
+                Hidden::width(config.generator_width),
                 Activation::Relu,
             ),
-            critic: Critic::new(&(p / "critic"), config.arch, shape, config.critic_width),
+            critic: Critic::new(
+                &(p / "critic"),
+                config.arch,
+                shape,
+                Hidden::width(config.critic_width),
+            ),
             config: config.clone(),
             device: p.device(),
         }

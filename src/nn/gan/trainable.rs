@@ -83,6 +83,11 @@ impl Trainable for Gan {
 
     fn validate(c: &GanConfig) -> Result<(), String> {
         crate::nn::layers::validate_image(c.arch, c.in_channels, c.image_size)?;
+        if c.arch == Arch::Resnet {
+            return Err(
+                "model.arch = \"resnet\" is the VAE's; a GAN is \"mlp\" or \"conv\"".into(),
+            );
+        }
         for (name, v) in [
             ("latent", c.latent),
             ("generator_width", c.generator_width),

@@ -16,7 +16,7 @@ pub mod trainable;
 use tch::{nn, Device, Tensor};
 
 use super::dist::{kl_standard_normal, log_normal, log_standard_normal, PixelLikelihood};
-use super::layers::{to_unit, Activation, ImageShape, ImageToVector, Mlp, VectorToImage};
+use super::layers::{to_unit, Activation, Hidden, ImageShape, ImageToVector, Mlp, VectorToImage};
 use crate::metrics::bpd::Likelihood;
 use idfcodec_codec::model::vae::arch::LOGVAR_RANGE;
 pub use trainable::HvaeConfig;
@@ -94,7 +94,7 @@ impl Hvae {
                 &(p / "encoder"),
                 arch,
                 shape,
-                h,
+                Hidden::width(h),
                 2 * latents[0],
                 Activation::Relu,
             ),
@@ -103,7 +103,7 @@ impl Hvae {
                 arch,
                 latents[0],
                 out,
-                h,
+                Hidden::width(h),
                 Activation::Relu,
             ),
             upper,

@@ -1,6 +1,6 @@
 //! Variational autoencoders: an encoder `q(z|x) = N(μ(x), diag σ²(x))`, the prior `N(0, I)` and a
 //! decoder `p(x|z)` with a pixel likelihood ([`crate::nn::dist::PixelLikelihood`]: Bernoulli,
-//! discretized Gaussian, discretized logistic mixture), MLP or convolutional
+//! discretized Gaussian, discretized logistic mixture), MLP, convolutional or residual
 //! ([`crate::nn::layers`]). The loss is the negative β-ELBO; evaluations report the ELBO's
 //! terms and the IWAE bound ([`Vae::iwae`]).
 //!
@@ -14,7 +14,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::dist::{kl_standard_normal, log_normal, log_standard_normal, PixelLikelihood};
 use super::gan::Critic;
-use super::layers::{to_unit, Activation, ImageToVector, VectorToImage};
+use super::layers::{to_unit, Activation, Hidden, ImageToVector, VectorToImage};
 use crate::metrics::bpd::Likelihood;
 pub use trainable::{Adversarial, VaeConfig};
 
@@ -73,12 +73,16 @@ impl Vae {
         } else {
             Tensor::from(config.log_std as f32).to_device(p.device())
         };
+        let hidden = Hidden {
+            width: config.hidden,
+            blocks: config.blocks,
+        };
         Vae {
             encoder: ImageToVector::new(
                 &(p / "encoder"),
                 config.arch,
                 shape,
-                config.hidden,
+                hidden,
                 2 * config.latent,
                 Activation::Relu,
             ),
@@ -87,7 +91,7 @@ impl Vae {
                 config.arch,
                 config.latent,
                 out,
-                config.hidden,
+                hidden,
                 Activation::Relu,
             ),
             likelihood: PixelLikelihood {
@@ -95,8 +99,17 @@ impl Vae {
                 mixtures: config.mixtures,
                 log_std,
             },
-            critic: critic_width
-                .map(|width| Critic::new(&(p / "critic"), config.arch, shape, width)),
+            critic: critic_width.map(|width| {
+                Critic::new(
+                    &(p / "critic"),
+                    config.arch,
+                    shape,
+                    Hidden {
+                        width,
+                        blocks: config.blocks,
+                    },
+                )
+            }),
             config: config.clone(),
             device: p.device(),
         }

@@ -21,7 +21,7 @@ use crate::train::optim::ParamGroup;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VaeConfig {
-    /// `"conv"` or `"mlp"`, for encoder and decoder.
+    /// `"conv"`, `"mlp"` or `"resnet"`, for encoder and decoder.
     pub arch: Arch,
     /// 1 (grayscale) or 3 (RGB).
     pub in_channels: usize,
@@ -29,9 +29,11 @@ pub struct VaeConfig {
     pub image_size: usize,
     /// Size of the latent `z`.
     pub latent: usize,
-    /// Hidden width: the MLP's width, or the channels of the first convolution (the second
-    /// has twice as many).
+    /// Hidden width: the MLP's width, the channels of the first convolution (`conv`: the
+    /// second has twice as many), or the residual network's channels (`resnet`).
     pub hidden: usize,
+    /// `resnet`: residual blocks at each of its two inner resolutions (must be 0 otherwise).
+    pub blocks: usize,
     /// Weight of the KL term in the loss (1: the ELBO; 0: an autoencoder with noise; 100: …).
     /// Evaluations always report the true ELBO (β = 1).
     pub beta: f64,
@@ -92,6 +94,7 @@ impl Default for VaeConfig {
             image_size: 28,
             latent: 16,
             hidden: 32,
+            blocks: 0,
             beta: 1.0,
             likelihood: LikelihoodKind::Bernoulli,
             log_std: -2.0,
@@ -113,21 +116,27 @@ impl VaeConfig {
     }
 
     /// The codec's description of this VAE ([`CodecVaeConfig`], the one both sides build from),
-    /// when the codec can code with it: an MLP encoder and decoder with the logistic mixture
-    /// likelihood and no critic. Its tensors are exactly this model's `VarStore` (names and
-    /// shapes, checked by `tests/vae_engine_agreement.rs`).
+    /// when the codec can code with it: an MLP or residual encoder and decoder with the
+    /// logistic mixture likelihood and no critic. Its tensors are exactly this model's
+    /// `VarStore` (names and shapes, checked by `tests/vae_engine_agreement.rs`).
     pub fn codable(&self) -> Result<CodecVaeConfig, String> {
-        if self.arch != Arch::Mlp || self.likelihood != LikelihoodKind::Logistic {
-            return Err(format!(
-                "the codec codes MLP VAEs with the logistic likelihood, not {:?} with {:?}",
-                self.arch, self.likelihood
-            ));
-        }
+        let arch = match (self.arch, self.likelihood) {
+            (Arch::Mlp, LikelihoodKind::Logistic) => VaeArch::Mlp,
+            (Arch::Resnet, LikelihoodKind::Logistic) => VaeArch::Resnet {
+                blocks: self.blocks,
+            },
+            _ => {
+                return Err(format!(
+                    "the codec codes MLP and residual VAEs with the logistic likelihood, not {:?} with {:?}",
+                    self.arch, self.likelihood
+                ))
+            }
+        };
         if self.adversarial() {
             return Err("the codec does not take a VAE with a critic".into());
         }
         let c = CodecVaeConfig {
-            arch: VaeArch::Mlp,
+            arch,
             in_channels: self.in_channels,
             image_size: self.image_size,
             latent: self.latent,
@@ -203,6 +212,12 @@ impl Trainable for Vae {
 
     fn validate(c: &VaeConfig) -> Result<(), String> {
         crate::nn::layers::validate_image(c.arch, c.in_channels, c.image_size)?;
+        if c.arch != Arch::Resnet && c.blocks != 0 {
+            return Err(format!(
+                "model.blocks is for arch = \"resnet\" (it must be 0 for {:?}, not {})",
+                c.arch, c.blocks
+            ));
+        }
         for (name, v) in [
             ("latent", c.latent),
             ("hidden", c.hidden),

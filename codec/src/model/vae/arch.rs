@@ -14,6 +14,20 @@
 //!   [`LOG_SCALE_MIN`]) of a discretized logistic mixture of `M` components per sub-pixel over the
 //!   256 values, with edge bins (value `v`'s bin is `v/127.5 − 1 ± 1/255`; 0 and 255 take the
 //!   tails).
+//!
+//! With `arch = {"resnet": {"blocks": b}}` the encoder and decoder are residual convolutional
+//! networks of `hidden` channels instead (the training side's `arch = "resnet"`,
+//! `src/nn/layers.rs`), made only of the engine's operations: 3×3 convolutions (stride 1,
+//! padding 1, PyTorch's `[out][in][3][3]` weights), ReLU, sums, space-to-depth `squeeze` (output
+//! channel `c·4 + dy·2 + dx` holds pixel `(2y+dy, 2x+dx)` of channel `c`) and its inverse
+//! `unsqueeze`; `S` a multiple of 4, `w = hidden`, a residual block is
+//! `h + conv2(relu(conv1(relu(h))))`, `b` of them at each inner resolution:
+//! - encoder: `squeeze(x)` → `stem` (4C → w) → `res0` blocks → ReLU → `squeeze` → `down`
+//!   (4w → w) → `res1` blocks → ReLU → flatten (CHW) → `fc` (w·(S/4)² → 2·latent);
+//! - decoder: `fc` (latent → w·(S/4)², as `w×S/4×S/4`) → `res0` blocks → ReLU → `up0` (w → 4w)
+//!   → `unsqueeze` → `res1` blocks → ReLU → `up1` (w → 4w) → `unsqueeze` → ReLU → `out`
+//!   (w → 3·M·C), whose channels are the `[3][M][C]` of the raw layout above.
+//!
 //! - Coding: each latent dimension discretized into `2^bucket_bits` buckets of equal prior mass
 //!   (see [`crate::model::vae::coding`]).
 //!
@@ -44,6 +58,10 @@ pub const MAX_SIZE: usize = 64;
 pub const MAX_LATENT: usize = 1024;
 /// Largest hidden width.
 pub const MAX_HIDDEN: usize = 8192;
+/// Largest channel count of a residual encoder/decoder (`hidden` with `resnet`).
+pub const MAX_RESNET_WIDTH: usize = 512;
+/// Most residual blocks per resolution.
+pub const MAX_BLOCKS: usize = 16;
 /// Most mixture components.
 pub const MAX_MIXTURES: usize = 16;
 /// Most stochastic layers (`1 + upper_latents.len()`).
@@ -52,12 +70,15 @@ pub const MAX_LAYERS: usize = 8;
 pub const MIN_BUCKET_BITS: u32 = 4;
 pub const MAX_BUCKET_BITS: u32 = 12;
 
-/// The encoder and decoder shape (only `mlp` is codable so far).
+/// The encoder and decoder shape (the upper layers of a hierarchy are MLPs with either).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VaeArch {
-    /// Two hidden dense layers of `hidden` units, ReLU.
+    /// Two hidden dense layers of `hidden` units, ReLU (JSON `"mlp"`).
     Mlp,
+    /// Residual convolutional networks of `hidden` channels with `blocks` residual blocks at
+    /// each inner resolution (see the module docs; JSON `{"resnet": {"blocks": b}}`).
+    Resnet { blocks: usize },
 }
 
 /// A codable VAE (see the module docs).
@@ -95,6 +116,45 @@ pub struct TensorSpec {
 pub struct NetSpec {
     pub name: String,
     pub widths: Vec<usize>,
+}
+
+/// One layer with a weight and a bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKind {
+    /// Fully connected: weight `outputs × inputs`.
+    Dense,
+    /// 3×3 convolution: weight `outputs × inputs × 3 × 3`.
+    Conv3x3,
+}
+
+/// A layer of the file: its name (the tensors are `{name}.weight` and `{name}.bias`), kind and
+/// channel or unit counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerSpec {
+    pub name: String,
+    pub kind: LayerKind,
+    pub inputs: usize,
+    pub outputs: usize,
+}
+
+impl LayerSpec {
+    fn weight_shape(&self) -> Vec<usize> {
+        match self.kind {
+            LayerKind::Dense => vec![self.outputs, self.inputs],
+            LayerKind::Conv3x3 => vec![self.outputs, self.inputs, 3, 3],
+        }
+    }
+
+    /// Weights and biases (saturating).
+    fn parameters(&self) -> usize {
+        let taps = match self.kind {
+            LayerKind::Dense => 1,
+            LayerKind::Conv3x3 => 9,
+        };
+        (self.inputs.saturating_mul(self.outputs))
+            .saturating_mul(taps)
+            .saturating_add(self.outputs)
+    }
 }
 
 impl VaeConfig {
@@ -160,6 +220,26 @@ impl VaeConfig {
             (1..=MAX_HIDDEN).contains(&self.hidden),
             format!("hidden must be in 1..={MAX_HIDDEN}, not {}", self.hidden),
         )?;
+        if let VaeArch::Resnet { blocks } = self.arch {
+            check(
+                self.hidden <= MAX_RESNET_WIDTH,
+                format!(
+                    "a resnet's hidden (channels) must be in 1..={MAX_RESNET_WIDTH}, not {}",
+                    self.hidden
+                ),
+            )?;
+            check(
+                blocks <= MAX_BLOCKS,
+                format!("a resnet has at most {MAX_BLOCKS} blocks, not {blocks}"),
+            )?;
+            check(
+                self.image_size % 4 == 0,
+                format!(
+                    "a resnet's image_size must be a multiple of 4, not {}",
+                    self.image_size
+                ),
+            )?;
+        }
         check(
             (1..=MAX_MIXTURES).contains(&self.mixtures),
             format!(
@@ -176,20 +256,24 @@ impl VaeConfig {
         )
     }
 
-    /// The networks as dense layer widths, in file order: the encoder and the decoder, then for
-    /// each upper layer `l = 2..=L` its `encoder{l}` and `decoder{l}` (see the module docs).
+    /// The dense networks as layer widths, in file order: with `mlp` the encoder and the
+    /// decoder (with `resnet` they are [`VaeConfig::resnet_layers`]), then for each upper layer
+    /// `l = 2..=L` its `encoder{l}` and `decoder{l}` (see the module docs).
     pub fn networks(&self) -> Vec<NetSpec> {
         let h = self.hidden;
-        let mut nets = vec![
-            NetSpec {
-                name: "encoder".into(),
-                widths: vec![self.dims(), h, h, 2 * self.latent],
-            },
-            NetSpec {
-                name: "decoder".into(),
-                widths: vec![self.latent, h, h, self.decoder_outputs()],
-            },
-        ];
+        let mut nets = match self.arch {
+            VaeArch::Mlp => vec![
+                NetSpec {
+                    name: "encoder".into(),
+                    widths: vec![self.dims(), h, h, 2 * self.latent],
+                },
+                NetSpec {
+                    name: "decoder".into(),
+                    widths: vec![self.latent, h, h, self.decoder_outputs()],
+                },
+            ],
+            VaeArch::Resnet { .. } => vec![],
+        };
         let latents = self.latents();
         for (k, pair) in latents.windows(2).enumerate() {
             let (below, above) = (pair[0], pair[1]);
@@ -205,39 +289,93 @@ impl VaeConfig {
         nets
     }
 
-    /// Every tensor, in file and id order: per network, per layer `k`, `{net}.fc{k}.weight`
-    /// (`out × in`) then `{net}.fc{k}.bias` (`out`).
-    pub fn tensor_specs(&self) -> Vec<TensorSpec> {
-        let mut v = Vec::new();
+    /// The residual encoder's layers then the decoder's, in file order (empty with `mlp`; see
+    /// the module docs): `encoder.stem`, `encoder.res0.{k}.conv1`/`conv2`, `encoder.down`,
+    /// `encoder.res1.{k}.…`, `encoder.fc`, then `decoder.fc`, `decoder.res0.{k}.…`,
+    /// `decoder.up0`, `decoder.res1.{k}.…`, `decoder.up1`, `decoder.out`.
+    pub fn resnet_layers(&self) -> Vec<LayerSpec> {
+        let VaeArch::Resnet { blocks } = self.arch else {
+            return vec![];
+        };
+        let (w, c) = (self.hidden, self.in_channels);
+        let s4 = self.image_size / 4;
+        let layer = |name: String, kind, inputs, outputs| LayerSpec {
+            name,
+            kind,
+            inputs,
+            outputs,
+        };
+        let conv = |name: String, inputs, outputs| layer(name, LayerKind::Conv3x3, inputs, outputs);
+        let res = |net: &str, stage: usize| -> Vec<LayerSpec> {
+            (0..blocks)
+                .flat_map(|k| {
+                    ["conv1", "conv2"].map(|c| conv(format!("{net}.res{stage}.{k}.{c}"), w, w))
+                })
+                .collect()
+        };
+        let mut v = vec![conv("encoder.stem".into(), 4 * c, w)];
+        v.extend(res("encoder", 0));
+        v.push(conv("encoder.down".into(), 4 * w, w));
+        v.extend(res("encoder", 1));
+        v.push(layer(
+            "encoder.fc".into(),
+            LayerKind::Dense,
+            w * s4 * s4,
+            2 * self.latent,
+        ));
+        v.push(layer(
+            "decoder.fc".into(),
+            LayerKind::Dense,
+            self.latent,
+            w * s4 * s4,
+        ));
+        v.extend(res("decoder", 0));
+        v.push(conv("decoder.up0".into(), w, 4 * w));
+        v.extend(res("decoder", 1));
+        v.push(conv("decoder.up1".into(), w, 4 * w));
+        v.push(conv("decoder.out".into(), w, 3 * self.mixtures * c));
+        v
+    }
+
+    /// Every layer, in file and id order: [`VaeConfig::resnet_layers`], then per dense network
+    /// of [`VaeConfig::networks`], per layer `k`, `{net}.fc{k}`.
+    pub fn layers_in_file_order(&self) -> Vec<LayerSpec> {
+        let mut v = self.resnet_layers();
         for net in self.networks() {
             for (k, pair) in net.widths.windows(2).enumerate() {
-                let (i, o) = (pair[0], pair[1]);
-                v.push(TensorSpec {
-                    name: format!("{}.fc{k}.weight", net.name),
-                    shape: vec![o, i],
-                });
-                v.push(TensorSpec {
-                    name: format!("{}.fc{k}.bias", net.name),
-                    shape: vec![o],
+                v.push(LayerSpec {
+                    name: format!("{}.fc{k}", net.name),
+                    kind: LayerKind::Dense,
+                    inputs: pair[0],
+                    outputs: pair[1],
                 });
             }
         }
         v
     }
 
+    /// Every tensor, in file and id order: per layer of [`VaeConfig::layers_in_file_order`],
+    /// `{layer}.weight` (`out × in`, or `out × in × 3 × 3`) then `{layer}.bias` (`out`).
+    pub fn tensor_specs(&self) -> Vec<TensorSpec> {
+        let mut v = Vec::new();
+        for layer in self.layers_in_file_order() {
+            v.push(TensorSpec {
+                name: format!("{}.weight", layer.name),
+                shape: layer.weight_shape(),
+            });
+            v.push(TensorSpec {
+                name: format!("{}.bias", layer.name),
+                shape: vec![layer.outputs],
+            });
+        }
+        v
+    }
+
     /// Parameters in all tensors (saturating, for the size check of a hostile config).
     pub fn parameter_count(&self) -> usize {
-        self.networks()
+        self.layers_in_file_order()
             .iter()
-            .flat_map(|n| {
-                n.widths
-                    .windows(2)
-                    .map(|p| (p[0], p[1]))
-                    .collect::<Vec<_>>()
-            })
-            .fold(0usize, |acc, (i, o)| {
-                acc.saturating_add(i.saturating_mul(o).saturating_add(o))
-            })
+            .fold(0usize, |acc, l| acc.saturating_add(l.parameters()))
     }
 
     /// A one-line description, for listings.
@@ -249,16 +387,18 @@ impl VaeConfig {
             let sizes: Vec<String> = latents.iter().map(usize::to_string).collect();
             format!("{} latent layers {}", latents.len(), sizes.join("/"))
         };
+        let nets = match self.arch {
+            VaeArch::Mlp => format!("mlp {}→{}→{}", self.dims(), self.hidden, self.hidden),
+            VaeArch::Resnet { blocks } => {
+                format!(
+                    "resnet {} channels, {blocks} blocks per resolution",
+                    self.hidden
+                )
+            }
+        };
         format!(
-            "VAE (mlp {}→{}→{}, {latent} × 2^{} buckets, {}-component logistic likelihood) on {}×{}×{}",
-            self.dims(),
-            self.hidden,
-            self.hidden,
-            self.bucket_bits,
-            self.mixtures,
-            self.in_channels,
-            self.image_size,
-            self.image_size
+            "VAE ({nets}, {latent} × 2^{} buckets, {}-component logistic likelihood) on {}×{}×{}",
+            self.bucket_bits, self.mixtures, self.in_channels, self.image_size, self.image_size
         )
     }
 }

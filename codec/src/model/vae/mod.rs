@@ -2,12 +2,14 @@
 //!
 //! - [`arch`]: the architecture, described once ([`VaeConfig`]: config, networks, tensor
 //!   names, semantics), shared with training;
-//! - [`Vae`] (`weights.rs`): a VAE model file loaded as dense networks for the engine;
+//! - [`Vae`] (`weights.rs`): a VAE model file loaded as engine networks (dense; `resnet.rs`: the
+//!   residual encoder and decoder);
 //! - [`coding`]: BB-ANS of its tiles (buckets, posterior and pixel tables), and its
 //!   `PlaneModel` implementation here.
 
 pub mod arch;
 pub mod coding;
+mod resnet;
 mod weights;
 
 pub use arch::VaeConfig;

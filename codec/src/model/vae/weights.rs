@@ -1,23 +1,39 @@
 //! The VAE's weights: a VAE model file (see [`crate::model::file`]: family `vae`, the
 //! [`VaeConfig`] as its architecture JSON, its tensors exactly [`VaeConfig::tensor_specs`])
-//! loaded as dense layers for the engine, with its bucket edges.
+//! loaded as engine layers (dense; the residual networks' convolutions with `resnet`), with its
+//! bucket edges.
 //!
 //! A VAE's [`Vae::id`] is the 64-bit FNV-1a hash over the canonical arch JSON and, in
 //! `tensor_specs` order, every tensor's name and little-endian `f32` bytes (as the IDF's).
 
-use super::arch::{VaeConfig, LOGVAR_RANGE};
+use super::arch::{VaeArch, VaeConfig, LOGVAR_RANGE};
 use super::coding::Buckets;
-use crate::engine::{relu_in_place, Dense};
+use super::resnet::{self, Layer, ResnetDecoder, ResnetEncoder};
+use crate::engine::{relu_in_place, Dense, FloatTensor, Shape};
 use crate::model::file::{self, invalid, Family, Fnv1a, SplitMix64};
 use crate::Result;
+
+/// The first layer's encoder, as [`VaeConfig::arch`] says.
+#[derive(Clone, Debug, PartialEq)]
+enum Encoder {
+    Mlp(Vec<Dense>),
+    Resnet(Box<ResnetEncoder>),
+}
+
+/// The first layer's decoder, as [`VaeConfig::arch`] says.
+#[derive(Clone, Debug, PartialEq)]
+enum Decoder {
+    Mlp(Vec<Dense>),
+    Resnet(Box<ResnetDecoder>),
+}
 
 /// A loaded VAE, ready to code on the engine.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Vae {
     config: VaeConfig,
     card: serde_json::Value,
-    encoder: Vec<Dense>,
-    decoder: Vec<Dense>,
+    encoder: Encoder,
+    decoder: Decoder,
     /// For each upper layer `l = 2..=L` (index `l − 2`): `encoder{l}` and `decoder{l}`.
     upper: Vec<(Vec<Dense>, Vec<Dense>)>,
     pub(super) buckets: Buckets,
@@ -52,6 +68,7 @@ impl Vae {
                 let n: usize = spec.shape.iter().product();
                 let bound = match spec.shape.as_slice() {
                     [_, fan_in] => (3.0 / *fan_in as f32).sqrt(),
+                    [_, fan_in, kh, kw] => (3.0 / (fan_in * kh * kw) as f32).sqrt(),
                     _ => 0.1,
                 };
                 (0..n).map(|_| bound * rng.symmetric()).collect()
@@ -69,23 +86,41 @@ impl Vae {
         config.validate().map_err(invalid)?;
         let id = model_id(&config, &values);
         let mut values = values.into_iter();
+        let mut layers = config
+            .layers_in_file_order()
+            .iter()
+            .map(|spec| {
+                let w = values.next().ok_or_else(|| invalid("too few tensors"))?;
+                let b = values.next().ok_or_else(|| invalid("too few tensors"))?;
+                Layer::new(spec, w, b)
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+        let resnet = match config.arch {
+            VaeArch::Mlp => None,
+            VaeArch::Resnet { blocks } => Some(resnet::build(&config, blocks, &mut layers)?),
+        };
         let mut nets = config
             .networks()
-            .into_iter()
+            .iter()
             .map(|net| {
-                net.widths
-                    .windows(2)
-                    .map(|p| {
-                        let w = values.next().ok_or_else(|| invalid("too few tensors"))?;
-                        let b = values.next().ok_or_else(|| invalid("too few tensors"))?;
-                        Dense::new(p[0], p[1], w, b)
+                (1..net.widths.len())
+                    .map(|_| match layers.next() {
+                        Some(Layer::Dense(d)) => Ok(d),
+                        _ => Err(invalid("too few dense layers")),
                     })
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?
             .into_iter();
         let mut pair = || nets.next().zip(nets.next());
-        let (encoder, decoder) = pair().ok_or_else(|| invalid("too few networks"))?;
+        let (encoder, decoder) = match resnet {
+            Some((e, d)) => (Encoder::Resnet(Box::new(e)), Decoder::Resnet(Box::new(d))),
+            None => {
+                let (e, d) = pair().ok_or_else(|| invalid("too few networks"))?;
+                (Encoder::Mlp(e), Decoder::Mlp(d))
+            }
+        };
         let upper = (1..config.layers())
             .map(|_| pair().ok_or_else(|| invalid("too few networks")))
             .collect::<Result<Vec<_>>>()?;
@@ -102,12 +137,20 @@ impl Vae {
 
     /// Serialises the model with `card` (a JSON object) as its card.
     pub fn to_safetensors(&self, card: &serde_json::Value) -> Result<Vec<u8>> {
-        let values = self
-            .encoder
-            .iter()
-            .chain(&self.decoder)
-            .chain(self.upper.iter().flat_map(|(e, d)| e.iter().chain(d)))
-            .flat_map(Dense::tensors);
+        let mut values: Vec<&[f32]> = match (&self.encoder, &self.decoder) {
+            (Encoder::Mlp(e), Decoder::Mlp(d)) => {
+                e.iter().chain(d).flat_map(Dense::tensors).collect()
+            }
+            (Encoder::Resnet(e), Decoder::Resnet(d)) => {
+                e.tensors().into_iter().chain(d.tensors()).collect()
+            }
+            _ => unreachable!("the encoder and decoder are built from one arch"),
+        };
+        values.extend(
+            (self.upper.iter())
+                .flat_map(|(e, d)| e.iter().chain(d))
+                .flat_map(Dense::tensors),
+        );
         let tensors: Vec<_> = (self.config.tensor_specs().into_iter())
             .zip(values)
             .map(|(spec, v)| (spec.name, spec.shape, v))
@@ -133,7 +176,14 @@ impl Vae {
     /// The posterior of one image's pixels (`C×S×S`, CHW): means and log-variances (clamped).
     pub fn encode(&self, pixels: &[u8]) -> Result<(Vec<f32>, Vec<f32>)> {
         let x: Vec<f32> = pixels.iter().map(|&p| f32::from(p) / 127.5 - 1.0).collect();
-        Ok(mean_logvar(run(&self.encoder, x)?))
+        let h = match &self.encoder {
+            Encoder::Mlp(layers) => run(layers, x)?,
+            Encoder::Resnet(net) => {
+                let (c, s) = (self.config.in_channels, self.config.image_size);
+                net.forward(FloatTensor::from_vec(Shape::new(c, s, s), x)?)?
+            }
+        };
+        Ok(mean_logvar(h))
     }
 
     /// The posterior `q(z_l|z_{l−1})` of an upper layer `l` (`2..=L`) given `z_{l−1}` (the
@@ -158,7 +208,10 @@ impl Vae {
 
     /// The decoder's raw outputs (`[3][M][C][S][S]`, see [`crate::model::vae::arch`]) for latents `z`.
     pub fn decode_raw(&self, z: &[f32]) -> Result<Vec<f32>> {
-        run(&self.decoder, z.to_vec())
+        match &self.decoder {
+            Decoder::Mlp(layers) => run(layers, z.to_vec()),
+            Decoder::Resnet(net) => net.forward(z),
+        }
     }
 }
 
