@@ -345,12 +345,14 @@ fn centres(vae: &Vae, z: &[usize]) -> Vec<f32> {
 }
 
 /// Pops one layer's buckets with the Gaussians `N(mu_j, exp(logvar_j))` (`j` ascending): the
-/// encoder's posterior draw (bits taken off the stack).
+/// encoder's posterior draw (bits taken off the stack; a failure is an internal error), or the
+/// decoder's side of [`push_latent`] with a conditional prior (a failure is a corrupt payload);
+/// `fail` makes the error.
 fn pop_latent(
     coder: &mut DefaultAnsCoder,
     vae: &Vae,
-    mu: &[f32],
-    logvar: &[f32],
+    (mu, logvar): (&[f32], &[f32]),
+    fail: fn(String) -> CodecError,
 ) -> Result<Vec<usize>> {
     mu.iter()
         .zip(logvar)
@@ -358,7 +360,7 @@ fn pop_latent(
             let g = BucketGaussian::new(&vae.buckets, m, lv)?;
             let s = coder
                 .decode_symbol(&g.model)
-                .map_err(|e| CodecError::Internal(format!("ANS pop failed: {e:?}")))?;
+                .map_err(|e| fail(format!("ANS pop failed: {e:?}")))?;
             Ok(g.order[s] as usize)
         })
         .collect()
@@ -387,24 +389,6 @@ fn push_latent(
             .map_err(|e| fail(format!("ANS push failed: {e:?}")))?;
     }
     Ok(())
-}
-
-/// Pops one layer's buckets with the Gaussians of a conditional prior (`j` ascending): the
-/// decoder's side of [`push_latent`].
-fn pop_with_prior(
-    coder: &mut DefaultAnsCoder,
-    vae: &Vae,
-    mu: &[f32],
-    logvar: &[f32],
-) -> Result<Vec<usize>> {
-    mu.iter()
-        .zip(logvar)
-        .map(|(&m, &lv)| {
-            let g = BucketGaussian::new(&vae.buckets, m, lv)?;
-            let s = coder.decode_symbol(&g.model).map_err(decode_failed)?;
-            Ok(g.order[s] as usize)
-        })
-        .collect()
 }
 
 /// The order of an encoder's pops and pushes in one block (see the module docs, "Several
@@ -459,14 +443,24 @@ fn encode_block(
         push_latent(coder, vae, below, (&mu, &logvar), CodecError::Internal)
     };
     let (mu, logvar) = vae.encode(x)?;
-    let mut z = vec![pop_latent(coder, vae, &mu, &logvar)?];
+    let mut z = vec![pop_latent(
+        coder,
+        vae,
+        (&mu, &logvar),
+        CodecError::Internal,
+    )?];
     watch(coder);
     if order == Order::BitSwap {
         push_pixels(coder, &z[0])?;
     }
     for l in 2..=layers {
         let (mu, logvar) = vae.encode_latent(l, &centres(vae, &z[l - 2]))?;
-        z.push(pop_latent(coder, vae, &mu, &logvar)?);
+        z.push(pop_latent(
+            coder,
+            vae,
+            (&mu, &logvar),
+            CodecError::Internal,
+        )?);
         watch(coder);
         if order == Order::BitSwap {
             push_below(coder, l, &z[l - 2], &z[l - 1])?;
@@ -518,7 +512,7 @@ pub fn pop_block(coder: &mut DefaultAnsCoder, vae: &Vae) -> Result<Vec<u8>> {
         .collect::<Result<Vec<usize>>>()?;
     for l in (2..=layers).rev() {
         let (mu, logvar) = vae.prior_below(l, &centres(vae, &above))?;
-        let below = pop_with_prior(coder, vae, &mu, &logvar)?;
+        let below = pop_latent(coder, vae, (&mu, &logvar), CodecError::CorruptPayload)?;
         let (mu, logvar) = vae.encode_latent(l, &centres(vae, &below))?;
         push_latent(
             coder,
