@@ -1,8 +1,8 @@
 //! Golden files: `fixtures/*.png` (real MNIST / Fashion-MNIST test images) and their encodings
 //! made with the fixed `fixtures/test-model.safetensors`: `fixtures/*.png.idf` in format
 //! version 1 (made before version 2 existed), `fixtures/v2/` (version 2) and `fixtures/v3/`
-//! (version 3) and `fixtures/v4/` (version 4, also the chained archive `goldens-chained.idfa`),
-//! each with the archive `goldens.idfa`; `fixtures/v3/` and `v4/` also hold PngSuite
+//! (version 3), `fixtures/v4/` and `fixtures/v5/` (versions 4 and 5, also the chained archive
+//! `goldens-chained.idfa`), each with the archive `goldens.idfa`; `fixtures/v3/` to `v5/` also hold PngSuite
 //! images with palettes, transparency and colour chunks, coded without a model. Every future
 //! build must decode all of them to exactly these pixels (and colour chunks), and encode the
 //! PNGs to exactly the bytes of the newest version: a change here is a format change (a version
@@ -60,9 +60,9 @@ fn idf_v1(g: &Golden) -> PathBuf {
 }
 
 /// The folder of the newest version's goldens.
-const NEWEST: &str = "v4";
+const NEWEST: &str = "v5";
 
-/// The golden of `version` (a folder under `fixtures/`: "v2", "v3", "v4").
+/// The golden of `version` (a folder under `fixtures/`: "v2" to "v5").
 fn idf_in(version: &str, g: &Golden) -> PathBuf {
     fixtures().join(version).join(format!("{}.png.idf", g.stem))
 }
@@ -88,7 +88,7 @@ fn chained_archive() -> PathBuf {
 }
 
 /// PngSuite images with a palette, transparency or colour chunks, coded without a model
-/// (`--effort 1`) into `fixtures/v4/NAME.idf` (`fixtures/v3/`: their version-3 twins).
+/// (`--effort 1`) into `fixtures/v5/NAME.idf` (`fixtures/v3/`, `v4/`: their older twins).
 const COLOUR_GOLDEN: [&str; 5] = [
     "basn3p08-trns.png",
     "basn6a08.png",
@@ -182,6 +182,7 @@ fn golden_files_decode_and_encode_exactly() {
             ("v2", idf_in("v2", g)),
             ("v3", idf_in("v3", g)),
             ("v4", idf_in("v4", g)),
+            ("v5", idf_in("v5", g)),
         ] {
             let decoded = dir.path().join(format!("{}.{version}.png", g.stem));
             decompress(&file, &decoded);
@@ -205,9 +206,12 @@ fn golden_files_decode_and_encode_exactly() {
 #[test]
 fn the_golden_archive_decodes_and_encodes_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let chained = (NEWEST, chained_archive());
-    let archives = ["v2", "v3", "v4"].map(|v| (v, archive_in(v)));
-    for (version, file) in archives.into_iter().chain([chained]) {
+    let chained = [
+        ("v4", fixtures().join("v4/goldens-chained.idfa")),
+        (NEWEST, chained_archive()),
+    ];
+    let archives = ["v2", "v3", "v4", "v5"].map(|v| (v, archive_in(v)));
+    for (version, file) in archives.into_iter().chain(chained) {
         let restored = dir
             .path()
             .join(format!("restored-{}", file.display()).replace('/', "_"));
@@ -237,6 +241,7 @@ fn colour_goldens_decode_and_encode_exactly() {
     for name in COLOUR_GOLDEN {
         for (version, file) in [
             ("v3", colour_idf_in("v3", name)),
+            ("v4", colour_idf_in("v4", name)),
             (NEWEST, colour_idf(name)),
         ] {
             let decoded = dir.path().join(format!("{version}-{name}"));
@@ -265,8 +270,10 @@ fn info_shows_the_version() {
         (archive_in("v2"), "format version 2"),
         (idf_in("v3", &GOLDEN[0]), "format version 3"),
         (archive_in("v3"), "format version 3"),
-        (idf(&GOLDEN[0]), "format version 4"),
-        (archive(), "format version 4"),
+        (idf_in("v4", &GOLDEN[0]), "format version 4"),
+        (archive_in("v4"), "format version 4"),
+        (idf(&GOLDEN[0]), "format version 5"),
+        (archive(), "format version 5"),
         (chained_archive(), "chained"),
     ] {
         let text = ok(&["info".as_ref(), file.as_os_str()]);

@@ -31,7 +31,7 @@ mod pixel;
 mod tiling;
 mod varint;
 
-pub use archive::{Archive, ArchiveEntry};
+pub use archive::{next_name, Archive, ArchiveEntry};
 pub use check::{ChainCheck, EntryPosition, TileCheck};
 pub(crate) use extension::{check_fits as check_extensions_fit, validate as validate_extensions};
 pub use extension::{Extension, ExtensionKind, MAX_EXTENSION_BYTES};

@@ -8,7 +8,7 @@ use idfcodec_codec::format::{
 use proptest::prelude::*;
 
 const MODEL_ID: u64 = 0x0123_4567_89ab_cdef;
-const VERSIONS: [Version; 4] = [Version::V1, Version::V2, Version::V3, Version::V4];
+const VERSIONS: [Version; 5] = Version::ALL;
 
 /// The test pattern of the FORMAT.md examples.
 fn pattern_pixels(width: u32, height: u32) -> Vec<u8> {
@@ -22,7 +22,7 @@ fn pattern_pixels(width: u32, height: u32) -> Vec<u8> {
 fn coded(version: Version, width: u32, height: u32, tiling: Tiling, lens: &[usize]) -> CodedImage {
     let pixel_crc = match version {
         Version::V1 => Some(crc32(&pattern_pixels(width, height))),
-        Version::V2 | Version::V3 | Version::V4 => None,
+        Version::V2 | Version::V3 | Version::V4 | Version::V5 => None,
     };
     let header = ImageHeader {
         width,
@@ -62,9 +62,9 @@ fn example_tiled(version: Version) -> ImageFile {
     }
 }
 
-/// FORMAT.md example "extensions" (version 3): a 4×4 image with gamma and sRGB records.
+/// FORMAT.md example "extensions" (the newest version): a 4×4 image with gamma and sRGB records.
 fn example_extensions() -> ImageFile {
-    let mut image = coded(Version::V4, 4, 4, Tiling::Whole, &[2]);
+    let mut image = coded(Version::NEWEST, 4, 4, Tiling::Whole, &[2]);
     image.extensions = vec![
         Extension {
             kind: ExtensionKind::Gamma,
@@ -76,14 +76,15 @@ fn example_extensions() -> ImageFile {
         },
     ];
     ImageFile {
-        version: Version::V4,
+        version: Version::NEWEST,
         model: ModelRef::embedded(MODEL_ID),
         image,
     }
 }
 
-/// FORMAT.md example "archive": version 1, two 28×28 images; version 2, three images whose names
-/// share prefixes and suffixes, the second with the first one's geometry.
+/// FORMAT.md example "archive": version 1, two 28×28 images; versions 2 to 5, three images whose
+/// names share prefixes and suffixes (in version 5 the second counts on from the first), the
+/// second with the first one's geometry.
 fn example_archive(version: Version) -> Archive {
     let entry = |name: &str, image| ArchiveEntry {
         name: EntryName::new(name).unwrap(),
@@ -92,7 +93,7 @@ fn example_archive(version: Version) -> Archive {
     let square = |len| coded(version, 28, 28, Tiling::Whole, &[len]);
     let entries = match version {
         Version::V1 => vec![entry("0/a.png", square(3)), entry("1/b.png", square(2))],
-        Version::V2 | Version::V3 | Version::V4 => vec![
+        Version::V2 | Version::V3 | Version::V4 | Version::V5 => vec![
             entry("mnist-test-00001.png", square(3)),
             entry("mnist-test-00002.png", square(2)),
             entry(
@@ -109,10 +110,10 @@ fn example_archive(version: Version) -> Archive {
     }
 }
 
-/// FORMAT.md example "chained": the version-4 archive of [`example_archive`] chained: the
-/// entries without sections, then one stream.
+/// FORMAT.md example "chained": the newest version's archive of [`example_archive`] chained:
+/// the entries without sections, then one stream.
 fn example_chained() -> Archive {
-    let mut archive = example_archive(Version::V4);
+    let mut archive = example_archive(Version::NEWEST);
     for entry in &mut archive.entries {
         entry.image.tiles.clear();
     }
@@ -232,7 +233,7 @@ fn coded_image(version: Version) -> impl Strategy<Value = CodedImage> {
         let extensions = match version {
             Version::V1 => vec![],
             Version::V2 => extensions,
-            Version::V3 | Version::V4 => fitted(extensions, header.pixel_format),
+            Version::V3 | Version::V4 | Version::V5 => fitted(extensions, header.pixel_format),
         };
         proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), count).prop_map(
             move |tiles| CodedImage {
@@ -330,10 +331,20 @@ proptest! {
 /// Every example of FORMAT.md, labelled as there.
 fn small_files() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("single", example_single(Version::V4).to_bytes().unwrap()),
-        ("tiled", example_tiled(Version::V4).to_bytes().unwrap()),
+        (
+            "single",
+            example_single(Version::NEWEST).to_bytes().unwrap(),
+        ),
+        ("tiled", example_tiled(Version::NEWEST).to_bytes().unwrap()),
         ("extensions", example_extensions().to_bytes().unwrap()),
-        ("archive", example_archive(Version::V4).to_bytes().unwrap()),
+        (
+            "archive",
+            example_archive(Version::NEWEST).to_bytes().unwrap(),
+        ),
+        (
+            "v4-archive",
+            example_archive(Version::V4).to_bytes().unwrap(),
+        ),
         ("chained", example_chained().to_bytes().unwrap()),
         ("v2-single", example_single(Version::V2).to_bytes().unwrap()),
         ("v1-single", example_single(Version::V1).to_bytes().unwrap()),
@@ -453,12 +464,12 @@ fn wrong_kind_is_named() {
 
 #[test]
 fn unsupported_versions_say_which_are_supported() {
-    let mut bytes = example_single(Version::V4).to_bytes().unwrap();
-    assert_eq!(bytes[..2], [0x69, 0xd4]);
-    bytes[1] = 0xd5;
+    let mut bytes = example_single(Version::NEWEST).to_bytes().unwrap();
+    assert_eq!(bytes[..2], [0x69, 0xd5]);
+    bytes[1] = 0xd6;
     let err = read_any(&bytes).unwrap_err().to_string();
     assert!(
-        err.contains("version 5") && err.contains("reads versions 1 to 4"),
+        err.contains("version 6") && err.contains("reads versions 1 to 5"),
         "{err}"
     );
 }
@@ -501,8 +512,8 @@ fn claimed_in(
     }
     bytes.extend_from_slice(descriptor);
     let fixed = match version {
-        Version::V1 => 8,                             // model id and checksum
-        Version::V2 | Version::V3 | Version::V4 => 4, // model id
+        Version::V1 => 8,                                           // model id and checksum
+        Version::V2 | Version::V3 | Version::V4 | Version::V5 => 4, // model id
     };
     bytes.extend_from_slice(&vec![0; fixed]);
     bytes.extend_from_slice(tail);
@@ -955,6 +966,9 @@ fn a_28x28_header_costs_9_bytes_with_an_embedded_model() {
         // flags, prefix 15, suffix 4, middle length 1, middle "2", section length
         (Version::V2, 6),
         (Version::V3, 6),
+        (Version::V4, 6),
+        // flags (same geometry, sequential name), section length
+        (Version::V5, 2),
     ] {
         let archive = example_archive(version);
         let per_entry = |n: usize| {
@@ -1037,4 +1051,78 @@ fn format_md_examples_are_what_the_writer_produces() {
 fn crc32_is_the_standard_one() {
     assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
     assert_eq!(crc32(b""), 0);
+}
+
+// ---------------------------------------------------------------- sequential names (version 5)
+
+/// A two-entry version-5 archive of 1×1 images named `first`, `second`, its bytes and where the
+/// second entry's flags byte is.
+fn two_entries(version: Version, first: &str, second: &str) -> (Vec<u8>, usize) {
+    let square = || coded(version, 1, 1, Tiling::Whole, &[1]);
+    let archive = Archive {
+        chain: None,
+        version,
+        model: ModelRef::embedded(MODEL_ID),
+        entries: [first, second]
+            .map(|name| ArchiveEntry {
+                name: EntryName::new(name).unwrap(),
+                image: square(),
+            })
+            .into(),
+    };
+    let bytes = archive.to_bytes().unwrap();
+    let one = Archive {
+        entries: archive.entries[..1].to_vec(),
+        ..archive.clone()
+    }
+    .to_bytes()
+    .unwrap();
+    // the entry count is one byte in both; the second entry starts where the one-entry archive ends
+    (bytes, one.len())
+}
+
+#[test]
+fn sequential_names_cost_one_flag_and_are_canonical() {
+    // counted on: flags byte 0x03 (same geometry, sequential), then the section
+    let (bytes, second) = two_entries(Version::V5, "img-009.png", "img-010.png");
+    assert_eq!(bytes[second], 0x03);
+    assert_eq!(
+        bytes.len() - second,
+        1 + 1 + 1,
+        "flags, section length, tile"
+    );
+    let read = Archive::read(&bytes, &Limits::default()).unwrap();
+    assert_eq!(read.entries[1].name.as_str(), "img-010.png");
+
+    // the same names in version 4 are front-coded, and bit 1 is reserved there
+    let (mut v4, second) = two_entries(Version::V4, "img-009.png", "img-010.png");
+    assert_eq!(v4[second], 0x01);
+    v4[second] |= 0x02;
+    assert!(matches!(
+        Archive::read(&v4, &Limits::default()),
+        Err(FormatError::ReservedBits { .. })
+    ));
+
+    // a name that does not count on is front-coded; setting the flag on it names another entry
+    // (then refused if that name repeats), clearing it from a counted name is non-canonical
+    let (mut other, second) = two_entries(Version::V5, "a7.png", "b.png");
+    assert_eq!(other[second], 0x01);
+    other[second] = 0x03;
+    assert!(Archive::read(&other, &Limits::default()).is_err());
+
+    // spelling out a counted-on name instead of setting the flag is refused
+    let (v4_bytes, _) = two_entries(Version::V4, "x1", "x2");
+    let mut spelled = v4_bytes.clone();
+    spelled[1] = 0xa5;
+    let err = Archive::read(&spelled, &Limits::default()).unwrap_err();
+    assert!(matches!(err, FormatError::NonCanonical { .. }), "{err}");
+
+    // after a name without digits the flag has nothing to count on
+    let (mut first, second) = two_entries(Version::V5, "a.png", "b.png");
+    first[second] = 0x03;
+    let err = Archive::read(&first, &Limits::default()).unwrap_err();
+    assert!(
+        matches!(err, FormatError::NonCanonical { .. }) && err.to_string().contains("number"),
+        "{err}"
+    );
 }

@@ -1,7 +1,7 @@
 //! The golden files of `fixtures/` through the library alone (no PNG, no libtorch): every
 //! `.idf` decodes with the committed test model (the pixel checksums make that bit-exact); the
-//! version-4 ones (`fixtures/v4/`, with a chained archive) re-encode to the same bytes, and the
-//! version-1, 2 and 3 ones decode to the same pixels as their newer twins. `tests/cli_golden.rs` also compares
+//! version-5 ones (`fixtures/v5/`, with a chained archive) re-encode to the same bytes, and the
+//! version-1 to 4 ones decode to the same pixels as their newer twins. `tests/cli_golden.rs` also compares
 //! the pixels with the PNGs.
 
 use std::path::{Path, PathBuf};
@@ -105,19 +105,21 @@ fn golden_files_round_trip_through_the_library() {
         name: "test-model",
         model: &model,
     };
-    let files = golden_files(&fixtures().join("v4"));
+    let files = golden_files(&fixtures().join("v5"));
     assert!(files.len() >= 3, "{files:?}");
     for path in files {
         let golden = std::fs::read(&path).unwrap();
         let file = ImageFile::read(&golden, &Limits::default()).unwrap();
-        assert_eq!(file.version, Version::V4);
-        let v3 = std::fs::read(fixtures().join("v3").join(path.file_name().unwrap())).unwrap();
-        assert_eq!(
-            decompress(&v3, &named, &DecodeOptions::default()).ok(),
-            decompress(&golden, &named, &DecodeOptions::default()).ok(),
-            "{}: the version-3 twin decodes alike",
-            path.display()
-        );
+        assert_eq!(file.version, Version::V5);
+        for older in ["v3", "v4"] {
+            let twin = std::fs::read(fixtures().join(older).join(path.file_name().unwrap()));
+            assert_eq!(
+                decompress(&twin.unwrap(), &named, &DecodeOptions::default()).ok(),
+                decompress(&golden, &named, &DecodeOptions::default()).ok(),
+                "{}: the {older} twin decodes alike",
+                path.display()
+            );
+        }
         if file.model.is_none() {
             continue; // the colour goldens: coded without a model, checked in cli_golden.rs
         }
@@ -155,15 +157,17 @@ fn the_golden_archive_round_trips_through_the_library() {
         name: "test-model",
         model: &model,
     };
-    let golden = std::fs::read(fixtures().join("v4/goldens.idfa")).unwrap();
+    let golden = std::fs::read(fixtures().join("v5/goldens.idfa")).unwrap();
     let archive = Archive::read(&golden, &Limits::default()).unwrap();
-    assert_eq!(archive.version, Version::V4);
+    assert_eq!(archive.version, Version::V5);
     assert_eq!(archive.entries.len(), 3);
     let images = decompress_archive(&golden, &named, &DecodeOptions::default()).unwrap();
     for older in [
         "v2/goldens.idfa",
         "v3/goldens.idfa",
+        "v4/goldens.idfa",
         "v4/goldens-chained.idfa",
+        "v5/goldens-chained.idfa",
     ] {
         let bytes = std::fs::read(fixtures().join(older)).unwrap();
         assert_eq!(
@@ -173,7 +177,7 @@ fn the_golden_archive_round_trips_through_the_library() {
         );
     }
     for image in &images {
-        let single = std::fs::read(fixtures().join("v4").join(format!("{}.idf", image.name)));
+        let single = std::fs::read(fixtures().join("v5").join(format!("{}.idf", image.name)));
         let single = decompress(&single.unwrap(), &named, &DecodeOptions::default()).unwrap();
         assert_eq!(image.image, single, "{}", image.name);
     }
@@ -193,7 +197,7 @@ fn the_golden_archive_round_trips_through_the_library() {
     };
     assert!(
         compress_archive(&images, &model, &chained).unwrap()
-            == std::fs::read(fixtures().join("v4/goldens-chained.idfa")).unwrap(),
+            == std::fs::read(fixtures().join("v5/goldens-chained.idfa")).unwrap(),
         "re-encoding the chained archive changed the bytes"
     );
 }

@@ -1,7 +1,9 @@
-//! Golden files of the `vae` family (`fixtures/v4/vae/`): the real grayscale PNGs of `fixtures/`
+//! Golden files of the `vae` family (`fixtures/v5/vae/`): the real grayscale PNGs of `fixtures/`
 //! coded by bits-back ANS with the committed random hierarchical VAE
 //! `fixtures/test-vae.safetensors` (two stochastic layers, so both BB-ANS and Bit-Swap's order
-//! are pinned) — each image alone and the three as one chained archive. Every build must decode
+//! are pinned) — each image alone, the three as one chained archive, and the three again under
+//! numbered names (`digit-08.png` …, so the archive's names count on). Their version-4 twins
+//! (`fixtures/v4/vae/`) must decode to the same pixels. Every build must decode
 //! them to exactly the PNGs' pixels and encode the PNGs to exactly these bytes, on one thread or
 //! two: a difference is a change of the VAE coding (the bucket tables, the networks' arithmetic,
 //! the order of the latents) and needs a format version (FORMAT.md), never new goldens.
@@ -30,8 +32,16 @@ fn fixtures() -> PathBuf {
 }
 
 fn golden_dir() -> PathBuf {
+    fixtures().join("v5/vae")
+}
+
+/// The version-4 twins of the goldens (read-compat only).
+fn v4_dir() -> PathBuf {
     fixtures().join("v4/vae")
 }
+
+/// The names of the numbered archive: each counts on from the one before.
+const NUMBERED: [&str; 3] = ["digit-08.png", "digit-09.png", "digit-10.png"];
 
 /// The random model the goldens are made with (written once by `regenerate`).
 fn random_vae() -> Model {
@@ -79,6 +89,18 @@ fn entries() -> Vec<NamedImage> {
         .collect()
 }
 
+/// The goldens' images under the [`NUMBERED`] names.
+fn numbered_entries() -> Vec<NamedImage> {
+    entries()
+        .into_iter()
+        .zip(NUMBERED)
+        .map(|(entry, name)| NamedImage {
+            name: EntryName::new(name).unwrap(),
+            image: entry.image,
+        })
+        .collect()
+}
+
 /// The archive's tile side: the mosaic's (the archive shares one option set).
 const ARCHIVE_TILE: u32 = 64;
 
@@ -98,9 +120,14 @@ fn vae_goldens_decode_and_re_encode_to_the_same_bytes() {
             ImageFile::read(&golden, &Limits::default())
                 .unwrap()
                 .version,
-            Version::V4
+            Version::NEWEST
         );
         let original = image(name);
+        let v4 = std::fs::read(v4_dir().join(format!("{name}.idf"))).unwrap();
+        assert!(
+            decompress(&v4, &named, &DecodeOptions::default()).unwrap() == original,
+            "{name}: the version-4 twin decodes alike"
+        );
         for threads in [1, 2] {
             let decoded = decompress(
                 &golden,
@@ -134,18 +161,36 @@ fn the_chained_vae_golden_archive_round_trips() {
         name: "test-vae",
         model: &model,
     };
-    let golden = std::fs::read(golden_dir().join("goldens-chained.idfa")).unwrap();
-    let archive = Archive::read(&golden, &Limits::default()).unwrap();
-    assert_eq!(archive.version, Version::V4);
-    assert!(archive.chain.is_some());
-    let entries = entries();
-    assert!(decompress_archive(&golden, &named, &DecodeOptions::default()).unwrap() == entries);
-    for threads in [1, 2] {
+    let v4 = std::fs::read(v4_dir().join("goldens-chained.idfa")).unwrap();
+    for (file, entries) in [
+        ("goldens-chained.idfa", entries()),
+        ("numbered-chained.idfa", numbered_entries()),
+    ] {
+        let golden = std::fs::read(golden_dir().join(file)).unwrap();
+        let archive = Archive::read(&golden, &Limits::default()).unwrap();
+        assert_eq!(archive.version, Version::NEWEST);
+        assert!(archive.chain.is_some());
         assert!(
-            compress_archive(&entries, &model, &options(threads, ARCHIVE_TILE)).unwrap() == golden,
-            "re-encoding the chained archive changed the bytes ({threads} threads)"
+            decompress_archive(&golden, &named, &DecodeOptions::default()).unwrap() == entries,
+            "{file}"
         );
+        for threads in [1, 2] {
+            assert!(
+                compress_archive(&entries, &model, &options(threads, ARCHIVE_TILE)).unwrap()
+                    == golden,
+                "{file}: re-encoding the chained archive changed the bytes ({threads} threads)"
+            );
+        }
     }
+    let golden = std::fs::read(golden_dir().join("goldens-chained.idfa")).unwrap();
+    assert!(
+        decompress_archive(&v4, &named, &DecodeOptions::default()).unwrap()
+            == decompress_archive(&golden, &named, &DecodeOptions::default()).unwrap(),
+        "the version-4 twin decodes alike"
+    );
+    // the numbered archive spells its first name only (the others count on)
+    let numbered = std::fs::read(golden_dir().join("numbered-chained.idfa")).unwrap();
+    assert!(numbered.len() < golden.len());
     // the model is part of the check: another VAE cannot decode it
     let other = random_vae_with_seed(1);
     let other_named = NamedModel {
@@ -187,5 +232,9 @@ fn regenerate() {
     write(
         golden_dir().join("goldens-chained.idfa"),
         compress_archive(&entries(), &model, &options(1, ARCHIVE_TILE)).unwrap(),
+    );
+    write(
+        golden_dir().join("numbered-chained.idfa"),
+        compress_archive(&numbered_entries(), &model, &options(1, ARCHIVE_TILE)).unwrap(),
     );
 }

@@ -7,6 +7,10 @@
 //! Version 4 adds **chained** archives: the entries hold no tile sections; one ANS stream after
 //! the last entry, the *chain*, holds every entry's tiles (coded entry after entry on one
 //! stack), so a bits-back model's bits carry over from one entry to the next.
+//!
+//! Version 5 adds **sequential names**: an entry whose name counts on from the previous entry's
+//! (`mnist-test-00042.png` after `mnist-test-00041.png`, see [`next_name`]) sets a flag instead
+//! of front-coding it, so a numbered set's entries cost one byte each besides their tiles.
 
 use super::cursor::Cursor;
 use super::header::{Geometry, ModelBit};
@@ -41,18 +45,62 @@ pub struct ArchiveEntry<T = Vec<u8>> {
 const EXTERNAL_MODEL: u8 = 0x01;
 const CHAINED: u8 = 0x02;
 
-/// The entry flags byte (versions 2 and 3): bit 0 the entry has the previous entry's geometry, other
-/// bits reserved (zero).
+/// The entry flags byte (versions 2 to 5): bit 0 the entry has the previous entry's geometry;
+/// bit 1 (version 5) its name is [`next_name`] of the previous entry's, and no name bytes follow;
+/// other bits reserved (zero).
 const SAME_GEOMETRY: u8 = 0x01;
+const SEQUENTIAL_NAME: u8 = 0x02;
+
+/// The entry flags a reader of `version` knows.
+fn known_entry_flags(version: Version) -> u8 {
+    match version >= Version::V5 {
+        true => SAME_GEOMETRY | SEQUENTIAL_NAME,
+        false => SAME_GEOMETRY,
+    }
+}
+
+/// The name that counts on from `previous`: its last run of ASCII digits read as a decimal number
+/// plus one, written with at least as many digits (zero-padded; `099` → `100`, `9` → `10`),
+/// everything around it kept. `None` when `previous` holds no digit.
+pub fn next_name(previous: &str) -> Option<String> {
+    let bytes = previous.as_bytes();
+    let end = bytes.iter().rposition(u8::is_ascii_digit)? + 1;
+    let start = bytes[..end]
+        .iter()
+        .rposition(|b| !b.is_ascii_digit())
+        .map_or(0, |i| i + 1);
+    let mut digits = bytes[start..end].to_vec();
+    let mut carry = true;
+    for d in digits.iter_mut().rev() {
+        if *d == b'9' {
+            *d = b'0';
+        } else {
+            *d += 1;
+            carry = false;
+            break;
+        }
+    }
+    if carry {
+        digits.insert(0, b'1');
+    }
+    // Only ASCII digits changed, so the result is UTF-8 wherever `previous` was.
+    let digits = std::str::from_utf8(&digits).expect("ASCII digits");
+    Some(format!(
+        "{}{digits}{}",
+        &previous[..start],
+        &previous[end..]
+    ))
+}
 
 /// Fewest bytes an entry can take. Version 1: name length and one name byte, width, height,
-/// descriptor, checksum (4), section length. Versions 2 and 3: flags, shared prefix and suffix lengths,
-/// middle length (a name can be the previous one shortened), section length (none in a chained
-/// archive).
+/// descriptor, checksum (4), section length. Versions 2 to 4: flags, shared prefix and suffix
+/// lengths, middle length (a name can be the previous one shortened), section length (none in a
+/// chained archive). Version 5: flags (a sequential name), section length (none when chained).
 fn min_entry_bytes(version: Version, chained: bool) -> usize {
     match version {
         Version::V1 => 1 + 1 + 1 + 1 + 1 + 4 + 1,
         Version::V2 | Version::V3 | Version::V4 => 1 + 1 + 1 + 1 + usize::from(!chained),
+        Version::V5 => 1 + usize::from(!chained),
     }
 }
 
@@ -156,8 +204,9 @@ impl<T: AsRef<[u8]>> ArchiveEntry<T> {
         self.write_rest(out, Version::V1)
     }
 
-    /// Versions 2 to 4: flags, front-coded name, geometry (unless the previous entry's),
-    /// extension block (if any), section length and section (not in a chained archive).
+    /// Versions 2 to 5: flags, front-coded name (unless sequential, version 5), geometry (unless
+    /// the previous entry's), extension block (if any), section length and section (not in a
+    /// chained archive).
     fn write_front_coded(
         &self,
         out: &mut impl Write,
@@ -168,14 +217,25 @@ impl<T: AsRef<[u8]>> ArchiveEntry<T> {
         let mut geometry = Vec::new();
         self.image.write_geometry(&mut geometry, false)?;
         let same = previous.geometry.as_deref() == Some(geometry.as_slice());
-        out.write_u8(if same { SAME_GEOMETRY } else { 0 })?;
-        let name = self.name.as_str().as_bytes();
-        let (prefix, suffix) = shared(previous.name.as_bytes(), name);
-        varint::write(out, prefix as u64)?;
-        varint::write(out, suffix as u64)?;
-        let middle = &name[prefix..name.len() - suffix];
-        varint::write(out, middle.len() as u64)?;
-        out.write_all(middle)?;
+        let sequential = version >= Version::V5
+            && next_name(&previous.name).as_deref() == Some(self.name.as_str());
+        let mut flags = 0;
+        if same {
+            flags |= SAME_GEOMETRY;
+        }
+        if sequential {
+            flags |= SEQUENTIAL_NAME;
+        }
+        out.write_u8(flags)?;
+        if !sequential {
+            let name = self.name.as_str().as_bytes();
+            let (prefix, suffix) = shared(previous.name.as_bytes(), name);
+            varint::write(out, prefix as u64)?;
+            varint::write(out, suffix as u64)?;
+            let middle = &name[prefix..name.len() - suffix];
+            varint::write(out, middle.len() as u64)?;
+            out.write_all(middle)?;
+        }
         if !same {
             out.write_all(&geometry)?;
         }
@@ -346,7 +406,7 @@ impl<'a> ArchiveEntry<&'a [u8]> {
         Ok(ArchiveEntry { name, image })
     }
 
-    /// Versions 2 to 4 (see [`ArchiveEntry::write_front_coded`]).
+    /// Versions 2 to 5 (see [`ArchiveEntry::write_front_coded`]).
     fn read_front_coded(
         cur: &mut Cursor<'a>,
         limits: &Limits,
@@ -356,13 +416,39 @@ impl<'a> ArchiveEntry<&'a [u8]> {
         sections: Sections,
     ) -> Result<Self, FormatError> {
         let flags = cur.u8("entry flags byte")?;
-        if flags & !SAME_GEOMETRY != 0 {
+        if flags & !known_entry_flags(version) != 0 {
             return Err(FormatError::ReservedBits {
                 field: "entry flags byte",
                 value: flags,
             });
         }
-        let name = read_front_coded(cur, previous_name.as_bytes(), budget)?;
+        let next = match version >= Version::V5 {
+            true => next_name(previous_name),
+            false => None,
+        };
+        let name = match (flags & SEQUENTIAL_NAME != 0, next) {
+            (true, Some(next)) => {
+                check_name_len(next.len() as u64)?;
+                budget.take(next.len() as u64)?;
+                EntryName::new(next)?
+            }
+            (true, None) => {
+                return Err(FormatError::NonCanonical {
+                    what: "a sequential archive entry name needs a previous name with a number \
+                           to count on from",
+                })
+            }
+            (false, next) => {
+                let name = read_front_coded(cur, previous_name.as_bytes(), budget)?;
+                if next.as_deref() == Some(name.as_str()) {
+                    return Err(FormatError::NonCanonical {
+                        what: "an archive entry named by counting on from the previous name \
+                               must set the sequential-name flag instead of spelling it",
+                    });
+                }
+                name
+            }
+        };
         let read_geometry = |cur: &mut Cursor<'_>| {
             ImageHeader::read_geometry(cur, limits, ModelBit::Reserved, version)
         };
@@ -479,6 +565,25 @@ fn read_rest<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_name_counts_the_last_number() {
+        let cases: [(&str, Option<&str>); 9] = [
+            ("mnist-test-00041.png", Some("mnist-test-00042.png")),
+            ("mnist-test-00099.png", Some("mnist-test-00100.png")),
+            ("img9.png", Some("img10.png")),
+            ("99", Some("100")),
+            ("0", Some("1")),
+            ("run-2/x.png", Some("run-3/x.png")),
+            ("a1b2c19.png", Some("a1b2c20.png")),
+            ("ü7名", Some("ü8名")),
+            ("a.png", None),
+        ];
+        for (previous, next) in cases {
+            assert_eq!(next_name(previous).as_deref(), next, "{previous}");
+        }
+        assert_eq!(next_name(""), None);
+    }
 
     #[test]
     fn front_coding_shares_prefix_then_suffix() {

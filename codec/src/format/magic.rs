@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 /// The format version this build writes (the newest it reads). Any change to the layout bumps
 /// it; decoders for older versions are kept (see "Version policy" in `FORMAT.md`).
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 
 /// A format version this build reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -25,11 +25,23 @@ pub enum Version {
     /// Version 4: version 3, plus **chained archives** (model flags bit 1): all entries' tiles
     /// in one ANS stream, so a bits-back model carries its bits from entry to entry.
     V4,
+    /// Version 5: version 4, plus **sequential names** (archive entry flags bit 1): an entry
+    /// named by counting on from the previous entry's name takes no name bytes.
+    V5,
 }
 
 impl Version {
     /// The version this build writes.
-    pub const NEWEST: Version = Version::V4;
+    pub const NEWEST: Version = Version::V5;
+
+    /// Every version this build reads, oldest first.
+    pub const ALL: [Version; 5] = [
+        Version::V1,
+        Version::V2,
+        Version::V3,
+        Version::V4,
+        Version::V5,
+    ];
 
     /// The number in the magic's low nibble.
     pub fn number(self) -> u8 {
@@ -38,13 +50,12 @@ impl Version {
             Version::V2 => 2,
             Version::V3 => 3,
             Version::V4 => 4,
+            Version::V5 => 5,
         }
     }
 
     fn from_number(number: u8) -> Option<Self> {
-        [Version::V1, Version::V2, Version::V3, Version::V4]
-            .into_iter()
-            .find(|v| v.number() == number)
+        Version::ALL.into_iter().find(|v| v.number() == number)
     }
 }
 
@@ -54,7 +65,7 @@ impl fmt::Display for Version {
     }
 }
 
-const _: () = assert!(VERSION == 4 && matches!(Version::NEWEST, Version::V4));
+const _: () = assert!(VERSION == 5 && matches!(Version::NEWEST, Version::V5));
 
 /// First byte of every idfcodec file.
 const MAGIC: u8 = b'i';
@@ -62,9 +73,10 @@ const MAGIC: u8 = b'i';
 /// What a file holds, from the high nibble of its second byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileKind {
-    /// One coded image (`69 d4` for version 4; `69 d3`, `69 d2`, `69 d1` for older versions).
+    /// One coded image (`69 d5` for version 5; `69 d4` … `69 d1` for older versions).
     Image,
-    /// Many named coded images sharing one model (`69 a4` for version 4; `69 a3`, `69 a2`, `69 a1` for older versions).
+    /// Many named coded images sharing one model (`69 a5` for version 5; `69 a4` … `69 a1` for
+    /// older versions).
     Archive,
 }
 
@@ -148,7 +160,7 @@ mod tests {
     #[test]
     fn detects_kinds_and_rejects_others() {
         for kind in [FileKind::Image, FileKind::Archive] {
-            for version in [Version::V1, Version::V2, Version::V3, Version::V4] {
+            for version in Version::ALL {
                 let mut buf = Vec::new();
                 write(&mut buf, kind, version).unwrap();
                 assert_eq!(identify(&buf).unwrap(), (kind, version));
@@ -162,13 +174,13 @@ mod tests {
         assert!(matches!(detect(b"iX"), Err(FormatError::BadMagic { .. })));
         assert!(matches!(detect(b"i"), Err(FormatError::Truncated { .. })));
         assert!(matches!(detect(b""), Err(FormatError::Truncated { .. })));
-        for found in [0, 5, 15] {
+        for found in [0, 6, 15] {
             let err = detect(&[b'i', 0xd0 | found]).unwrap_err();
             assert!(matches!(
                 err,
-                FormatError::UnsupportedVersion { found: f, newest: 4, .. } if f == found
+                FormatError::UnsupportedVersion { found: f, newest: 5, .. } if f == found
             ));
-            assert!(err.to_string().contains("reads versions 1 to 4"), "{err}");
+            assert!(err.to_string().contains("reads versions 1 to 5"), "{err}");
         }
     }
 }
