@@ -49,6 +49,7 @@ const EMBEDDED: &[EmbeddedSpec] = &[
     embedded_model!("vae-fashion-mnist", [Gray8], "models/vae-fashion-mnist.safetensors"),
     embedded_model!("vae-mnist", [Gray8], "models/vae-mnist.safetensors"),
     // superseded models: kept so that every file coded with them still decodes
+    embedded_model!("vae-mnist-v1", [Gray8], "models/legacy/vae-mnist-v1.safetensors"),
     embedded_model!("fashion-mnist-v5", [Gray8], "models/legacy/fashion-mnist-v5.safetensors"),
     embedded_model!("fashion-mnist-v4", [Gray8], "models/legacy/fashion-mnist-v4.safetensors"),
     embedded_model!("mnist-v2", [Gray8], "models/legacy/mnist-v2.safetensors"),
