@@ -19,7 +19,7 @@ use idfcodec::nn::flows::layers::{
     Scaling,
 };
 use idfcodec::nn::flows::{Glow, Nice, RealNvp};
-use idfcodec::nn::generative::{self, Ends, Generative};
+use idfcodec::nn::generative::{self, Ends};
 use idfcodec::nn::layers::{squeeze, unsqueeze};
 use idfcodec::train::{self, checkpoint, Trainable};
 use tch::{nn, Device, Kind, Tensor};

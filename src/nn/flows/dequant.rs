@@ -21,7 +21,7 @@ pub enum Dequantization {
 
 pub enum Dequantizer {
     Uniform,
-    Variational(nn::Conv2D, nn::Conv2D),
+    Variational(Box<(nn::Conv2D, nn::Conv2D)>),
 }
 
 impl Dequantizer {
@@ -39,10 +39,10 @@ impl Dequantizer {
                     bs_init: nn::Init::Const(0.0),
                     ..Default::default()
                 };
-                Dequantizer::Variational(
+                Dequantizer::Variational(Box::new((
                     nn::conv2d(p / "conv0", channels, hidden as i64, 3, pad),
                     nn::conv2d(p / "out", hidden as i64, 2 * channels, 3, last),
-                )
+                )))
             }
         }
     }
@@ -58,7 +58,8 @@ impl Dequantizer {
                 let n = x.size()[0];
                 (x.rand_like(), Tensor::zeros([n], (Kind::Float, x.device())))
             }
-            Dequantizer::Variational(a, b) => {
+            Dequantizer::Variational(nets) => {
+                let (a, b) = nets.as_ref();
                 let h = b.forward(&a.forward(&(x / 255.0 - 0.5)).relu());
                 let parts = h.chunk(2, 1);
                 let (mu, log_sigma) = (&parts[0], &parts[1]);

@@ -194,7 +194,7 @@ impl Prior {
         let mut log_p =
             per_image_sum(&eps.square()) * -0.5 - 0.5 * d * (2.0 * std::f64::consts::PI).ln();
         if let Some(ls) = log_sigma {
-            log_p = log_p - per_image_sum(&ls.expand_as(&eps));
+            log_p -= per_image_sum(&ls.expand_as(&eps));
         }
         (eps, log_p)
     }
@@ -341,7 +341,7 @@ impl Flow {
                 h = h.narrow(1, 0, kept);
                 let (e, lp) = self.priors[i].standardise(&z, &h);
                 eps.push(e);
-                log_prior = log_prior + lp;
+                log_prior += lp;
             }
         }
         let (e, lp) = self.priors[self.levels.len() - 1].standardise(&h, &h);

@@ -103,7 +103,7 @@ pub enum Conditioner {
 }
 
 enum Net {
-    Conv(nn::Conv2D, nn::Conv2D, nn::Conv2D),
+    Conv(Box<[nn::Conv2D; 3]>),
     Mlp(Vec<nn::Linear>),
 }
 
@@ -123,11 +123,11 @@ impl Net {
                     bs_init: zero(),
                     ..Default::default()
                 };
-                Net::Conv(
+                Net::Conv(Box::new([
                     nn::conv2d(p / "conv0", shape[0], h, 3, pad),
                     nn::conv2d(p / "conv1", h, h, 1, Default::default()),
                     nn::conv2d(p / "out", h, outputs * shape[0], 3, last),
-                )
+                ]))
             }
             Conditioner::Mlp { hidden, layers } => {
                 let d = shape.iter().product::<i64>();
@@ -156,7 +156,10 @@ impl Net {
 
     fn forward(&self, x: &Tensor) -> Tensor {
         match self {
-            Net::Conv(a, b, c) => c.forward(&b.forward(&a.forward(x).relu()).relu()),
+            Net::Conv(convs) => {
+                let [a, b, c] = convs.as_ref();
+                c.forward(&b.forward(&a.forward(x).relu()).relu())
+            }
             Net::Mlp(fcs) => {
                 let size = x.size();
                 let mut h = x.flatten(1, -1);
