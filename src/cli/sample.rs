@@ -102,33 +102,27 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
         "--temperature applies to --sampler origin only"
     );
     let (model, state) = a.grid.load()?;
-    if a.temperature != 1.0 {
-        let images =
-            generative::sample_at_temperature(model.as_ref(), a.n as i64, a.seed, a.temperature);
-        a.grid
-            .write(&images, a.columns.unwrap_or(default_columns(a.n)))?;
-        if let Some(dir) = &a.images {
-            write_images(&images, dir)?;
+    let drawn = if a.temperature != 1.0 {
+        generative::Samples {
+            images: generative::sample_at_temperature(
+                model.as_ref(),
+                a.n as i64,
+                a.seed,
+                a.temperature,
+            ),
+            acceptance: None,
         }
-        println!(
-            "{}: {} samples of the {} at step {} (seed {}; z ~ N(0, {}²I)) → {}",
-            a.grid.run.display(),
-            a.n,
-            state.config.model.name(),
-            state.step,
-            a.seed,
-            a.temperature,
-            a.grid.out.display()
-        );
-        return Ok(());
-    }
-    let bar = super::progress::bar(a.steps as u64, "MALA steps");
-    let drawn = generative::sample_with(model.as_ref(), a.n as i64, a.seed, sampler, &mut |s| {
-        if sampler != Sampler::Origin {
-            bar.set_position(s as u64)
-        }
-    });
-    bar.finish_and_clear();
+    } else {
+        let bar = super::progress::bar(a.steps as u64, "MALA steps");
+        let drawn =
+            generative::sample_with(model.as_ref(), a.n as i64, a.seed, sampler, &mut |s| {
+                if sampler != Sampler::Origin {
+                    bar.set_position(s as u64)
+                }
+            });
+        bar.finish_and_clear();
+        drawn
+    };
     a.grid
         .write(&drawn.images, a.columns.unwrap_or(default_columns(a.n)))?;
     if let Some(dir) = &a.images {
@@ -139,6 +133,7 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
             "MALA, {} steps of size {}, acceptance rate {:.3}",
             o.steps, o.step_size, rate
         ),
+        _ if a.temperature != 1.0 => format!("origin: z ~ N(0, {}²I)", a.temperature),
         _ => "origin: z ~ N(0, I)".to_string(),
     };
     println!(

@@ -470,3 +470,35 @@ impl crate::metrics::bpd::Likelihood for Flow {
 
 /// The names of [`Flow`]'s NLL terms, in order.
 pub const TERM_NAMES: [&str; 3] = ["prior", "log_det", "dequantization"];
+
+#[cfg(test)]
+mod tests {
+    use crate::nn::flows::glow::{GlowConfig, GlowFamily};
+    use crate::nn::flows::FlowFamily;
+
+    /// The latents partition the image's sub-pixels: a factor-out keeps half, the top the rest.
+    #[test]
+    fn latent_shapes_cover_every_sub_pixel_once() {
+        for (channels, size, levels) in [(1, 28, 2), (3, 32, 3), (3, 32, 1)] {
+            let spec = GlowFamily::spec(&GlowConfig {
+                in_channels: channels,
+                image_size: size,
+                levels,
+                ..GlowConfig::default()
+            })
+            .unwrap();
+            let shapes = spec.shapes().unwrap();
+            assert_eq!(shapes.len(), levels);
+            let total: i64 = shapes.iter().map(|s| s.iter().product::<i64>()).sum();
+            assert_eq!(total, (channels * size * size) as i64);
+            assert_eq!(spec.size_multiple(), 1 << levels);
+        }
+        let odd = GlowFamily::spec(&GlowConfig {
+            image_size: 28,
+            levels: 3,
+            ..GlowConfig::default()
+        })
+        .unwrap();
+        assert!(odd.shapes().unwrap_err().contains("multiple of 8"));
+    }
+}

@@ -434,3 +434,25 @@ impl FlowLayer for Scaling {
         y * (-&self.log_scale).exp()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two parities of a mask are complements, and each keeps half the sub-pixels.
+    #[test]
+    fn masks_of_both_parities_split_the_sub_pixels_in_halves() {
+        for kind in [MaskKind::Checkerboard, MaskKind::Channel] {
+            let shape = [4, 6, 6];
+            let even = mask(kind, Parity::Even, shape, Device::Cpu);
+            let odd = mask(kind, Parity::Odd, shape, Device::Cpu);
+            assert!((&even + &odd).equal(&Tensor::ones_like(&even)));
+            assert_eq!(even.sum(Kind::Float).double_value(&[]), 72.0);
+        }
+        let c = mask(MaskKind::Checkerboard, Parity::Even, [1, 2, 2], Device::Cpu);
+        assert_eq!(
+            Vec::<f32>::try_from(c.flatten(0, -1)).unwrap(),
+            [1.0, 0.0, 0.0, 1.0]
+        );
+    }
+}
