@@ -411,3 +411,88 @@ fn flow_configs_round_trip_and_bad_ones_are_errors() {
     assert_eq!(spec.prior, PriorKind::Learned);
     assert_eq!(spec.dequantization, Dequantization::Uniform);
 }
+
+#[path = "cli_common/mod.rs"]
+mod cli;
+
+#[test]
+fn the_three_flows_train_from_the_cli_and_draw_temperature_samples_and_latent_walks() {
+    let data_dir = common::fetched("mnist");
+    let data_dir = data_dir.to_str().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let path = |name: &str| work.path().join(name).to_str().unwrap().to_string();
+    for model in mnist_models() {
+        let family = model.split('"').nth(1).unwrap().to_string();
+        let text = format!(
+            "version = 2\n[model]\n{model}\n[data]\ndataset = \"mnist\"\n\
+             [train]\nbatch_size = 16\nsteps = 3\neval_every = 0\neval_images = 32\n"
+        );
+        std::fs::write(path(&format!("{family}.toml")), text).unwrap();
+        let run = path(&family);
+        let out = cli::ok(&[
+            "train",
+            "--config",
+            &path(&format!("{family}.toml")),
+            "--out",
+            &run,
+            "--data-dir",
+            data_dir,
+            "--threads",
+            "1",
+            "--quiet",
+        ]);
+        assert!(out.contains("finished"), "{family}: {out}");
+        let t = path(&format!("{family}-t.png"));
+        let said = cli::ok(&[
+            "sample",
+            &run,
+            "--n",
+            "4",
+            "--temperature",
+            "0.5",
+            "--out",
+            &t,
+        ]);
+        assert!(said.contains("N(0, 0.5²I)"), "{said}");
+        assert_eq!(
+            image::open(&t).unwrap().width() as usize,
+            idfcodec::picture::grid_size(4, 28, 28, 2).0
+        );
+        let w = path(&format!("{family}-walk.png"));
+        cli::ok(&[
+            "interpolate",
+            &run,
+            "--walk",
+            "0,783",
+            "--steps",
+            "5",
+            "--out",
+            &w,
+        ]);
+        assert_eq!(
+            image::open(&w).unwrap().height() as usize,
+            idfcodec::picture::grid_size(10, 28, 28, 5).1
+        );
+    }
+    let run = path("glow");
+    let err = cli::fails(&[
+        "sample",
+        &run,
+        "--sampler",
+        "mala",
+        "--temperature",
+        "0.5",
+        "--out",
+        &path("x.png"),
+    ]);
+    assert!(err.contains("origin only"), "{err}");
+    let err = cli::fails(&[
+        "interpolate",
+        &run,
+        "--walk",
+        "784",
+        "--out",
+        &path("y.png"),
+    ]);
+    assert!(err.contains("outside 0..784"), "{err}");
+}
