@@ -9,12 +9,14 @@ use std::path::PathBuf;
 idfcodec sample runs/vae-mnist --n 64 --out samples.png\n  \
 idfcodec sample runs/gan-mnist --n 100 --columns 10 --seed 3 --out gan.png\n  \
 idfcodec sample runs/ebm-mnist --sampler mala --step-size 0.01 --steps 100 --out mala.png\n  \
-idfcodec sample runs/ebm-mnist --sampler mala --n 1000 --out mala.png --images mala/\n\n\
+idfcodec sample runs/ebm-mnist --sampler mala --n 1000 --out mala.png --images mala/\n  \
+idfcodec sample runs/glow-mnist --temperature 0.7 --out glow-t07.png\n\n\
 A VAE decodes latents drawn from its prior N(0, I) to its likelihood's mean image; a GAN's \
 generator maps latents from N(0, I) to images. An ebm-prior run's prior is \
 N(z; 0, I)·exp(−λ·E(G(z))) / Z: `--sampler origin` ignores the energy (z ~ N(0, I)), `--sampler \
 mala` starts chains there and moves them by Metropolis-adjusted Langevin steps on the tilted \
-prior (for a VAE or GAN, MALA targets N(0, I) itself), and prints its acceptance rate. IDF runs \
+prior (for a VAE or GAN, MALA targets N(0, I) itself), and prints its acceptance rate. A flow \
+(nice, realnvp, glow) inverts latents drawn from N(0, T²I) (--temperature T). IDF runs \
 cannot be sampled yet.")]
 pub struct SampleArgs {
     #[command(flatten)]
@@ -38,6 +40,10 @@ pub struct SampleArgs {
     /// MALA's number of steps.
     #[arg(long, default_value_t = 100)]
     pub steps: usize,
+    /// Temperature of the origin sampler: latents z ~ N(0, T²I) (T < 1: the flows' reduced-
+    /// temperature samples).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
     /// Also write every image as its own PNG file into this folder (created; existing files are
     /// never overwritten): an image set for `idfcodec metrics fid`.
     #[arg(long, value_name = "DIR")]
@@ -87,14 +93,36 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
             dir.display()
         );
     }
+    anyhow::ensure!(
+        a.temperature > 0.0 && a.temperature.is_finite(),
+        "--temperature must be a finite number > 0"
+    );
+    anyhow::ensure!(
+        a.temperature == 1.0 || sampler == Sampler::Origin,
+        "--temperature applies to --sampler origin only"
+    );
     let (model, state) = a.grid.load()?;
-    let bar = super::progress::bar(a.steps as u64, "MALA steps");
-    let drawn = generative::sample_with(model.as_ref(), a.n as i64, a.seed, sampler, &mut |s| {
-        if sampler != Sampler::Origin {
-            bar.set_position(s as u64)
+    let drawn = if a.temperature != 1.0 {
+        generative::Samples {
+            images: generative::sample_at_temperature(
+                model.as_ref(),
+                a.n as i64,
+                a.seed,
+                a.temperature,
+            ),
+            acceptance: None,
         }
-    });
-    bar.finish_and_clear();
+    } else {
+        let bar = super::progress::bar(a.steps as u64, "MALA steps");
+        let drawn =
+            generative::sample_with(model.as_ref(), a.n as i64, a.seed, sampler, &mut |s| {
+                if sampler != Sampler::Origin {
+                    bar.set_position(s as u64)
+                }
+            });
+        bar.finish_and_clear();
+        drawn
+    };
     a.grid
         .write(&drawn.images, a.columns.unwrap_or(default_columns(a.n)))?;
     if let Some(dir) = &a.images {
@@ -105,6 +133,7 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
             "MALA, {} steps of size {}, acceptance rate {:.3}",
             o.steps, o.step_size, rate
         ),
+        _ if a.temperature != 1.0 => format!("origin: z ~ N(0, {}²I)", a.temperature),
         _ => "origin: z ~ N(0, I)".to_string(),
     };
     println!(

@@ -247,3 +247,45 @@ pub fn grid_png(images: &Tensor, columns: usize) -> anyhow::Result<Vec<u8>> {
     let bytes = Vec::<u8>::try_from(images.to_kind(Kind::Uint8).flatten(0, -1))?;
     crate::picture::grid_png(&bytes, shape, columns)
 }
+
+/// `n` images from latents `z ~ N(0, T²I)` (the prior at temperature `T = temperature`, seeded
+/// by `seed`): `T < 1` trades diversity for fidelity (Glow's temperature). `T = 1` draws
+/// exactly [`sample`]'s images.
+pub fn sample_at_temperature(
+    model: &dyn Generative,
+    n: i64,
+    seed: u64,
+    temperature: f64,
+) -> Tensor {
+    tch::manual_seed(seed as i64);
+    tch::no_grad(|| to_u8(&model.decode(&(model.prior(n) * temperature))))
+}
+
+/// A latent walk: for each latent dimension of `dims`, one row of images decoded from the
+/// latent `start` (`1×latent`) with that dimension set to each of `values` in turn, the others
+/// kept: what the dimension encodes. `dims.len()·values.len()` images, row-major. An error for
+/// a dimension outside the latent.
+pub fn latent_walk(
+    model: &dyn Generative,
+    start: &Tensor,
+    dims: &[i64],
+    values: &[f64],
+) -> Result<Tensor, String> {
+    let l = model.latent_size();
+    if let Some(d) = dims.iter().find(|&&d| d < 0 || d >= l) {
+        return Err(format!("latent dimension {d} is outside 0..{l}"));
+    }
+    tch::no_grad(|| {
+        let rows: Vec<Tensor> = dims
+            .iter()
+            .flat_map(|&d| {
+                values.iter().map(move |&v| {
+                    let z = start.reshape([1, l]).copy();
+                    let _ = z.narrow(1, d, 1).fill_(v);
+                    z
+                })
+            })
+            .collect();
+        Ok(to_u8(&model.decode(&Tensor::cat(&rows, 0))))
+    })
+}

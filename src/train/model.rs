@@ -19,6 +19,10 @@ use tch::{nn, Device, Tensor};
 
 use super::optim::{Optimizer, ParamGroup};
 use crate::nn::ebm_prior::{EbmPrior, EbmPriorConfig};
+use crate::nn::flows::glow::GlowConfig;
+use crate::nn::flows::nice::NiceConfig;
+use crate::nn::flows::realnvp::RealNvpConfig;
+use crate::nn::flows::{Glow, Nice, RealNvp};
 use crate::nn::gan::{Gan, GanConfig};
 use crate::nn::generative::Generative;
 use crate::nn::hvae::{Hvae, HvaeConfig};
@@ -238,6 +242,12 @@ pub enum ModelConfig {
     /// `family = "ebm-prior"`: a VAE whose prior is tilted by a WGAN critic's energy
     /// ([`crate::nn::ebm_prior::EbmPrior`]).
     EbmPrior(EbmPriorConfig),
+    /// `family = "nice"`: NICE ([`crate::nn::flows::nice`]).
+    Nice(NiceConfig),
+    /// `family = "realnvp"`: RealNVP ([`crate::nn::flows::realnvp`]).
+    RealNvp(RealNvpConfig),
+    /// `family = "glow"`: Glow ([`crate::nn::flows::glow`]).
+    Glow(GlowConfig),
 }
 
 impl Default for ModelConfig {
@@ -255,6 +265,9 @@ impl ModelConfig {
             ModelConfig::Gan(c) => f.call::<Gan>(c),
             ModelConfig::Hvae(c) => f.call::<Hvae>(c),
             ModelConfig::EbmPrior(c) => f.call::<EbmPrior>(c),
+            ModelConfig::Nice(c) => f.call::<Nice>(c),
+            ModelConfig::RealNvp(c) => f.call::<RealNvp>(c),
+            ModelConfig::Glow(c) => f.call::<Glow>(c),
         }
     }
 
@@ -269,6 +282,9 @@ impl ModelConfig {
             EbmPrior::FAMILY => {
                 parse_family::<EbmPrior>(version, fields).map(ModelConfig::EbmPrior)
             }
+            Nice::FAMILY => parse_family::<Nice>(version, fields).map(ModelConfig::Nice),
+            RealNvp::FAMILY => parse_family::<RealNvp>(version, fields).map(ModelConfig::RealNvp),
+            Glow::FAMILY => parse_family::<Glow>(version, fields).map(ModelConfig::Glow),
             other => Err(format!(
                 "model.family = {other:?} is not a known family (known: {:?})",
                 [
@@ -276,7 +292,10 @@ impl ModelConfig {
                     Vae::FAMILY,
                     Gan::FAMILY,
                     Hvae::FAMILY,
-                    EbmPrior::FAMILY
+                    EbmPrior::FAMILY,
+                    Nice::FAMILY,
+                    RealNvp::FAMILY,
+                    Glow::FAMILY
                 ]
             )),
         }
@@ -290,6 +309,9 @@ impl ModelConfig {
             ModelConfig::Gan(c) => c,
             ModelConfig::Hvae(c) => c,
             ModelConfig::EbmPrior(c) => c,
+            ModelConfig::Nice(c) => c,
+            ModelConfig::RealNvp(c) => c,
+            ModelConfig::Glow(c) => c,
         };
         any.downcast_ref()
     }
@@ -302,6 +324,9 @@ impl ModelConfig {
             ModelConfig::Gan(c) => c,
             ModelConfig::Hvae(c) => c,
             ModelConfig::EbmPrior(c) => c,
+            ModelConfig::Nice(c) => c,
+            ModelConfig::RealNvp(c) => c,
+            ModelConfig::Glow(c) => c,
         };
         any.downcast_mut()
     }
