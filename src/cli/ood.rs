@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use clap::Args;
 
 use super::io;
@@ -104,6 +104,11 @@ pub fn run(a: OodArgs) -> Result<()> {
         .iter()
         .map(|s| s.load(&dir, a.limit, Some(target), fit))
         .collect::<Result<Vec<_>>>()?;
+    // every set has the in-distribution geometry now: the models must take it
+    for m in std::iter::once(&model).chain(&background) {
+        m.check_geometry(target.channels, target.height, target.width)
+            .with_context(|| format!("{}: the model does not take its images", in_set.name))?;
+    }
     let (mut generic, notes) = Generic::installed()?;
     for note in notes {
         eprintln!("note: {note}");
