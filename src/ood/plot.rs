@@ -85,6 +85,8 @@ fn histograms(area: &Area, caption: &str, sets: &[(String, Vec<f64>)]) -> DrawRe
     chart
         .configure_mesh()
         .y_desc("share of the set's images")
+        // no minor grid: the figures stay small
+        .light_line_style(TRANSPARENT)
         .label_style((FONT, 14))
         .draw()?;
     for (k, ((name, _), share)) in sets.iter().zip(&shares).enumerate() {
