@@ -279,3 +279,69 @@ fn resized(set: &ImageSet, target: Geometry) -> Result<ImageSet> {
         labels: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_print_back() {
+        for s in [
+            "noise",
+            "constant",
+            "patches:32:data/photos/test",
+            "mnist:test[..500]",
+        ] {
+            assert_eq!(s.parse::<SetSpec>().unwrap().to_string(), s);
+        }
+        assert_eq!(
+            "patches:32:a:b".parse::<SetSpec>().unwrap(),
+            SetSpec::Patches {
+                size: 32,
+                dir: "a:b".into()
+            }
+        );
+        for bad in ["patches:0:x", "patches:x", "patches:99999:x", "mnist:valid"] {
+            assert!(bad.parse::<SetSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn made_sets_take_the_target_geometry_and_fitting_is_explicit() {
+        let g = Geometry {
+            channels: 3,
+            height: 8,
+            width: 4,
+        };
+        let dir = Path::new("unused");
+        let noise = SetSpec::Noise.load(dir, 5, Some(g), Fit::Refuse).unwrap();
+        assert_eq!((Geometry::of(&noise.images), noise.images.count), (g, 5));
+        let constant = SetSpec::Constant
+            .load(dir, 2, Some(g), Fit::Refuse)
+            .unwrap();
+        for i in 0..2 {
+            for plane in constant.images.image(i).chunks(32) {
+                assert!(plane.iter().all(|&p| p == plane[0]));
+            }
+        }
+        assert!(SetSpec::Noise.load(dir, 5, None, Fit::Refuse).is_err());
+        assert!(SetSpec::Noise.load(dir, 0, Some(g), Fit::Refuse).is_err());
+        // a gray 2×2 set fitted to RGB 4×4: gray replicated to three equal planes
+        let gray = ImageSet {
+            count: 1,
+            channels: 1,
+            height: 2,
+            width: 2,
+            pixels: vec![10, 10, 10, 10],
+            labels: None,
+        };
+        let rgb = Geometry {
+            channels: 3,
+            height: 4,
+            width: 4,
+        };
+        let fitted = resized(&gray, rgb).unwrap();
+        assert_eq!(Geometry::of(&fitted), rgb);
+        assert!(fitted.pixels.iter().all(|&p| p == 10));
+    }
+}
