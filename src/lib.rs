@@ -14,6 +14,7 @@ pub mod export;
 pub mod metrics;
 #[cfg(feature = "train")]
 pub mod nn;
+pub mod ood;
 pub mod picture;
 pub mod plot;
 #[cfg(feature = "train")]

@@ -98,6 +98,11 @@ impl Picture {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let pixels = crate::picture::read_picture(&bytes, &path.display().to_string())?;
+        Picture::from_pixels(name, pixels, scratch)
+    }
+
+    /// A picture of decoded `pixels`, written as `scratch/input.png`.
+    pub fn from_pixels(name: &str, pixels: DynamicImage, scratch: &Path) -> Result<Picture> {
         let png_path = scratch.join("input.png");
         let png = builtin::encode_png(&pixels, CompressionType::Fast)?;
         std::fs::write(&png_path, png)

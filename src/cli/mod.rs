@@ -15,6 +15,7 @@ pub mod interpolate;
 pub mod io;
 pub mod metrics;
 pub mod models;
+pub mod ood;
 pub mod progress;
 pub mod reconstruct;
 pub mod sample;
@@ -66,6 +67,10 @@ pub enum Command {
     /// Run a sweep file of experiments end to end: train its variants, measure test ELBO and
     /// FID/KID, draw figures, write table.md and table.csv (resumable).
     Experiment(experiment::ExperimentArgs),
+    /// Out-of-distribution detection: a model's NLL and real code length per image against
+    /// generic coders (PNG, context coder, classical codecs) and a background model; AUROC,
+    /// AUPR and FPR at 95 % TPR per score, a CSV and bpd histograms.
+    Ood(ood::OodArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -85,6 +90,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => export::run(a),
         Command::Metrics(a) => metrics::run(a),
         Command::Experiment(a) => experiment::run(a),
+        Command::Ood(a) => ood::run(a),
     }
 }
 

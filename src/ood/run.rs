@@ -1,0 +1,159 @@
+//! Training runs as OOD models (libtorch): a `vae` run scored by its importance-weighted bound
+//! on `log p(x)` ([`crate::nn::vae::Vae::iwae`]), an `ebm-prior` run by the same estimate under
+//! its energy-tilted prior minus its Monte Carlo `log Z`
+//! ([`crate::nn::ebm_prior::EbmPrior::log_likelihood`], [`math::log_partition`]). `log Z` is one
+//! constant for every image, so it moves no AUROC; it only places the bpd. Runs are not coded
+//! here (export one and pass the file for its real code length).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Result};
+use idfcodec_codec::Image;
+use tch::{Device, Kind, Tensor};
+
+use super::model::{LikelihoodModel, RunOptions};
+use crate::data::ImageSet;
+use crate::nn::ebm_prior::{self, math, EbmPrior};
+use crate::nn::vae::Vae;
+use crate::train::{self, checkpoint};
+
+enum Likelihood {
+    Vae(Vae),
+    EbmPrior { model: EbmPrior, log_z: f64 },
+}
+
+/// A `vae` or `ebm-prior` training run, on the CPU.
+pub struct RunModel {
+    name: String,
+    dir: PathBuf,
+    model: Likelihood,
+    options: RunOptions,
+    /// (channels, side) of the images it takes.
+    geometry: (usize, Option<usize>),
+}
+
+/// Images per batch through the model (each with `k` samples).
+const BATCH: i64 = 2000;
+
+impl RunModel {
+    pub fn open(dir: &Path, options: RunOptions) -> Result<RunModel> {
+        ensure!(options.k >= 1, "K (importance samples) must be at least 1");
+        let device = Device::Cpu;
+        let state = checkpoint::read_state(dir)?;
+        let family = state.config.model.family();
+        let geometry = (
+            state.config.model.in_channels(),
+            state.config.model.image_size(),
+        );
+        let model = match family {
+            "vae" => {
+                let (mut vs, model) = train::build_model::<Vae>(&state.config, device)?;
+                checkpoint::load(dir, &mut vs, None)?;
+                Likelihood::Vae(model)
+            }
+            "ebm-prior" => {
+                ensure!(
+                    options.logz_samples > 0,
+                    "log Z needs at least one latent sample"
+                );
+                let (model, _) = ebm_prior::load_run(dir, None, device)?;
+                tch::manual_seed(options.seed as i64);
+                let est = math::log_partition(
+                    &|z| model.log_tilt(z),
+                    math::LogZOptions {
+                        latent: model.config().vae.latent as i64,
+                        samples: options.logz_samples,
+                        repeats: 1,
+                        batch: 10_000,
+                    },
+                    device,
+                    &mut |_| {},
+                );
+                let log_z = est.mean();
+                ensure!(log_z.is_finite(), "{}: log Z is not finite", dir.display());
+                Likelihood::EbmPrior { model, log_z }
+            }
+            other => bail!(
+                "{} is a {other} run: OOD scores from a run need a likelihood (vae or ebm-prior \
+                 runs; an IDF or VAE exported for the codec is passed as its model file)",
+                dir.display()
+            ),
+        };
+        Ok(RunModel {
+            name: format!("run:{}", dir.display()),
+            dir: dir.to_path_buf(),
+            model,
+            options,
+            geometry,
+        })
+    }
+}
+
+impl LikelihoodModel for RunModel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn likelihood(&self) -> String {
+        let k = self.options.k;
+        match &self.model {
+            Likelihood::Vae(_) => format!("VAE run, IWAE bound with K = {k}"),
+            Likelihood::EbmPrior { model, log_z } => format!(
+                "EBM-prior run (λ = {}), IWAE estimate under the tilted prior with K = {k}, \
+                 log Z = {log_z:.4} from {} latents",
+                model.lambda(),
+                self.options.logz_samples
+            ),
+        }
+    }
+
+    fn check_geometry(&self, channels: usize, height: usize, width: usize) -> Result<()> {
+        let (c, side) = self.geometry;
+        ensure!(
+            c == channels,
+            "{} models {c}-channel images, these have {channels}",
+            self.dir.display()
+        );
+        if let Some(s) = side {
+            ensure!(
+                (height, width) == (s, s),
+                "{} models {s}×{s} images, these are {width}×{height}",
+                self.dir.display()
+            );
+        }
+        Ok(())
+    }
+
+    fn nll_bits(&self, images: &ImageSet) -> Result<Vec<f64>> {
+        let shape = [
+            images.count as i64,
+            images.channels as i64,
+            images.height as i64,
+            images.width as i64,
+        ];
+        let all = Tensor::from_slice(&images.pixels).reshape(shape);
+        let k = self.options.k;
+        tch::manual_seed(self.options.seed as i64);
+        let mut bits = Vec::with_capacity(images.count);
+        crate::metrics::bpd::for_each_batch(&all, (BATCH / k).max(1), Device::Cpu, |x| {
+            let log_p = match &self.model {
+                Likelihood::Vae(vae) => vae.iwae(x, k),
+                Likelihood::EbmPrior { model, log_z } => model.log_likelihood(x, k, *log_z),
+            };
+            let nats = Vec::<f64>::try_from(log_p.to_kind(Kind::Double)).expect("a 1-D tensor");
+            bits.extend(nats.iter().map(|n| -n / std::f64::consts::LN_2));
+        });
+        Ok(bits)
+    }
+
+    fn codes(&self) -> bool {
+        false
+    }
+
+    fn coded_bytes(&self, _image: &Image) -> Result<u64> {
+        bail!(
+            "{} is a training run: export it (idfcodec export) to code with it",
+            self.dir.display()
+        )
+    }
+}
