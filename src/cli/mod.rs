@@ -47,8 +47,9 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Write a dataset split (MNIST, Fashion-MNIST) as PNG files, one per image.
     DatasetPng(dataset::DatasetPngArgs),
-    /// Train a model (IDF, VAE or GAN: the config's family) on MNIST, Fashion-MNIST or image
-    /// patches (needs the `train` feature and libtorch).
+    /// Train a model (IDF, VAE, hierarchical VAE, GAN, EBM-prior VAE, NICE, RealNVP or Glow: the
+    /// config's family) on MNIST, Fashion-MNIST or image patches (needs the `train` feature and
+    /// libtorch).
     Train(train::TrainArgs),
     /// Report the test figure of a training checkpoint (bits/dim; a VAE's ELBO; a GAN's losses).
     Eval(eval::EvalArgs),
