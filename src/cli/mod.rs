@@ -53,7 +53,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Report the test figure of a training checkpoint (bits/dim; a VAE's ELBO; a GAN's losses).
     Eval(eval::EvalArgs),
-    /// Draw images from a trained VAE, GAN or EBM-prior run (origin or MALA) into a PNG grid.
+    /// Draw images from a trained VAE, GAN, EBM-prior (origin or MALA) or flow run (at a temperature)
+    /// into a PNG grid.
     Sample(sample::SampleArgs),
     /// Show images above their reconstructions by a trained VAE, as a PNG grid.
     Reconstruct(reconstruct::ReconstructArgs),
