@@ -22,10 +22,6 @@
 //!
 //! All of it is `f64` arithmetic in one fixed order plus `libm`, so encoder and decoder build
 //! identical tables on every machine.
-//!
-//!
-//! All of it is `f64` arithmetic in one fixed order plus `libm`, so encoder and decoder build
-//! identical tables on every machine.
 
 use constriction::stream::{
     model::{DefaultContiguousCategoricalEntropyModel, DefaultUniformModel, EncoderModel},
