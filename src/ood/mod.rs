@@ -5,7 +5,7 @@
 //! OOD sets gets, from real computations:
 //!
 //! - the model's NLL in bits ([`model::LikelihoodModel`]: an IDF's exact NLL, a VAE's bound, a
-//!   training run's importance-weighted bound) and, where the family codes, the size of the file
+//!   training run's importance-weighted bound or, for flows and the hvae, its test bound per image) and, where the family codes, the size of the file
 //!   the codec writes with it;
 //! - its generic complexity ([`complexity`]): PNG, the context coder, the best installed
 //!   classical codec, all real files;

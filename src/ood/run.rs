@@ -2,31 +2,51 @@
 //! on `log p(x)` ([`crate::nn::vae::Vae::iwae`]), an `ebm-prior` run by the same estimate under
 //! its energy-tilted prior minus its Monte Carlo `log Z`
 //! ([`crate::nn::ebm_prior::EbmPrior::log_likelihood`], [`math::log_partition`]). `log Z` is one
-//! constant for every image, so it moves no AUROC; it only places the bpd. Runs are not coded
-//! here (export one and pass the file for its real code length).
+//! constant for every image, so it moves no AUROC; it only places the bpd. The continuous flows
+//! (`nice`, `realnvp`, `glow`) and the hierarchical VAE (`hvae`) are scored by the per-image
+//! bound their test bpd averages ([`bpd::Likelihood::nll`]: a flow's dequantization bound on the
+//! 8-bit pixels, one draw of the noise; the hvae's negative ELBO, one draw of its chain). Runs are
+//! not coded here (export one and pass the file for its real code length).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use idfcodec_codec::Image;
 use tch::{Device, Kind, Tensor};
 
 use super::model::{LikelihoodModel, RunOptions};
 use crate::data::ImageSet;
+use crate::metrics::bpd;
 use crate::nn::ebm_prior::{self, math, EbmPrior};
+use crate::nn::flows::{Glow, Nice, RealNvp};
+use crate::nn::hvae::Hvae;
 use crate::nn::vae::Vae;
-use crate::train::{self, checkpoint};
+use crate::train::checkpoint::{self, RunState};
+use crate::train::model::Trainable;
+use crate::train::{self};
 
-enum Likelihood {
+/// How a run's model gives each image's `log p(x)` (or a bound on it).
+enum Estimate {
     Vae(Vae),
-    EbmPrior { model: EbmPrior, log_z: f64 },
+    EbmPrior {
+        model: EbmPrior,
+        log_z: f64,
+    },
+    /// The per-image bound of the family's test figure, one draw per image.
+    Bound {
+        model: Box<dyn bpd::Likelihood>,
+        /// The family's name ([`Trainable::NAME`]).
+        family: &'static str,
+        /// What the bound is, for [`LikelihoodModel::likelihood`].
+        what: &'static str,
+    },
 }
 
-/// A `vae` or `ebm-prior` training run, on the CPU.
+/// A `vae`, `ebm-prior`, `hvae`, `nice`, `realnvp` or `glow` training run, on the CPU.
 pub struct RunModel {
     name: String,
     dir: PathBuf,
-    model: Likelihood,
+    model: Estimate,
     options: RunOptions,
     /// (channels, side) of the images it takes.
     geometry: (usize, Option<usize>),
@@ -46,12 +66,12 @@ impl RunModel {
             state.config.model.image_size(),
         );
         let model = match family {
-            "vae" => {
-                let (mut vs, model) = train::build_model::<Vae>(&state.config, device)?;
-                checkpoint::load(dir, &mut vs, None)?;
-                Likelihood::Vae(model)
-            }
-            "ebm-prior" => {
+            Vae::FAMILY => Estimate::Vae(load::<Vae>(dir, &state)?),
+            Hvae::FAMILY => bound::<Hvae>(dir, &state, "negative ELBO (one draw of the chain)")?,
+            Nice::FAMILY => bound::<Nice>(dir, &state, FLOW_BOUND)?,
+            RealNvp::FAMILY => bound::<RealNvp>(dir, &state, FLOW_BOUND)?,
+            Glow::FAMILY => bound::<Glow>(dir, &state, FLOW_BOUND)?,
+            EbmPrior::FAMILY => {
                 ensure!(
                     options.logz_samples > 0,
                     "log Z needs at least one latent sample"
@@ -71,11 +91,12 @@ impl RunModel {
                 );
                 let log_z = est.mean();
                 ensure!(log_z.is_finite(), "{}: log Z is not finite", dir.display());
-                Likelihood::EbmPrior { model, log_z }
+                Estimate::EbmPrior { model, log_z }
             }
             other => bail!(
-                "{} is a {other} run: OOD scores from a run need a likelihood (vae or ebm-prior \
-                 runs; an IDF or VAE exported for the codec is passed as its model file)",
+                "{} is a {other} run: OOD scores from a run need a likelihood (vae, ebm-prior, \
+                 hvae, nice, realnvp or glow runs; an IDF or VAE exported for the codec is \
+                 passed as its model file)",
                 dir.display()
             ),
         };
@@ -89,6 +110,37 @@ impl RunModel {
     }
 }
 
+/// What a flow's per-image NLL is.
+const FLOW_BOUND: &str = "dequantization bound on the 8-bit pixels (one draw of the noise)";
+
+/// The model of family `M` of the run in `dir` (its state `state`), with the checkpoint's
+/// weights.
+fn load<M: Trainable>(dir: &Path, state: &RunState) -> Result<M> {
+    let (mut vs, model) = train::build_model::<M>(&state.config, Device::Cpu)?;
+    checkpoint::load(dir, &mut vs, None).with_context(|| {
+        format!(
+            "loading the weights of the {} run {}",
+            M::FAMILY,
+            dir.display()
+        )
+    })?;
+    Ok(model)
+}
+
+/// [`Estimate::Bound`] of the run in `dir`, a family `M` whose test figure averages
+/// [`bpd::Likelihood::nll`] (`what` it is).
+fn bound<M: Trainable + bpd::Likelihood + 'static>(
+    dir: &Path,
+    state: &RunState,
+    what: &'static str,
+) -> Result<Estimate> {
+    Ok(Estimate::Bound {
+        model: Box::new(load::<M>(dir, state)?),
+        family: M::NAME,
+        what,
+    })
+}
+
 impl LikelihoodModel for RunModel {
     fn name(&self) -> &str {
         &self.name
@@ -97,8 +149,9 @@ impl LikelihoodModel for RunModel {
     fn likelihood(&self) -> String {
         let k = self.options.k;
         match &self.model {
-            Likelihood::Vae(_) => format!("VAE run, IWAE bound with K = {k}"),
-            Likelihood::EbmPrior { model, log_z } => format!(
+            Estimate::Vae(_) => format!("VAE run, IWAE bound with K = {k}"),
+            Estimate::Bound { family, what, .. } => format!("{family} run, {what}"),
+            Estimate::EbmPrior { model, log_z } => format!(
                 "EBM-prior run (λ = {}), IWAE estimate under the tilted prior with K = {k}, \
                  log Z = {log_z:.4} from {} latents",
                 model.lambda(),
@@ -133,12 +186,17 @@ impl LikelihoodModel for RunModel {
         ];
         let all = Tensor::from_slice(&images.pixels).reshape(shape);
         let k = self.options.k;
+        let samples = match self.model {
+            Estimate::Vae(_) | Estimate::EbmPrior { .. } => k,
+            Estimate::Bound { .. } => 1,
+        };
         tch::manual_seed(self.options.seed as i64);
         let mut bits = Vec::with_capacity(images.count);
-        crate::metrics::bpd::for_each_batch(&all, (BATCH / k).max(1), Device::Cpu, |x| {
+        bpd::for_each_batch(&all, (BATCH / samples).max(1), Device::Cpu, |x| {
             let log_p = match &self.model {
-                Likelihood::Vae(vae) => vae.iwae(x, k),
-                Likelihood::EbmPrior { model, log_z } => model.log_likelihood(x, k, *log_z),
+                Estimate::Vae(vae) => vae.iwae(x, k),
+                Estimate::EbmPrior { model, log_z } => model.log_likelihood(x, k, *log_z),
+                Estimate::Bound { model, .. } => -model.nll(x),
             };
             let nats = Vec::<f64>::try_from(log_p.to_kind(Kind::Double)).expect("a 1-D tensor");
             bits.extend(nats.iter().map(|n| -n / std::f64::consts::LN_2));
