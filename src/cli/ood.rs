@@ -23,9 +23,9 @@ in-distribution geometry. A set of another geometry needs --fit (converted, then
 Per image: the model's NLL (IDF: exact; codec VAE: negative ELBO at the posterior mean; a vae or
 ebm-prior training run: the IWAE bound with --k samples, the ebm-prior's under its tilted prior
 minus log Z; a nice, realnvp or glow run: its dequantization bound, an hvae run: its negative
-ELBO, one draw each, as their test bpd), the codec's file with the model (codec models), PNG (image crate, best), the
-context coder's file and the smallest file of the classical codecs installed (cwebp, cjxl,
-optipng). Scores, all in bits per sub-pixel, higher = more out of distribution:
+ELBO, one draw each, as their test bpd), the codec's file with the model (codec models), PNG
+(image crate, best), the context coder's file and the smallest file of the classical codecs
+installed (cwebp, cjxl, optipng). Scores, all in bits per sub-pixel, higher = more out of distribution:
   nll             the model's NLL
   coded           the real code length of the model's file
   nll-png, nll-context, nll-classical
