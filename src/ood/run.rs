@@ -23,7 +23,7 @@ use crate::nn::hvae::Hvae;
 use crate::nn::vae::Vae;
 use crate::train::checkpoint::{self, RunState};
 use crate::train::model::Trainable;
-use crate::train::{self};
+use crate::train;
 
 /// How a run's model gives each image's `log p(x)` (or a bound on it).
 enum Estimate {
@@ -52,7 +52,7 @@ pub struct RunModel {
     geometry: (usize, Option<usize>),
 }
 
-/// Images per batch through the model (each with `k` samples).
+/// Images per batch through the model (each with `k` samples for the IWAE estimates).
 const BATCH: i64 = 2000;
 
 impl RunModel {
