@@ -2,11 +2,13 @@
 //! on `log p(x)` ([`crate::nn::vae::Vae::iwae`]), an `ebm-prior` run by the same estimate under
 //! its energy-tilted prior minus its Monte Carlo `log Z`
 //! ([`crate::nn::ebm_prior::EbmPrior::log_likelihood`], [`math::log_partition`]). `log Z` is one
-//! constant for every image, so it moves no AUROC; it only places the bpd. The continuous flows
-//! (`nice`, `realnvp`, `glow`) and the hierarchical VAE (`hvae`) are scored by the per-image
-//! bound their test bpd averages ([`bpd::Likelihood::nll`]: a flow's dequantization bound on the
-//! 8-bit pixels, one draw of the noise; the hvae's negative ELBO, one draw of its chain). Runs are
-//! not coded here (export one and pass the file for its real code length).
+//! constant for every image, so it moves no AUROC; it only places the bpd. An `hvae` run is scored
+//! like a `vae` run, by its IWAE bound ([`Hvae::iwae`]; K = 1 is the negative ELBO of its test
+//! figure, whose single draws are heavy-tailed: one draw of the chain in a few hundred can cost
+//! 10⁴× the typical image). The continuous flows (`nice`, `realnvp`, `glow`) are scored by the
+//! per-image bound their test bpd averages ([`bpd::Likelihood::nll`]: the dequantization bound on
+//! the 8-bit pixels, one draw of the noise). Runs are not coded here (export one and pass the file
+//! for its real code length).
 
 use std::path::{Path, PathBuf};
 
@@ -21,26 +23,32 @@ use crate::nn::ebm_prior::{self, math, EbmPrior};
 use crate::nn::flows::{Glow, Nice, RealNvp};
 use crate::nn::hvae::Hvae;
 use crate::nn::vae::Vae;
+use crate::train;
 use crate::train::checkpoint::{self, RunState};
 use crate::train::model::Trainable;
-use crate::train;
 
 /// How a run's model gives each image's `log p(x)` (or a bound on it).
 enum Estimate {
-    Vae(Vae),
+    /// A VAE family's importance-weighted bound on `log p(x)` per image with `k` samples.
+    Iwae {
+        iwae: IwaeFn,
+        /// The family's name ([`Trainable::NAME`]).
+        family: &'static str,
+    },
     EbmPrior {
         model: EbmPrior,
         log_z: f64,
     },
-    /// The per-image bound of the family's test figure, one draw per image.
-    Bound {
+    /// A flow's per-image bound of its test figure ([`FLOW_BOUND`]).
+    Flow {
         model: Box<dyn bpd::Likelihood>,
         /// The family's name ([`Trainable::NAME`]).
         family: &'static str,
-        /// What the bound is, for [`LikelihoodModel::likelihood`].
-        what: &'static str,
     },
 }
+
+/// `(x, k)` → the IWAE bound on `log p(x)` per image (nats, shape `N`) with `k` samples.
+type IwaeFn = Box<dyn Fn(&Tensor, i64) -> Tensor>;
 
 /// A `vae`, `ebm-prior`, `hvae`, `nice`, `realnvp` or `glow` training run, on the CPU.
 pub struct RunModel {
@@ -66,11 +74,23 @@ impl RunModel {
             state.config.model.image_size(),
         );
         let model = match family {
-            Vae::FAMILY => Estimate::Vae(load::<Vae>(dir, &state)?),
-            Hvae::FAMILY => bound::<Hvae>(dir, &state, "negative ELBO (one draw of the chain)")?,
-            Nice::FAMILY => bound::<Nice>(dir, &state, FLOW_BOUND)?,
-            RealNvp::FAMILY => bound::<RealNvp>(dir, &state, FLOW_BOUND)?,
-            Glow::FAMILY => bound::<Glow>(dir, &state, FLOW_BOUND)?,
+            Vae::FAMILY => {
+                let vae = load::<Vae>(dir, &state)?;
+                Estimate::Iwae {
+                    iwae: Box::new(move |x, k| vae.iwae(x, k)),
+                    family: Vae::NAME,
+                }
+            }
+            Hvae::FAMILY => {
+                let hvae = load::<Hvae>(dir, &state)?;
+                Estimate::Iwae {
+                    iwae: Box::new(move |x, k| hvae.iwae(x, k)),
+                    family: Hvae::NAME,
+                }
+            }
+            Nice::FAMILY => flow::<Nice>(dir, &state)?,
+            RealNvp::FAMILY => flow::<RealNvp>(dir, &state)?,
+            Glow::FAMILY => flow::<Glow>(dir, &state)?,
             EbmPrior::FAMILY => {
                 ensure!(
                     options.logz_samples > 0,
@@ -110,7 +130,7 @@ impl RunModel {
     }
 }
 
-/// What a flow's per-image NLL is.
+/// What a flow's per-image NLL is (its test bpd's average).
 const FLOW_BOUND: &str = "dequantization bound on the 8-bit pixels (one draw of the noise)";
 
 /// The model of family `M` of the run in `dir` (its state `state`), with the checkpoint's
@@ -127,17 +147,15 @@ fn load<M: Trainable>(dir: &Path, state: &RunState) -> Result<M> {
     Ok(model)
 }
 
-/// [`Estimate::Bound`] of the run in `dir`, a family `M` whose test figure averages
-/// [`bpd::Likelihood::nll`] (`what` it is).
-fn bound<M: Trainable + bpd::Likelihood + 'static>(
+/// [`Estimate::Flow`] of the run in `dir`, of flow family `M` (its test figure averages
+/// [`bpd::Likelihood::nll`]).
+fn flow<M: Trainable + bpd::Likelihood + 'static>(
     dir: &Path,
     state: &RunState,
-    what: &'static str,
 ) -> Result<Estimate> {
-    Ok(Estimate::Bound {
+    Ok(Estimate::Flow {
         model: Box::new(load::<M>(dir, state)?),
         family: M::NAME,
-        what,
     })
 }
 
@@ -149,8 +167,8 @@ impl LikelihoodModel for RunModel {
     fn likelihood(&self) -> String {
         let k = self.options.k;
         match &self.model {
-            Estimate::Vae(_) => format!("VAE run, IWAE bound with K = {k}"),
-            Estimate::Bound { family, what, .. } => format!("{family} run, {what}"),
+            Estimate::Iwae { family, .. } => format!("{family} run, IWAE bound with K = {k}"),
+            Estimate::Flow { family, .. } => format!("{family} run, {FLOW_BOUND}"),
             Estimate::EbmPrior { model, log_z } => format!(
                 "EBM-prior run (λ = {}), IWAE estimate under the tilted prior with K = {k}, \
                  log Z = {log_z:.4} from {} latents",
@@ -187,16 +205,16 @@ impl LikelihoodModel for RunModel {
         let all = Tensor::from_slice(&images.pixels).reshape(shape);
         let k = self.options.k;
         let samples = match self.model {
-            Estimate::Vae(_) | Estimate::EbmPrior { .. } => k,
-            Estimate::Bound { .. } => 1,
+            Estimate::Iwae { .. } | Estimate::EbmPrior { .. } => k,
+            Estimate::Flow { .. } => 1,
         };
         tch::manual_seed(self.options.seed as i64);
         let mut bits = Vec::with_capacity(images.count);
         bpd::for_each_batch(&all, (BATCH / samples).max(1), Device::Cpu, |x| {
             let log_p = match &self.model {
-                Estimate::Vae(vae) => vae.iwae(x, k),
+                Estimate::Iwae { iwae, .. } => iwae(x, k),
                 Estimate::EbmPrior { model, log_z } => model.log_likelihood(x, k, *log_z),
-                Estimate::Bound { model, .. } => -model.nll(x),
+                Estimate::Flow { model, .. } => -model.nll(x),
             };
             let nats = Vec::<f64>::try_from(log_p.to_kind(Kind::Double)).expect("a 1-D tensor");
             bits.extend(nats.iter().map(|n| -n / std::f64::consts::LN_2));
