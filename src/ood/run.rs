@@ -35,10 +35,8 @@ enum Estimate {
         /// The family's name ([`Trainable::NAME`]).
         family: &'static str,
     },
-    EbmPrior {
-        model: EbmPrior,
-        log_z: f64,
-    },
+    /// The IWAE estimate under the tilted prior minus `log Z`.
+    EbmPrior { model: Box<EbmPrior>, log_z: f64 },
     /// A flow's per-image bound of its test figure ([`FLOW_BOUND`]).
     Flow {
         model: Box<dyn bpd::Likelihood>,
@@ -111,7 +109,10 @@ impl RunModel {
                 );
                 let log_z = est.mean();
                 ensure!(log_z.is_finite(), "{}: log Z is not finite", dir.display());
-                Estimate::EbmPrior { model, log_z }
+                Estimate::EbmPrior {
+                    model: Box::new(model),
+                    log_z,
+                }
             }
             other => bail!(
                 "{} is a {other} run: OOD scores from a run need a likelihood (vae, ebm-prior, \
