@@ -65,7 +65,8 @@ impl RunModel {
     pub fn open(dir: &Path, options: RunOptions) -> Result<RunModel> {
         ensure!(options.k >= 1, "K (importance samples) must be at least 1");
         let device = Device::Cpu;
-        let state = checkpoint::read_state(dir)?;
+        let state = checkpoint::read_state(dir)
+            .with_context(|| format!("reading the training run {}", dir.display()))?;
         let family = state.config.model.family();
         let geometry = (
             state.config.model.in_channels(),
