@@ -20,9 +20,10 @@ same-sized PNG/JPEG images, patches:SIZE:DIR (seeded random SIZE×SIZE RGB patch
 DIR), noise (uniform noise) or constant (one random colour per image); the last two take the
 in-distribution geometry. A set of another geometry needs --fit (converted, then resized).
 
-Per image: the model's NLL (IDF: exact; codec VAE: negative ELBO at the posterior mean; a vae or
-ebm-prior training run: the IWAE bound with --k samples, the ebm-prior's under its tilted prior
-minus log Z), the codec's file with the model (codec models), PNG (image crate, best), the
+Per image: the model's NLL (IDF: exact; codec VAE: negative ELBO at the posterior mean; a vae,
+hvae or ebm-prior training run: the IWAE bound with --k samples, the ebm-prior's under its tilted
+prior minus log Z; a nice, realnvp or glow run: the dequantization bound of its test bpd, one draw
+of the noise), the codec's file with the model (codec models), PNG (image crate, best), the
 context coder's file and the smallest file of the classical codecs installed (cwebp, cjxl,
 optipng). Scores, all in bits per sub-pixel, higher = more out of distribution:
   nll             the model's NLL
@@ -39,8 +40,8 @@ Examples:
   idfcodec ood --model run:runs/vae --background run:runs/vae-small --in-dist mnist:test \\
                --ood fashion-mnist:test --csv scores.csv")]
 pub struct OodArgs {
-    /// The model: an embedded model's name (`idfcodec models`), a model file, or a vae /
-    /// ebm-prior training run (run:DIR).
+    /// The model: an embedded model's name (`idfcodec models`), a model file, or a vae,
+    /// ebm-prior, hvae, nice, realnvp or glow training run (run:DIR).
     #[arg(long, value_name = "NAME|PATH|run:DIR")]
     pub model: String,
     /// A background model for the likelihood ratio (same forms as --model).
@@ -58,7 +59,7 @@ pub struct OodArgs {
     /// Convert and resize sets of another geometry than the in-distribution set's.
     #[arg(long)]
     pub fit: bool,
-    /// Importance samples per image for training runs (IWAE K).
+    /// Importance samples per image for vae, hvae and ebm-prior training runs (IWAE K).
     #[arg(long, default_value_t = 100, value_name = "K")]
     pub k: i64,
     /// Prior latents for an ebm-prior run's log Z.

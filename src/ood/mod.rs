@@ -5,8 +5,8 @@
 //! OOD sets gets, from real computations:
 //!
 //! - the model's NLL in bits ([`model::LikelihoodModel`]: an IDF's exact NLL, a VAE's bound, a
-//!   training run's importance-weighted bound) and, where the family codes, the size of the file
-//!   the codec writes with it;
+//!   training run's importance-weighted bound or, for a flow run, the per-image bound of its test
+//!   figure) and, where the family codes, the size of the file the codec writes with it;
 //! - its generic complexity ([`complexity`]): PNG, the context coder, the best installed
 //!   classical codec, all real files;
 //! - optionally the NLL under a background model (`--background`, any model `--model` takes).

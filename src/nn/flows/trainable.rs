@@ -86,12 +86,12 @@ impl<F: FlowFamily> Trainable for FlowModel<F> {
 
     /// The batch's bits/dim bound (one draw of the dequantization noise).
     fn loss(&self, x: &Tensor) -> Tensor {
-        bpd::batch_bpd(&self.flow, x)
+        bpd::batch_bpd(self, x)
     }
 
     /// Test bits/dim and its parts: prior, log-det and dequantization (they sum to it).
     fn evaluate(&self, images: &Tensor, batch: i64, device: Device) -> Evaluation {
-        let shares = bpd::dataset_bpd_by_term(&self.flow, images, batch, device);
+        let shares = bpd::dataset_bpd_by_term(self, images, batch, device);
         Evaluation {
             total: shares.iter().sum(),
             parts: TERM_NAMES
@@ -128,6 +128,14 @@ impl<F: FlowFamily> Trainable for FlowModel<F> {
         let x = train.narrow(0, 0, n).to_device(device).to_kind(Kind::Float);
         let v = (&x + x.rand_like()) / 256.0 - 0.5;
         self.flow.data_init(&v);
+    }
+}
+
+/// The flow's NLL bound per image ([`Flow`]'s terms): what its loss and test bpd average, and what
+/// OOD detection scores images by.
+impl<F> bpd::Likelihood for FlowModel<F> {
+    fn nll_terms(&self, x: &Tensor) -> Vec<Tensor> {
+        bpd::Likelihood::nll_terms(&self.flow, x)
     }
 }
 
