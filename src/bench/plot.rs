@@ -1,15 +1,12 @@
 //! The bench figure, one PNG with two panels: bits per sub-pixel per codec (bars), and rate
 //! against encoding speed (bpd over encode MB/s, log axis), idfcodec's entries in red.
 
-use anyhow::{anyhow, bail, Result};
-use image::codecs::png::PngEncoder;
-use image::ExtendedColorType;
-use image::ImageEncoder;
+use anyhow::{bail, Result};
 use plotters::prelude::*;
 
 use super::report::Summary;
 use super::Family;
-use crate::plot::{register_font, FONT};
+use crate::plot::{two_panel_png, Area, DrawResult, FONT};
 
 const WIDTH: u32 = 1400;
 const HEIGHT: u32 = 600;
@@ -27,25 +24,11 @@ pub fn figure(summaries: &[Summary], title: &str) -> Result<Vec<u8>> {
     if rows.is_empty() {
         bail!("no codec coded any image: nothing to plot");
     }
-    register_font();
-    let mut pixels = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
-        let root = root
-            .titled(title, (FONT, 24))
-            .map_err(|e| anyhow!("plot: {e}"))?;
-        let (left, right) = root.split_horizontally(WIDTH / 2);
-        bars(&left, &rows).map_err(|e| anyhow!("plot: {e}"))?;
-        scatter(&right, &rows).map_err(|e| anyhow!("plot: {e}"))?;
-        root.present().map_err(|e| anyhow!("plot: {e}"))?;
-    }
-    let mut png = Vec::new();
-    PngEncoder::new(&mut png).write_image(&pixels, WIDTH, HEIGHT, ExtendedColorType::Rgb8)?;
-    Ok(png)
+    two_panel_png((WIDTH, HEIGHT), (title, 24), |left, right| {
+        bars(left, &rows)?;
+        scatter(right, &rows)
+    })
 }
-
-type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
-type DrawResult = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Horizontal bars (names fit on the left), the first row on top.
 fn bars(area: &Area, rows: &[&Summary]) -> DrawResult {

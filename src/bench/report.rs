@@ -368,7 +368,7 @@ pub fn csv(summaries: &[Summary]) -> String {
 }
 
 /// A CSV field, quoted when it holds a comma or a quote.
-fn quote(field: &str) -> String {
+pub(crate) fn quote(field: &str) -> String {
     if field.contains([',', '"', '\n']) {
         format!("\"{}\"", field.replace('"', "\"\""))
     } else {

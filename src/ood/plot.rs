@@ -2,57 +2,36 @@
 //! of the model's NLL in bits per sub-pixel (left) and of the complexity-corrected score,
 //! NLL − PNG (right).
 
-use anyhow::{anyhow, bail, Result};
-use image::codecs::png::PngEncoder;
-use image::{ExtendedColorType, ImageEncoder};
+use anyhow::{bail, Result};
 use plotters::prelude::*;
 
 use super::{MeasuredSet, Score};
-use crate::plot::{register_font, FONT};
+use crate::plot::{two_panel_png, Area, DrawResult, FONT};
 
 const WIDTH: u32 = 1400;
 const HEIGHT: u32 = 560;
 /// Bins across the range of all sets' values.
 const BINS: usize = 40;
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
-type DrawResult = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
 /// The figure of `sets` (the in-distribution set first) as PNG bytes.
 pub fn figure(sets: &[&MeasuredSet], title: &str) -> Result<Vec<u8>> {
     if sets.iter().any(|s| s.rows.is_empty()) {
         bail!("a set without images: nothing to plot");
     }
-    register_font();
-    let mut pixels = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
-        let root = root
-            .titled(title, (FONT, 22))
-            .map_err(|e| anyhow!("plot: {e}"))?;
-        let (left, right) = root.split_horizontally(WIDTH / 2);
-        let values = |score: Score| -> Result<Vec<(String, Vec<f64>)>> {
-            sets.iter()
-                .map(|s| Ok((s.name.clone(), score.of_set(s)?)))
-                .collect()
-        };
+    let values = |score: Score| -> Result<Vec<(String, Vec<f64>)>> {
+        sets.iter()
+            .map(|s| Ok((s.name.clone(), score.of_set(s)?)))
+            .collect()
+    };
+    let (nll, minus_png) = (values(Score::Nll)?, values(Score::MinusPng)?);
+    two_panel_png((WIDTH, HEIGHT), (title, 22), |left, right| {
+        histograms(left, "model NLL (bits per sub-pixel)", &nll)?;
         histograms(
-            &left,
-            "model NLL (bits per sub-pixel)",
-            &values(Score::Nll)?,
-        )
-        .map_err(|e| anyhow!("plot: {e}"))?;
-        histograms(
-            &right,
+            right,
             "NLL − PNG code length (bits per sub-pixel)",
-            &values(Score::MinusPng)?,
+            &minus_png,
         )
-        .map_err(|e| anyhow!("plot: {e}"))?;
-        root.present().map_err(|e| anyhow!("plot: {e}"))?;
-    }
-    let mut png = Vec::new();
-    PngEncoder::new(&mut png).write_image(&pixels, WIDTH, HEIGHT, ExtendedColorType::Rgb8)?;
-    Ok(png)
+    })
 }
 
 /// Step outlines of each set's histogram over common bins.

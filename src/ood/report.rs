@@ -1,6 +1,7 @@
 //! The OOD run's outputs as text: the per-set means and the separation table (Markdown), and one
 //! CSV row per image.
 
+use crate::bench::report::quote;
 use std::fmt::Write;
 
 use super::roc::Separation;
@@ -91,7 +92,7 @@ pub fn csv(in_dist: &MeasuredSet, ood: &[MeasuredSet], scores: &[Score]) -> Stri
             let _ = write!(
                 out,
                 "{},{role},{},{},{:.4},{},{},{},{},{},{}",
-                quoted(&set.name),
+                quote(&set.name),
                 m.index,
                 m.dims,
                 m.nll_bits,
@@ -109,13 +110,4 @@ pub fn csv(in_dist: &MeasuredSet, ood: &[MeasuredSet], scores: &[Score]) -> Stri
         }
     }
     out
-}
-
-/// A CSV field, quoted when it holds a comma or a quote.
-fn quoted(field: &str) -> String {
-    if field.contains([',', '"', '\n']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
 }
