@@ -5,7 +5,9 @@
 //! Before writing, the exported weights are run on the codec's deterministic engine and its NLL
 //! is compared with the float tch model's on test images; both figures go into the card.
 
+use idfcodec_codec::entropy::{finish_stream, start_stream, BinnedStart, StreamStart};
 use idfcodec_codec::model::idf::flow;
+use idfcodec_codec::model::vae::{push_block, LatentGrids};
 use idfcodec_codec::Idf as EngineIdf;
 use idfcodec_codec::{Vae as EngineVae, VaeConfig as CodecVaeConfig};
 use serde_json::json;
@@ -29,7 +31,15 @@ pub struct ExportJob {
     pub force: bool,
     /// Test images for the engine-vs-float comparison (0: skip).
     pub check_images: usize,
+    /// A hierarchical VAE's grids below the top (`None`: fitted for a hierarchy; see
+    /// [`idfcodec_codec::model::vae::arch`], "Fitted grids").
+    pub latent_grids: Option<LatentGrids>,
 }
+
+/// Training images the fitted grids' moments are taken over (the first ones of the split).
+pub const GRID_FIT_IMAGES: i64 = 10_000;
+/// Seed of libtorch's generator for the posterior samples of the grid fit.
+const GRID_FIT_SEED: i64 = 17;
 
 /// Figures measured during an export.
 #[derive(Debug)]
@@ -49,6 +59,9 @@ pub struct EngineCheck {
     pub engine_bpd: f64,
     /// Largest per-image relative NLL difference.
     pub max_rel_diff: f64,
+    /// VAEs: the engine's real code length of the same images pushed as one chain (BB-ANS's
+    /// chain: the first image's draws and the flush counted), bits per sub-pixel.
+    pub coded_bpd: Option<f64>,
 }
 
 impl fmt::Display for ExportReport {
@@ -70,6 +83,9 @@ impl fmt::Display for ExportReport {
                 "\nengine check on {} test images: float {:.4} bpd, engine {:.4} bpd, max per-image difference {:.2e}",
                 c.images, c.float_bpd, c.engine_bpd, c.max_rel_diff
             )?;
+            if let Some(coded) = c.coded_bpd {
+                write!(f, "; coded as one chain {coded:.4} bpd")?;
+            }
         }
         Ok(())
     }
@@ -125,6 +141,12 @@ pub trait CodableVae: Trainable + Likelihood {
     /// The negative ELBO's terms with the latents at their posterior means (nats per image):
     /// reconstruction and KL, as the codec's `model::vae::terms_at_mean`.
     fn terms_at_mean(&self, x: &tch::Tensor) -> (tch::Tensor, tch::Tensor);
+    /// For each layer below the top (`z_1 … z_{L−1}`; none with one layer): the aggregate
+    /// posterior's mean and standard deviation per dimension over `x` (`N×C×H×W` pixels),
+    /// `z_{l−1}` drawn from its posterior to reach layer `l`: what the codec's fitted grids are.
+    fn grid_moments(&self, _x: &tch::Tensor) -> Vec<(Vec<f32>, Vec<f32>)> {
+        vec![]
+    }
 }
 
 impl CodableVae for Vae {
@@ -145,6 +167,52 @@ impl CodableVae for Hvae {
     fn terms_at_mean(&self, x: &tch::Tensor) -> (tch::Tensor, tch::Tensor) {
         Hvae::terms_at_mean(self, x)
     }
+
+    fn grid_moments(&self, x: &tch::Tensor) -> Vec<(Vec<f32>, Vec<f32>)> {
+        let below_top = self.layers() - 1;
+        let n = x.size()[0];
+        // per layer: Σ μ, Σ μ², Σ σ² over the images (f64)
+        let mut sums: Vec<[tch::Tensor; 3]> = Vec::with_capacity(below_top);
+        tch::manual_seed(GRID_FIT_SEED);
+        tch::no_grad(|| {
+            for start in (0..n).step_by(500) {
+                let batch = x.narrow(0, start, 500.min(n - start)).to_kind(Kind::Float);
+                let (mut mu, mut logvar) = self.encode(&batch);
+                for l in 1..=below_top {
+                    let parts = [
+                        mu.to_kind(Kind::Double)
+                            .sum_dim_intlist(0, false, Kind::Double),
+                        mu.to_kind(Kind::Double)
+                            .square()
+                            .sum_dim_intlist(0, false, Kind::Double),
+                        logvar
+                            .to_kind(Kind::Double)
+                            .exp()
+                            .sum_dim_intlist(0, false, Kind::Double),
+                    ];
+                    match sums.get_mut(l - 1) {
+                        Some(s) => (0..3).for_each(|k| s[k] += &parts[k]),
+                        None => sums.push(parts),
+                    }
+                    if l < below_top {
+                        let z = &mu + (&logvar * 0.5).exp() * mu.randn_like();
+                        (mu, logvar) = self.encode_latent(l + 1, &z);
+                    }
+                }
+            }
+        });
+        let n = n as f64;
+        sums.into_iter()
+            .map(|[s, s2, v]| {
+                let mean = &s / n;
+                let var = &v / n + &s2 / n - mean.square();
+                let to_vec = |t: tch::Tensor| -> Vec<f32> {
+                    Vec::try_from(&t.to_kind(Kind::Float)).expect("1-d")
+                };
+                (to_vec(mean), to_vec(var.clamp_min(0.0).sqrt()))
+            })
+            .collect()
+    }
 }
 
 /// Compares the engine's negative ELBO (reconstruction at the posterior mean under the codec's
@@ -163,12 +231,22 @@ pub fn vae_engine_check<M: CodableVae>(
         let (rec, kl) = float.terms_at_mean(&subset.to_kind(Kind::Float));
         Vec::<f64>::try_from(&(rec + kl).to_kind(Kind::Double)).expect("1-d")
     });
-    compare(&float_nats, dims as usize, |i| {
-        let px: Vec<u8> = Vec::try_from(&subset.get(i as i64).flatten(0, -1)).expect("u8 image");
-        let (rec, kl) = idfcodec_codec::model::vae::terms_at_mean(engine, &px)
-            .map_err(|e| TrainError::Other(e.to_string()))?;
+    let pixels = |i: usize| -> Vec<u8> {
+        Vec::try_from(&subset.get(i as i64).flatten(0, -1)).expect("u8 image")
+    };
+    let engine_error = |e: idfcodec_codec::CodecError| TrainError::Other(e.to_string());
+    let mut check = compare(&float_nats, dims as usize, |i| {
+        let (rec, kl) =
+            idfcodec_codec::model::vae::terms_at_mean(engine, &pixels(i)).map_err(engine_error)?;
         Ok(rec + kl)
-    })
+    })?;
+    let mut coder = start_stream(StreamStart::Checksum(0));
+    for i in 0..n {
+        push_block(&mut coder, engine, &pixels(i), BinnedStart::Exact).map_err(engine_error)?;
+    }
+    let bytes = finish_stream(coder).map_err(engine_error)?.len();
+    check.coded_bpd = Some((8 * bytes) as f64 / (n as f64 * dims as f64));
+    Ok(check)
 }
 
 /// The float model's code lengths (`float_nats`, nats per image) against the engine's
@@ -191,6 +269,7 @@ fn compare(
         float_bpd: float_total / denom,
         engine_bpd: engine_total / denom,
         max_rel_diff: max_rel,
+        coded_bpd: None,
     })
 }
 
@@ -315,7 +394,7 @@ fn export_vae<M: CodableVae>(
     model_cfg: &M::Config,
 ) -> Result<ExportReport, TrainError> {
     let cfg = &state.config;
-    let arch = M::codable(model_cfg).map_err(TrainError::Config)?;
+    let standard = M::codable(model_cfg).map_err(TrainError::Config)?;
     let (mut vs, model) = train::build_model::<M>(cfg, Device::Cpu)?;
     checkpoint::load(&job.run, &mut vs, None)?;
     let data = train::load_data(cfg)?;
@@ -323,7 +402,31 @@ fn export_vae<M: CodableVae>(
         Some(b) if state.step >= cfg.train.steps => b,
         _ => dataset_bpd(&model, &data.test, 500, Device::Cpu),
     };
-    let values = vae_codec_tensors(&vs, &arch)?;
+    let mut values = vae_codec_tensors(&vs, &standard)?;
+    let grids = match (job.latent_grids, standard.layers()) {
+        (Some(LatentGrids::Fitted), 1) => {
+            return Err(TrainError::Config(
+                "--latent-grids fitted needs a hierarchical VAE: a one-layer VAE's only layer is its top".into(),
+            ))
+        }
+        (None | Some(LatentGrids::Fitted), layers) if layers > 1 => LatentGrids::Fitted,
+        _ => LatentGrids::Standard,
+    };
+    if grids == LatentGrids::Fitted {
+        let fit = data
+            .train
+            .narrow(0, 0, GRID_FIT_IMAGES.min(data.train.size()[0]));
+        values.extend(
+            model
+                .grid_moments(&fit)
+                .into_iter()
+                .flat_map(|(m, s)| [m, s]),
+        );
+    }
+    let arch = CodecVaeConfig {
+        latent_grids: grids,
+        ..standard
+    };
     let engine = EngineVae::from_tensors(arch.clone(), json!({}), values)
         .map_err(|e| TrainError::Other(e.to_string()))?;
     let check = (job.check_images > 0)
@@ -345,7 +448,8 @@ fn export_vae<M: CodableVae>(
         "hardware": state.hardware,
         "engine_check": check.as_ref().map(|c| json!({
             "images": c.images, "float_neg_elbo_at_mean_bpd": c.float_bpd,
-            "engine_neg_elbo_at_mean_bpd": c.engine_bpd, "max_rel_diff": c.max_rel_diff
+            "engine_neg_elbo_at_mean_bpd": c.engine_bpd, "max_rel_diff": c.max_rel_diff,
+            "coded_chain_bpd": c.coded_bpd
         })),
         "idfcodec_version": env!("CARGO_PKG_VERSION"),
     });

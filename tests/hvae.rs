@@ -174,3 +174,60 @@ fn the_varstore_is_the_codec_description_and_the_engine_agrees() {
         assert_eq!(Model::from_safetensors(&bytes).unwrap().id(), engine.id());
     }
 }
+
+/// The export's fitted grids: one (mean, standard deviation) pair of vectors per layer below the
+/// top, the first layer's equal to the aggregate posterior's moments computed directly
+/// (`E[μ]`, `√(E[σ²] + Var μ)` over the images); an engine with those grids codes a chain that
+/// decodes (the export check's coded rate) and is another model than the standard grids'.
+#[test]
+fn fitted_grids_are_the_aggregate_posterior_moments() {
+    use idfcodec::export::CodableVae;
+    use idfcodec_codec::model::vae::LatentGrids;
+    let _rng = lock();
+    for latents in ["[6, 4]", "[6, 4, 3]"] {
+        let c = config(&tiny(latents, ""), 1);
+        let arch = c.model.of::<Hvae>().unwrap().codable().unwrap();
+        let (vs, model) = train::build_model::<Hvae>(&c, Device::Cpu).unwrap();
+        let data = train::load_data(&c).unwrap();
+        let x = data.train.narrow(0, 0, 700);
+        let moments = model.grid_moments(&x);
+        assert_eq!(moments.len(), arch.layers() - 1, "{latents}");
+        for ((mean, std), n) in moments.iter().zip(arch.latents()) {
+            assert_eq!((mean.len(), std.len()), (n, n));
+            assert!(std.iter().all(|&s| s.is_finite() && s > 0.0), "{std:?}");
+        }
+        let (mu, logvar) = tch::no_grad(|| model.encode(&x.to_kind(Kind::Float)));
+        let (mu, var) = (mu.to_kind(Kind::Double), logvar.to_kind(Kind::Double).exp());
+        let mean = mu.mean_dim(0, false, Kind::Double);
+        let std = (var.mean_dim(0, false, Kind::Double)
+            + (&mu - &mean).square().mean_dim(0, false, Kind::Double))
+        .sqrt();
+        let direct: (Vec<f64>, Vec<f64>) =
+            (Vec::try_from(&mean).unwrap(), Vec::try_from(&std).unwrap());
+        for j in 0..6 {
+            assert!(
+                (f64::from(moments[0].0[j]) - direct.0[j]).abs() < 1e-5,
+                "mean {j}"
+            );
+            assert!(
+                (f64::from(moments[0].1[j]) - direct.1[j]).abs() < 1e-5 * direct.1[j].max(1.0),
+                "std {j}: {} vs {}",
+                moments[0].1[j],
+                direct.1[j]
+            );
+        }
+        let mut values = vae_codec_tensors(&vs, &arch).unwrap();
+        let standard =
+            EngineVae::from_tensors(arch.clone(), serde_json::json!({}), values.clone()).unwrap();
+        values.extend(moments.into_iter().flat_map(|(m, s)| [m, s]));
+        let fitted_arch = idfcodec_codec::VaeConfig {
+            latent_grids: LatentGrids::Fitted,
+            ..arch
+        };
+        let fitted = EngineVae::from_tensors(fitted_arch, serde_json::json!({}), values).unwrap();
+        assert_ne!(fitted.id(), standard.id());
+        let check = vae_engine_check(&fitted, &model, &data.test, 6).unwrap();
+        let coded = check.coded_bpd.unwrap();
+        assert!(coded.is_finite() && coded > 0.0, "{check:?}");
+    }
+}

@@ -122,6 +122,7 @@ fn compress_chained(
         for (index, (layout, samples)) in entry.layouts.iter().zip(&entry.tiles).enumerate() {
             let coding = TileCoding {
                 model,
+                version,
                 format: named.image.pixel_format,
                 content: entry.content,
                 layout,
@@ -396,6 +397,7 @@ impl ArchiveDecoder<'_> {
             for (index, layout) in layouts.iter().enumerate().rev() {
                 let coding = TileCoding {
                     model: self.model,
+                    version: self.archive.version,
                     format: header.pixel_format,
                     content,
                     layout,

@@ -597,6 +597,7 @@ pub(crate) fn encode_coded(
         .map(|(index, layout)| {
             let coding = TileCoding {
                 model,
+                version: check.version(),
                 format: image.pixel_format,
                 content,
                 layout,
@@ -698,6 +699,7 @@ pub(crate) fn decode_coded<T: AsRef<[u8]> + Sync>(
         .try_for_each(|(index, (layout, payload))| {
             let coding = TileCoding {
                 model,
+                version: check.version(),
                 format: header.pixel_format,
                 content,
                 layout,
@@ -789,6 +791,8 @@ fn check_tile_area(
 /// ends at the start state (versions 2 and 3: the tile's checksum).
 pub(crate) struct TileCoding<'a> {
     pub(crate) model: Option<&'a Model>,
+    /// The file's format version (a learned family's coding may depend on it).
+    pub(crate) version: Version,
     pub(crate) format: PixelFormat,
     pub(crate) content: PlaneContent,
     pub(crate) layout: &'a TileLayout,
@@ -868,7 +872,7 @@ impl TileCoding<'_> {
         if let Some(model) = self.model {
             let (h, w) = (self.layout.padded_height, self.layout.padded_width);
             let planes = self.learned_planes(model, samples);
-            model.coder().push(coder, &planes, h, w)?;
+            model.coder().push(coder, &planes, (h, w), self.version)?;
         }
         Ok(())
     }
@@ -883,7 +887,7 @@ impl TileCoding<'_> {
         let first = match self.model {
             Some(model) => {
                 let (h, w) = (self.layout.padded_height, self.layout.padded_width);
-                let padded = model.coder().pop(coder, h, w, floor)?;
+                let padded = model.coder().pop(coder, (h, w), self.version, floor)?;
                 Some(self.unpad_learned(&padded)?)
             }
             None => None,

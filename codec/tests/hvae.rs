@@ -8,10 +8,11 @@ mod common;
 use common::{smooth_pixels, Rng};
 use idfcodec_codec::engine::Shape;
 use idfcodec_codec::entropy::{
-    close_stream, finish_stream, open_stream, start_stream, StreamStart,
+    close_stream, finish_stream, open_stream, start_stream, BinnedStart, StreamStart,
 };
 use idfcodec_codec::format::{Archive, EntryName, Limits};
 use idfcodec_codec::model::vae::arch::VaeArch;
+use idfcodec_codec::model::vae::LatentGrids;
 use idfcodec_codec::model::vae::{initial_bits, pop_image, push_image, BucketGaussian, Order};
 use idfcodec_codec::{
     compress, compress_archive, decompress, decompress_archive, ArchiveLayout, DecodeOptions,
@@ -28,6 +29,16 @@ fn config(latents: &[usize], hidden: usize, mixtures: usize, bucket_bits: u32) -
         mixtures,
         bucket_bits,
         upper_latents: latents[1..].to_vec(),
+        latent_grids: idfcodec_codec::model::vae::LatentGrids::Standard,
+    }
+}
+
+/// `c` with fitted grids below the top (random grids in [`Vae::new_random`]: means ±0.1, scales
+/// ½ to 2).
+fn fitted(c: VaeConfig) -> VaeConfig {
+    VaeConfig {
+        latent_grids: LatentGrids::Fitted,
+        ..c
     }
 }
 
@@ -39,10 +50,10 @@ fn pixels(seed: u64, h: usize, w: usize) -> Vec<u8> {
 /// the end state.
 fn round_trip(vae: &Vae, planes: &[u8], h: usize, w: usize, start: StreamStart) -> Vec<u8> {
     let mut coder = start_stream(start);
-    push_image(&mut coder, vae, planes, h, w).unwrap();
+    push_image(&mut coder, vae, planes, (h, w), BinnedStart::Exact).unwrap();
     let payload = finish_stream(coder).unwrap();
     let mut coder = open_stream(&payload).unwrap();
-    let back = pop_image(&mut coder, vae, h, w).unwrap();
+    let back = pop_image(&mut coder, vae, (h, w), BinnedStart::Exact).unwrap();
     close_stream(coder, start).unwrap();
     assert_eq!(back, planes);
     payload
@@ -87,7 +98,74 @@ fn one_two_and_four_layers_round_trip() {
         for fill in [0u8, 255] {
             round_trip(&model, &vec![fill; 784], 28, 28, StreamStart::Checksum(7));
         }
+        if latents.len() > 1 {
+            // the same networks on fitted grids: other buckets, the same pixels back
+            let grids = Vae::new_random(fitted(model.config().clone()), seed).unwrap();
+            assert!(grids.grid(1).is_some() && grids.grid(latents.len()).is_none());
+            let a = round_trip(&grids, &x, h, w, StreamStart::Checksum(9));
+            assert_ne!(a, round_trip(&model, &x, h, w, StreamStart::Checksum(9)));
+            round_trip(&grids, &x, h, w, StreamStart::One);
+        }
     }
+}
+
+/// Fitted grids: a Gaussian on a layer's grid moved to `m` and scaled by `s` is the standardised
+/// Gaussian on the standard grid (the same tables), and bad grid values are refused on loading.
+#[test]
+fn fitted_grids_standardise_and_refuse_bad_values() {
+    let buckets = idfcodec_codec::model::vae::Buckets::new(8);
+    let (m, s) = (0.75f32, 0.125f32); // exact in binary: the standardised values are exact
+    for (mu, logvar) in [(0.8f32, -5.0f32), (0.2, -3.0), (3.0, 1.0)] {
+        let on_grid = BucketGaussian::on_grid(&buckets, mu, logvar, Some((m, s))).unwrap();
+        let standard = BucketGaussian::new(&buckets, (mu - m) / s, logvar - 2.0 * s.ln()).unwrap();
+        let a: Vec<u32> = (0..256).map(|k| on_grid.probability(k)).collect();
+        let b: Vec<u32> = (0..256).map(|k| standard.probability(k)).collect();
+        let differ = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+        // exp(logvar/2)/s against exp(logvar/2 − ln s): equal up to the last bits of σ
+        assert!(
+            differ <= 2,
+            "{differ} buckets differ for N({mu}, e^{logvar})"
+        );
+    }
+    let c = fitted(config(&[6, 4], 16, 1, 8));
+    let good = Vae::new_random(c.clone(), 3).unwrap();
+    let specs = c.tensor_specs();
+    let values = |edit: &dyn Fn(&str, &mut Vec<f32>)| -> Vec<Vec<f32>> {
+        let bytes = good.to_safetensors(&serde_json::json!({})).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        (specs.iter())
+            .map(|spec| {
+                let t = st.tensor(&spec.name).unwrap();
+                let mut v: Vec<f32> = (t.data().chunks_exact(4))
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .collect();
+                edit(&spec.name, &mut v);
+                v
+            })
+            .collect()
+    };
+    let unchanged = Vae::from_tensors(c.clone(), serde_json::json!({}), values(&|_, _| {}));
+    assert_eq!(unchanged.unwrap().id(), good.id());
+    for (name, bad) in [
+        ("grid1.scale", 0.0f32),
+        ("grid1.scale", -1.0),
+        ("grid1.scale", f32::INFINITY),
+        ("grid1.scale", 2e4),
+        ("grid1.mean", f32::NAN),
+        ("grid1.mean", -2e4),
+    ] {
+        let v = values(&|n, v| {
+            if n == name {
+                v[2] = bad;
+            }
+        });
+        assert!(
+            Vae::from_tensors(c.clone(), serde_json::json!({}), v).is_err(),
+            "{name} = {bad} was accepted"
+        );
+    }
+    // a one-layer model has no layer below its top to fit
+    assert!(Vae::new_random(fitted(config(&[6], 16, 1, 8)), 1).is_err());
 }
 
 #[test]
@@ -98,7 +176,7 @@ fn damaged_and_cut_payloads_give_errors_never_wrong_pixels() {
     let payload = round_trip(&model, &x, 28, 56, start);
     let decode = |p: &[u8]| -> Option<Vec<u8>> {
         let mut coder = open_stream(p).ok()?;
-        let back = pop_image(&mut coder, &model, 28, 56).ok()?;
+        let back = pop_image(&mut coder, &model, (28, 56), BinnedStart::Exact).ok()?;
         close_stream(coder, start).ok()?;
         Some(back)
     };
@@ -204,6 +282,51 @@ fn fingerprints_are_frozen() {
     assert_eq!(got, FROZEN_HVAE_FINGERPRINTS);
 }
 
+/// Frozen fingerprints of fitted grids (as [`FROZEN_HVAE_FINGERPRINTS`], regenerated the same
+/// way with `fitted_fingerprints`): the tables of a Gaussian on a moved and scaled grid, the
+/// centres fed to the networks, a model's id and the payloads of 2- and 3-layer models.
+const FROZEN_FITTED_FINGERPRINTS: [u64; 3] = [
+    0x5974_915c_681f_ad0b,
+    0xc2a0_82c2_b9ff_9b0f,
+    0xc576_6462_09c6_53f8,
+];
+
+fn fitted_fingerprints() -> [u64; 3] {
+    let buckets = idfcodec_codec::model::vae::Buckets::new(10);
+    let tables = fnv1a(
+        [(0.3f32, -6.0f32, 0.02f32, 0.03f32), (-1.0, -1.0, 0.5, 1.7)]
+            .iter()
+            .flat_map(|&(mu, logvar, m, s)| {
+                let g = BucketGaussian::on_grid(&buckets, mu, logvar, Some((m, s))).unwrap();
+                (0..buckets.len())
+                    .flat_map(|k| g.probability(k).to_le_bytes())
+                    .collect::<Vec<_>>()
+            }),
+    );
+    let mut payloads = Vec::new();
+    let mut ids = Vec::new();
+    for (seed, latents) in [(0u64, vec![12, 6]), (1, vec![10, 8, 4])] {
+        let model = Vae::new_random(fitted(config(&latents, 24, 2, 10)), seed).unwrap();
+        ids.extend(model.id().to_le_bytes());
+        let x = pixels(seed + 300, 28, 56);
+        payloads.extend(round_trip(
+            &model,
+            &x,
+            28,
+            56,
+            StreamStart::Checksum(seed as u32 + 5),
+        ));
+    }
+    [tables, fnv1a(ids), fnv1a(payloads)]
+}
+
+#[test]
+fn fitted_grid_fingerprints_are_frozen() {
+    let got = fitted_fingerprints();
+    println!("{got:#x?}");
+    assert_eq!(got, FROZEN_FITTED_FINGERPRINTS);
+}
+
 #[test]
 fn model_files_and_the_pipeline() {
     let vae = Vae::new_random(config(&[8, 4], 24, 1, 10), 11).unwrap();
@@ -218,6 +341,17 @@ fn model_files_and_the_pipeline() {
     let loaded = Model::from_safetensors(&bytes).unwrap();
     assert_eq!(loaded.id(), model.id());
     assert_eq!(loaded.vae().unwrap(), &vae);
+    // with fitted grids: another model, its grids kept by the file
+    let grids = Vae::new_random(fitted(config(&[8, 4], 24, 1, 10)), 11).unwrap();
+    assert_ne!(grids.id(), vae.id());
+    let reloaded = Model::from_safetensors(
+        &Model::from(grids.clone())
+            .to_safetensors(&serde_json::json!({}))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(reloaded.id(), grids.id());
+    assert_eq!(reloaded.vae().unwrap().grid(1), grids.grid(1));
     // a one-layer model of the same first layer is another model
     let one = Vae::new_random(config(&[8], 24, 1, 10), 11).unwrap();
     assert_ne!(one.id(), vae.id());

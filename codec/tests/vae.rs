@@ -8,7 +8,7 @@ use common::{smooth_pixels, Rng};
 use constriction::stream::stack::DefaultAnsCoder;
 use idfcodec_codec::engine::Shape;
 use idfcodec_codec::entropy::{
-    close_stream, finish_stream, open_stream, start_stream, StreamStart,
+    close_stream, finish_stream, open_stream, start_stream, BinnedStart, StreamStart,
 };
 use idfcodec_codec::format::{Archive, EntryName, Limits};
 use idfcodec_codec::model::vae::arch::VaeArch;
@@ -35,6 +35,7 @@ fn config(
         mixtures,
         bucket_bits,
         upper_latents: vec![],
+        latent_grids: idfcodec_codec::model::vae::LatentGrids::Standard,
     }
 }
 
@@ -49,10 +50,10 @@ fn pixels(seed: u64, c: usize, h: usize, w: usize) -> Vec<u8> {
 /// Encodes a tile as its own stream (start `start`) and decodes it back.
 fn round_trip(vae: &Vae, planes: &[u8], h: usize, w: usize, start: StreamStart) -> Vec<u8> {
     let mut coder = start_stream(start);
-    push_image(&mut coder, vae, planes, h, w).unwrap();
+    push_image(&mut coder, vae, planes, (h, w), BinnedStart::Exact).unwrap();
     let payload = finish_stream(coder).unwrap();
     let mut coder = open_stream(&payload).unwrap();
-    let back = pop_image(&mut coder, vae, h, w).unwrap();
+    let back = pop_image(&mut coder, vae, (h, w), BinnedStart::Exact).unwrap();
     close_stream(coder, start).unwrap();
     assert_eq!(back, planes);
     payload
@@ -106,9 +107,16 @@ fn extreme_images_round_trip() {
 fn wrong_shapes_are_errors() {
     let model = vae(1);
     let mut coder = DefaultAnsCoder::new();
-    assert!(push_image(&mut coder, &model, &[0; 27 * 28], 27, 28).is_err());
-    assert!(push_image(&mut coder, &model, &[0; 10], 28, 28).is_err());
-    assert!(pop_image(&mut coder, &model, 0, 28).is_err());
+    assert!(push_image(
+        &mut coder,
+        &model,
+        &[0; 27 * 28],
+        (27, 28),
+        BinnedStart::Exact
+    )
+    .is_err());
+    assert!(push_image(&mut coder, &model, &[0; 10], (28, 28), BinnedStart::Exact).is_err());
+    assert!(pop_image(&mut coder, &model, (0, 28), BinnedStart::Exact).is_err());
 }
 
 #[test]
@@ -119,7 +127,7 @@ fn damaged_payloads_give_errors_never_wrong_pixels() {
     let payload = round_trip(&model, &x, 28, 56, start);
     let decode = |p: &[u8]| -> Option<Vec<u8>> {
         let mut coder = open_stream(p).ok()?;
-        let back = pop_image(&mut coder, &model, 28, 56).ok()?;
+        let back = pop_image(&mut coder, &model, (28, 56), BinnedStart::Exact).ok()?;
         close_stream(coder, start).ok()?;
         Some(back)
     };

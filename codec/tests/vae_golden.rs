@@ -54,6 +54,7 @@ fn random_vae() -> Model {
         mixtures: 2,
         bucket_bits: 8,
         upper_latents: vec![4],
+        latent_grids: idfcodec_codec::model::vae::LatentGrids::Standard,
     };
     Model::from(Vae::new_random(config, 20261205).unwrap())
 }

@@ -7,7 +7,7 @@ mod common;
 use common::{smooth_pixels, Rng};
 use idfcodec_codec::engine::Shape;
 use idfcodec_codec::entropy::{
-    close_stream, finish_stream, open_stream, start_stream, StreamStart,
+    close_stream, finish_stream, open_stream, start_stream, BinnedStart, StreamStart,
 };
 use idfcodec_codec::format::EntryName;
 use idfcodec_codec::model::vae::arch::VaeArch;
@@ -27,6 +27,7 @@ fn config(blocks: usize, hidden: usize, latent: usize) -> VaeConfig {
         mixtures: 1,
         bucket_bits: 10,
         upper_latents: vec![],
+        latent_grids: idfcodec_codec::model::vae::LatentGrids::Standard,
     }
 }
 
@@ -37,10 +38,13 @@ fn pixels(seed: u64, h: usize, w: usize) -> Vec<u8> {
 fn round_trip(vae: &Vae, planes: &[u8], h: usize, w: usize) -> Vec<u8> {
     let start = StreamStart::Checksum(0x5eed);
     let mut coder = start_stream(start);
-    push_image(&mut coder, vae, planes, h, w).unwrap();
+    push_image(&mut coder, vae, planes, (h, w), BinnedStart::Exact).unwrap();
     let payload = finish_stream(coder).unwrap();
     let mut coder = open_stream(&payload).unwrap();
-    assert_eq!(pop_image(&mut coder, vae, h, w).unwrap(), planes);
+    assert_eq!(
+        pop_image(&mut coder, vae, (h, w), BinnedStart::Exact).unwrap(),
+        planes
+    );
     close_stream(coder, start).unwrap();
     payload
 }

@@ -242,13 +242,35 @@ impl LogisticMixture {
     }
 }
 
+/// Where [`LogisticMixture::binned_masses`] starts each component's boundaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinnedStart {
+    /// At the first inner boundary whose distance from the mean is at most
+    /// `MAX_EXPONENT = 700` scales (those below it hold less than `e^−700` of the component,
+    /// nothing an `f64` sum can tell from 0): the exact masses.
+    Exact,
+    /// At the first inner boundary, its distance clamped to 700 scales: a component whose mean
+    /// lies further above it had every later boundary stepped from the clamped one, so its mass
+    /// landed lower down the bins than it lies (a sharp component near the top of the range:
+    /// up to 12 bits a pixel). What VAE files of format versions 4 and 5 were coded with, kept
+    /// so that they decode.
+    Clamped,
+}
+
 impl LogisticMixture {
     /// Masses of `bins` consecutive bins on the real line whose inner boundaries are
     /// `first + k·width` (`k = 0..bins−1`): bin 0 takes the whole lower tail, the last bin the
     /// whole upper tail (as the 256 pixel values of a decoder's likelihood, PixelCNN++'s edge
     /// bins), so they sum to 1 up to rounding. Same arithmetic as the window masses above:
-    /// differences on the smaller tail, `exp(−x)` advanced by one multiplication per bin.
-    pub fn binned_masses(&self, first: f64, width: f64, bins: usize) -> Vec<f64> {
+    /// differences on the smaller tail, `exp(−x)` advanced by one multiplication per bin, from
+    /// the boundary `start` says.
+    pub fn binned_masses(
+        &self,
+        first: f64,
+        width: f64,
+        bins: usize,
+        start: BinnedStart,
+    ) -> Vec<f64> {
         let mut p = vec![0.0; bins];
         if bins < 2 {
             p.iter_mut().for_each(|v| *v = 1.0);
@@ -260,9 +282,25 @@ impl LogisticMixture {
                 continue;
             }
             let step = libm::exp(-width / s);
-            let mut prev = CdfPoint::at((first - mu) / s);
-            p[0] += w * prev.below;
-            for slot in &mut p[1..bins - 1] {
+            let x0 = (first - mu) / s;
+            // the inner boundaries before `skip` lie more than MAX_EXPONENT scales below the mean
+            let skip = match start {
+                BinnedStart::Exact if x0 < -MAX_EXPONENT => {
+                    let k = ((-MAX_EXPONENT - x0) * s / width).ceil();
+                    if k >= (bins - 1) as f64 {
+                        p[bins - 1] += w;
+                        continue;
+                    }
+                    k as usize
+                }
+                _ => 0,
+            };
+            let mut prev = match skip {
+                0 => CdfPoint::at(x0),
+                k => CdfPoint::at((first + k as f64 * width - mu) / s),
+            };
+            p[skip] += w * prev.below;
+            for slot in &mut p[skip + 1..bins - 1] {
                 let next = prev.shifted(step);
                 *slot += w * prev.mass_to(&next);
                 prev = next;
@@ -501,12 +539,52 @@ mod tests {
     #[test]
     fn binned_masses_have_edge_bins() {
         let m = mixture(&[0.0, -1.0], &[0.1, -0.6], &[-3.0, -2.0]);
-        let p = m.binned_masses(-1.0 + 1.0 / 255.0, 2.0 / 255.0, 256);
+        let p = m.binned_masses(-1.0 + 1.0 / 255.0, 2.0 / 255.0, 256, BinnedStart::Exact);
         let total: f64 = p.iter().sum();
         assert!((total - 1.0).abs() < 1e-9, "{total}");
         assert!(p.iter().all(|&v| v >= 0.0));
         let q = categorical(&p).unwrap();
         assert_eq!(q.support_size(), 256);
+    }
+
+    /// A sharp component near the top of the range (as a VAE's decoder puts on MNIST's white
+    /// strokes: mean 0.9865, log scale −5.93, so the first boundary is ~745 scales below the
+    /// mean): the exact start gives every bin the mass of its own two boundaries; the clamped
+    /// start of versions 4 and 5 moves that mass ~15 bins down.
+    #[test]
+    fn binned_masses_of_a_sharp_component_near_the_top() {
+        let (first, width) = (-1.0 + 1.0 / 255.0, 2.0 / 255.0);
+        let m = mixture(&[0.0], &[0.9865], &[-5.93]);
+        let exact = m.binned_masses(first, width, 256, BinnedStart::Exact);
+        let s = libm::exp(-5.93f32 as f64);
+        let mu = 0.9865f32 as f64;
+        let sigmoid = |x: f64| 1.0 / (1.0 + libm::exp(-x));
+        for v in 250..255 {
+            let (a, b) = (first + (v - 1) as f64 * width, first + v as f64 * width);
+            let direct = sigmoid((b - mu) / s) - sigmoid((a - mu) / s);
+            assert!(
+                (exact[v] - direct).abs() < 1e-12,
+                "bin {v}: {} vs {direct}",
+                exact[v]
+            );
+        }
+        assert!(exact[253] > 0.5, "{}", exact[253]);
+        let total: f64 = exact.iter().sum();
+        assert!((total - 1.0).abs() < 1e-9, "{total}");
+        let clamped = m.binned_masses(first, width, 256, BinnedStart::Clamped);
+        assert!(clamped[253] < 1e-3, "{}", clamped[253]);
+        let heaviest = (0..256).fold(0, |b, v| if clamped[v] > clamped[b] { v } else { b });
+        assert!((230..245).contains(&heaviest), "{heaviest}");
+        // a wide component is far from the clamp: both starts agree exactly
+        let wide = mixture(&[0.0, 0.5], &[0.3, -0.9], &[-2.0, -3.5]);
+        assert_eq!(
+            wide.binned_masses(first, width, 256, BinnedStart::Exact),
+            wide.binned_masses(first, width, 256, BinnedStart::Clamped)
+        );
+        // every boundary below the clamp: all the mass in the top bin
+        let above = mixture(&[0.0], &[3.0], &[-6.5]);
+        let p = above.binned_masses(first, width, 256, BinnedStart::Exact);
+        assert_eq!(p[255], 1.0);
     }
 
     #[test]

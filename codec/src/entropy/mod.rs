@@ -11,7 +11,7 @@ pub mod mixture;
 pub mod stream;
 
 pub use mixture::{
-    categorical, LatentModel, LogisticMixture, MixtureParams, MAX_WINDOW, PRECISION,
+    categorical, BinnedStart, LatentModel, LogisticMixture, MixtureParams, MAX_WINDOW, PRECISION,
     WINDOW_MIN_WEIGHT, WINDOW_RADIUS,
 };
 pub use stream::{

@@ -29,6 +29,7 @@ pub struct EntryPosition<'a> {
 #[derive(Clone, Debug)]
 pub struct TileCheck {
     kind: CheckKind,
+    version: Version,
 }
 
 #[derive(Clone, Debug)]
@@ -63,7 +64,12 @@ impl TileCheck {
                 CheckKind::Bound(hasher)
             }
         };
-        Ok(TileCheck { kind })
+        Ok(TileCheck { kind, version })
+    }
+
+    /// The format version of the file the tiles are in.
+    pub fn version(&self) -> Version {
+        self.version
     }
 
     /// Whether each tile's stream carries a checksum (versions 2 and 3).

@@ -4,6 +4,7 @@
 
 use constriction::stream::stack::DefaultAnsCoder;
 
+use crate::format::Version;
 use crate::Result;
 
 /// A learned model of a tile's first [`planes`](PlaneModel::planes) 8-bit sample planes (the
@@ -22,14 +23,14 @@ pub(crate) trait PlaneModel: Sync {
     /// An upper bound of its working memory per padded pixel while decoding, for the decoder's
     /// memory budget.
     fn bytes_per_pixel(&self) -> u64;
-    /// Pushes `planes` (CHW: [`planes`](PlaneModel::planes) planes of `height×width`) onto
-    /// `coder`.
+    /// Pushes `planes` (CHW: [`planes`](PlaneModel::planes) planes of `size = (height, width)`) onto
+    /// `coder`, as a file of `version` codes them.
     fn push(
         &self,
         coder: &mut DefaultAnsCoder,
         planes: &[u8],
-        height: usize,
-        width: usize,
+        size: (usize, usize),
+        version: Version,
     ) -> Result<()>;
     /// Whether this model codes with bits back (its encoder pops bits off the stream before
     /// pushing). Then an honest stream may be below the pipeline's floor with no words left at
@@ -46,8 +47,8 @@ pub(crate) trait PlaneModel: Sync {
     fn pop(
         &self,
         coder: &mut DefaultAnsCoder,
-        height: usize,
-        width: usize,
+        size: (usize, usize),
+        version: Version,
         floor: u64,
     ) -> Result<Vec<u8>>;
 }

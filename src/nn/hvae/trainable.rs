@@ -65,6 +65,7 @@ impl HvaeConfig {
             mixtures: self.mixtures,
             bucket_bits: self.bucket_bits,
             upper_latents: upper.to_vec(),
+            latent_grids: idfcodec_codec::model::vae::LatentGrids::Standard,
         };
         c.validate()?;
         Ok(c)

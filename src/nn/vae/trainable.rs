@@ -144,6 +144,7 @@ impl VaeConfig {
             mixtures: self.mixtures,
             bucket_bits: self.bucket_bits,
             upper_latents: vec![],
+            latent_grids: idfcodec_codec::model::vae::LatentGrids::Standard,
         };
         c.validate()?;
         Ok(c)

@@ -18,6 +18,7 @@ pub use weights::Idf;
 use constriction::stream::stack::DefaultAnsCoder;
 
 use super::planes::PlaneModel;
+use crate::format::Version;
 use crate::Result;
 
 impl PlaneModel for Idf {
@@ -34,12 +35,13 @@ impl PlaneModel for Idf {
         8 * c.hidden as u64 + c.in_channels as u64 * (24 * c.mixtures as u64 + 64)
     }
 
+    /// Every version codes the same way (`_version`).
     fn push(
         &self,
         coder: &mut DefaultAnsCoder,
         planes: &[u8],
-        height: usize,
-        width: usize,
+        (height, width): (usize, usize),
+        _version: Version,
     ) -> Result<()> {
         push_image(coder, self, planes, self.planes(), height, width)
     }
@@ -47,8 +49,8 @@ impl PlaneModel for Idf {
     fn pop(
         &self,
         coder: &mut DefaultAnsCoder,
-        height: usize,
-        width: usize,
+        (height, width): (usize, usize),
+        _version: Version,
         floor: u64,
     ) -> Result<Vec<u8>> {
         pop_image(coder, self, (self.planes(), height, width), floor)

@@ -45,6 +45,16 @@
 //! The top prior `p(z_L)` is the standard normal; the first layer's networks are `encoder` and
 //! `decoder` as above. A one-layer file has no `upper_latents` key, so its architecture JSON, its
 //! id and its coding are those of the files written before the hierarchy existed.
+//!
+//! # Fitted grids
+//! Nothing ties a layer below the top to the standard normal's scale: its conditional prior
+//! `p(z_{l−1}|z_l)` can put it anywhere. With `latent_grids = "fitted"` (hierarchies only) each
+//! dimension `j` of each layer `l < L` is bucketed on the standard grid moved and scaled,
+//! `m_j + s_j·e_k` (see [`crate::model::vae::coding`], "Grids"), with `m` and `s` from the
+//! tensors `grid{l}.mean` and `grid{l}.scale` (`n_l` values each, after every network's in
+//! file order; `s_j` in [`GRID_SCALE_RANGE`], `|m_j|` at most [`GRID_MEAN_MAX`]): the export fits
+//! them to the aggregate posterior of the training set (Bit-Swap likewise fits its bins to it).
+//! Without the key (`"standard"`) every layer uses the standard grid, as files written before.
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +76,10 @@ pub const MAX_BLOCKS: usize = 16;
 pub const MAX_MIXTURES: usize = 16;
 /// Most stochastic layers (`1 + upper_latents.len()`).
 pub const MAX_LAYERS: usize = 8;
+/// Range of a fitted grid's scales (see the module docs, "Fitted grids").
+pub const GRID_SCALE_RANGE: (f32, f32) = (1e-4, 1e4);
+/// Largest magnitude of a fitted grid's mean.
+pub const GRID_MEAN_MAX: f32 = 1e4;
 /// Bucket bits allowed: `MIN_BUCKET_BITS..=MAX_BUCKET_BITS`.
 pub const MIN_BUCKET_BITS: u32 = 4;
 pub const MAX_BUCKET_BITS: u32 = 12;
@@ -79,6 +93,24 @@ pub enum VaeArch {
     /// Residual convolutional networks of `hidden` channels with `blocks` residual blocks at
     /// each inner resolution (see the module docs; JSON `{"resnet": {"blocks": b}}`).
     Resnet { blocks: usize },
+}
+
+/// Where the buckets of the layers below the top lie (see the module docs, "Fitted grids").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatentGrids {
+    /// Every layer on the standard normal's equal-mass grid (not written to the JSON).
+    #[default]
+    Standard,
+    /// The layers below the top on the standard grid moved and scaled per dimension by the
+    /// `grid{l}` tensors.
+    Fitted,
+}
+
+impl LatentGrids {
+    fn is_standard(&self) -> bool {
+        *self == LatentGrids::Standard
+    }
 }
 
 /// A codable VAE (see the module docs).
@@ -102,6 +134,10 @@ pub struct VaeConfig {
     /// module docs). Not written when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upper_latents: Vec<usize>,
+    /// The buckets of the layers below the top (see the module docs). Not written when
+    /// standard.
+    #[serde(default, skip_serializing_if = "LatentGrids::is_standard")]
+    pub latent_grids: LatentGrids,
 }
 
 /// A tensor's name (as in the tch `VarStore`) and shape.
@@ -248,12 +284,28 @@ impl VaeConfig {
             ),
         )?;
         check(
+            self.latent_grids.is_standard() || self.layers() > 1,
+            "fitted latent grids need a hierarchy (upper_latents)".into(),
+        )?;
+        check(
             (MIN_BUCKET_BITS..=MAX_BUCKET_BITS).contains(&self.bucket_bits),
             format!(
                 "bucket_bits must be in {MIN_BUCKET_BITS}..={MAX_BUCKET_BITS}, not {}",
                 self.bucket_bits
             ),
         )
+    }
+
+    /// The layers `l` (`1..L`) whose grid is fitted, with their sizes: none unless
+    /// [`LatentGrids::Fitted`].
+    pub fn fitted_layers(&self) -> Vec<(usize, usize)> {
+        match self.latent_grids {
+            LatentGrids::Standard => vec![],
+            LatentGrids::Fitted => {
+                let latents = self.latents();
+                (1..latents.len()).map(|l| (l, latents[l - 1])).collect()
+            }
+        }
     }
 
     /// The dense networks as layer widths, in file order: with `mlp` the encoder and the
@@ -355,7 +407,8 @@ impl VaeConfig {
     }
 
     /// Every tensor, in file and id order: per layer of [`VaeConfig::layers_in_file_order`],
-    /// `{layer}.weight` (`out × in`, or `out × in × 3 × 3`) then `{layer}.bias` (`out`).
+    /// `{layer}.weight` (`out × in`, or `out × in × 3 × 3`) then `{layer}.bias` (`out`); then,
+    /// with fitted grids, per layer `l < L`, `grid{l}.mean` and `grid{l}.scale` (`n_l`).
     pub fn tensor_specs(&self) -> Vec<TensorSpec> {
         let mut v = Vec::new();
         for layer in self.layers_in_file_order() {
@@ -368,14 +421,23 @@ impl VaeConfig {
                 shape: vec![layer.outputs],
             });
         }
+        for (l, n) in self.fitted_layers() {
+            for part in ["mean", "scale"] {
+                v.push(TensorSpec {
+                    name: format!("grid{l}.{part}"),
+                    shape: vec![n],
+                });
+            }
+        }
         v
     }
 
     /// Parameters in all tensors (saturating, for the size check of a hostile config).
     pub fn parameter_count(&self) -> usize {
+        let grids: usize = self.fitted_layers().iter().map(|&(_, n)| 2 * n).sum();
         self.layers_in_file_order()
             .iter()
-            .fold(0usize, |acc, l| acc.saturating_add(l.parameters()))
+            .fold(grids, |acc, l| acc.saturating_add(l.parameters()))
     }
 
     /// A one-line description, for listings.
@@ -418,6 +480,7 @@ mod tests {
             mixtures: 2,
             bucket_bits: 8,
             upper_latents: vec![],
+            latent_grids: LatentGrids::Standard,
         };
         c.validate().unwrap();
         let specs = c.tensor_specs();
@@ -444,6 +507,14 @@ mod tests {
         .is_err());
         // one layer: no `upper_latents` key, so older files keep their JSON and id
         assert!(!serde_json::to_string(&c).unwrap().contains("upper"));
+        assert!(!serde_json::to_string(&c).unwrap().contains("grids"));
+        // fitted grids only for a hierarchy
+        assert!(VaeConfig {
+            latent_grids: LatentGrids::Fitted,
+            ..c.clone()
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]
@@ -457,6 +528,7 @@ mod tests {
             mixtures: 1,
             bucket_bits: 8,
             upper_latents: vec![5, 3],
+            latent_grids: LatentGrids::Standard,
         };
         c.validate().unwrap();
         assert_eq!(c.layers(), 3);
@@ -475,6 +547,29 @@ mod tests {
         assert_eq!(total, c.parameter_count());
         let json = serde_json::to_string(&c).unwrap();
         assert_eq!(serde_json::from_str::<VaeConfig>(&json).unwrap(), c);
+        // fitted grids: a mean and a scale per dimension of z_1 and z_2, after the networks
+        let fitted = VaeConfig {
+            latent_grids: LatentGrids::Fitted,
+            ..c.clone()
+        };
+        fitted.validate().unwrap();
+        let specs = fitted.tensor_specs();
+        let tail: Vec<(&str, usize)> = (specs[specs.len() - 4..].iter())
+            .map(|s| (s.name.as_str(), s.shape[0]))
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                ("grid1.mean", 8),
+                ("grid1.scale", 8),
+                ("grid2.mean", 5),
+                ("grid2.scale", 5)
+            ]
+        );
+        assert_eq!(fitted.parameter_count(), c.parameter_count() + 26);
+        let json = serde_json::to_string(&fitted).unwrap();
+        assert!(json.contains(r#""latent_grids":"fitted""#), "{json}");
+        assert_eq!(serde_json::from_str::<VaeConfig>(&json).unwrap(), fitted);
         for bad in [vec![0], vec![1; MAX_LAYERS], vec![MAX_LATENT + 1]] {
             assert!(VaeConfig {
                 upper_latents: bad,

@@ -23,7 +23,8 @@
 //! Encoding: `(μ, logvar) = encoder(x)`; pop each bucket `z_j` (`j` ascending) with its
 //! posterior table — these pops take bits off the stack —; push the pixels given the buckets'
 //! centres (discretized logistic mixture tables over the 256 values,
-//! [`LogisticMixture::binned_masses`], CHW order reversed); push each `z_j` with the prior
+//! [`LogisticMixture::binned_masses`] started as the file's format version says,
+//! [`super::pixel_tables`]; CHW order reversed); push each `z_j` with the prior
 //! (`j` descending). Decoding is the exact reverse: pop `z` with the prior, pop the pixels, run
 //! the encoder on them and push `z` back with the posterior, which gives back the bits the
 //! encoder took. Net cost: `−log p(x|z) − log p(z) + log q(z|x)` per image, in expectation the
@@ -43,6 +44,16 @@
 //! initial bits a block needs are those of `q(z_1|x)` whatever `L`; popping every layer first
 //! (plain BB-ANS on the hierarchy, [`Order::Naive`]) would need the sum over all layers
 //! ([`initial_bits`] counts both). With `L = 1` this is exactly the one-layer coding above.
+//!
+//! # Grids
+//! A layer below the top need not live at the standard normal's scale (its prior is
+//! `p(z_{l−1}|z_l)`), and where it does not, the equal-mass grid resolves it too coarsely (or
+//! wastes its buckets) and the coded rate parts from the ELBO. With fitted grids
+//! ([`crate::model::vae::arch`], "Fitted grids") dimension `j` of layer `l < L` uses the grid
+//! `m_j + s_j·e_k`: a Gaussian `N(μ, σ²)` on it is the Gaussian `N((μ − m_j)/s_j, (σ/s_j)²)`
+//! on the standard grid (`f64`: `(μ − m_j)/s_j` and `exp(logvar/2)/s_j`, each operand converted
+//! from `f32`), and the networks are fed the centres `m_j + s_j·c_k` (`f32`, one product then
+//! one sum). The top layer keeps the standard grid, where its prior is uniform.
 //!
 //! # Tiles and the initial bits
 //! A tile (sides multiples of `S`) is coded as its `S×S` blocks in raster order, the encoder
@@ -67,7 +78,7 @@ use constriction::stream::{
 
 use super::arch::LOG_SCALE_MIN;
 use super::Vae;
-use crate::entropy::{categorical, LogisticMixture, MixtureParams};
+use crate::entropy::{categorical, BinnedStart, LogisticMixture, MixtureParams};
 use crate::{CodecError, Result};
 
 /// The bucket edges and centres of `2^bits` buckets of equal standard-normal mass.
@@ -197,11 +208,26 @@ pub type Posterior = BucketGaussian;
 impl BucketGaussian {
     /// The Gaussian `N(mu, exp(logvar))` on `buckets`.
     pub fn new(buckets: &Buckets, mu: f32, logvar: f32) -> Result<BucketGaussian> {
+        Self::on_grid(buckets, mu, logvar, None)
+    }
+
+    /// The Gaussian `N(mu, exp(logvar))` on `buckets` moved to `mean` and scaled by `scale`
+    /// (`grid = Some((mean, scale))`, see the module docs, "Grids"), or on `buckets` as they are.
+    pub fn on_grid(
+        buckets: &Buckets,
+        mu: f32,
+        logvar: f32,
+        grid: Option<(f32, f32)>,
+    ) -> Result<BucketGaussian> {
         if !(mu.is_finite() && logvar.is_finite()) {
             return Err(CodecError::NonFiniteParameters);
         }
         let b = buckets.len();
         let (mu, sigma) = (f64::from(mu), libm::exp(0.5 * f64::from(logvar)));
+        let (mu, sigma) = match grid {
+            Some((m, s)) => ((mu - f64::from(m)) / f64::from(s), sigma / f64::from(s)),
+            None => (mu, sigma),
+        };
         // Φ below (lower tail) or above (upper tail) edge `k`; each bucket takes the tail on
         // its side of the mean, so each edge needs one of the two (both at the switch).
         let tail = |k: usize, upper: bool| {
@@ -261,12 +287,14 @@ impl BucketGaussian {
     }
 }
 
-/// The pixel tables of one image, given the decoder's raw outputs `raw` (`[3][M][C·S·S]`).
+/// Pixel `i`'s table, given the decoder's raw outputs `raw` (`[3][M][C·S·S]`), its bins
+/// started as `tables` says (the file's format version fixes it: [`BinnedStart`]).
 fn pixel_model(
     raw: &[f32],
     mixtures: usize,
     dims: usize,
     i: usize,
+    tables: BinnedStart,
 ) -> Result<DefaultContiguousCategoricalEntropyModel> {
     let at = |p: usize| -> Vec<f32> {
         (0..mixtures)
@@ -281,7 +309,7 @@ fn pixel_model(
         means: &means,
         log_scales: &log_scales,
     })?;
-    categorical(&mixture.binned_masses(-1.0 + 1.0 / 255.0, 2.0 / 255.0, 256))
+    categorical(&mixture.binned_masses(-1.0 + 1.0 / 255.0, 2.0 / 255.0, 256, tables))
 }
 
 /// The negative ELBO's terms of one image (`C×S×S`, CHW) with every latent at its posterior
@@ -307,7 +335,7 @@ pub fn terms_at_mean(vae: &Vae, x: &[u8]) -> Result<(f64, f64)> {
     let raw = vae.decode_raw(&posteriors[0].0)?;
     let mut reconstruction = 0.0;
     for (i, &v) in x.iter().enumerate() {
-        let model = pixel_model(&raw, config.mixtures, dims, i)?;
+        let model = pixel_model(&raw, config.mixtures, dims, i, BinnedStart::Exact)?;
         let q = model
             .left_cumulative_and_probability(usize::from(v))
             .map_or(1, |(_, p)| p.get());
@@ -339,25 +367,37 @@ fn decode_failed(e: impl std::fmt::Debug) -> CodecError {
     CodecError::CorruptPayload(format!("ANS decoding failed: {e:?}"))
 }
 
-/// The bucket centres of latents `z`, the networks' inputs.
-fn centres(vae: &Vae, z: &[usize]) -> Vec<f32> {
-    z.iter().map(|&k| vae.buckets.centre(k)).collect()
+/// The bucket centres of layer `l`'s latents `z`, the networks' inputs (see the module docs,
+/// "Grids").
+fn centres(vae: &Vae, l: usize, z: &[usize]) -> Vec<f32> {
+    match vae.grid(l) {
+        Some(g) => (z.iter().enumerate())
+            .map(|(j, &k)| g.mean[j] + g.scale[j] * vae.buckets.centre(k))
+            .collect(),
+        None => z.iter().map(|&k| vae.buckets.centre(k)).collect(),
+    }
 }
 
-/// Pops one layer's buckets with the Gaussians `N(mu_j, exp(logvar_j))` (`j` ascending): the
+/// Dimension `j` of layer `l`'s Gaussian `N(mu, exp(logvar))` on the layer's grid.
+fn gaussian(vae: &Vae, l: usize, j: usize, mu: f32, logvar: f32) -> Result<BucketGaussian> {
+    let grid = vae.grid(l).map(|g| (g.mean[j], g.scale[j]));
+    BucketGaussian::on_grid(&vae.buckets, mu, logvar, grid)
+}
+
+/// Pops layer `l`'s buckets with the Gaussians `N(mu_j, exp(logvar_j))` (`j` ascending): the
 /// encoder's posterior draw (bits taken off the stack; a failure is an internal error), or the
 /// decoder's side of [`push_latent`] with a conditional prior (a failure is a corrupt payload);
 /// `fail` makes the error.
 fn pop_latent(
     coder: &mut DefaultAnsCoder,
     vae: &Vae,
+    l: usize,
     (mu, logvar): (&[f32], &[f32]),
     fail: fn(String) -> CodecError,
 ) -> Result<Vec<usize>> {
-    mu.iter()
-        .zip(logvar)
-        .map(|(&m, &lv)| {
-            let g = BucketGaussian::new(&vae.buckets, m, lv)?;
+    (mu.iter().zip(logvar).enumerate())
+        .map(|(j, (&m, &lv))| {
+            let g = gaussian(vae, l, j, m, lv)?;
             let s = coder
                 .decode_symbol(&g.model)
                 .map_err(|e| fail(format!("ANS pop failed: {e:?}")))?;
@@ -366,11 +406,12 @@ fn pop_latent(
         .collect()
 }
 
-/// Pushes one layer's buckets `z` with the Gaussians `N(mu_j, exp(logvar_j))` (`j`
+/// Pushes layer `l`'s buckets `z` with the Gaussians `N(mu_j, exp(logvar_j))` (`j`
 /// descending), the reverse of [`pop_latent`]; a failure is `fail`'s error.
 fn push_latent(
     coder: &mut DefaultAnsCoder,
     vae: &Vae,
+    l: usize,
     z: &[usize],
     (mu, logvar): (&[f32], &[f32]),
     fail: fn(String) -> CodecError,
@@ -383,7 +424,7 @@ fn push_latent(
         )));
     }
     for j in (0..z.len()).rev() {
-        let g = BucketGaussian::new(&vae.buckets, mu[j], logvar[j])?;
+        let g = gaussian(vae, l, j, mu[j], logvar[j])?;
         coder
             .encode_symbol(g.symbol[z[j]] as usize, &g.model)
             .map_err(|e| fail(format!("ANS push failed: {e:?}")))?;
@@ -404,9 +445,14 @@ pub enum Order {
 }
 
 /// Pushes one image (`C×S×S` pixels, CHW) by bits-back coding with Bit-Swap's order (see the
-/// module docs).
-pub fn push_block(coder: &mut DefaultAnsCoder, vae: &Vae, x: &[u8]) -> Result<()> {
-    encode_block(coder, vae, x, Order::BitSwap, &mut |_| {})
+/// module docs), its pixel tables started as `tables` says.
+pub fn push_block(
+    coder: &mut DefaultAnsCoder,
+    vae: &Vae,
+    x: &[u8],
+    tables: BinnedStart,
+) -> Result<()> {
+    encode_block(coder, vae, x, (Order::BitSwap, tables), &mut |_| {})
 }
 
 /// The encoder of one block in `order`; `watch` sees the coder after every layer's posterior
@@ -415,7 +461,7 @@ fn encode_block(
     coder: &mut DefaultAnsCoder,
     vae: &Vae,
     x: &[u8],
-    order: Order,
+    (order, tables): (Order, BinnedStart),
     watch: &mut dyn FnMut(&DefaultAnsCoder),
 ) -> Result<()> {
     let config = vae.config();
@@ -428,9 +474,9 @@ fn encode_block(
     }
     let layers = config.layers();
     let push_pixels = |coder: &mut DefaultAnsCoder, z1: &[usize]| -> Result<()> {
-        let raw = vae.decode_raw(&centres(vae, z1))?;
+        let raw = vae.decode_raw(&centres(vae, 1, z1))?;
         for i in (0..dims).rev() {
-            let model = pixel_model(&raw, config.mixtures, dims, i)?;
+            let model = pixel_model(&raw, config.mixtures, dims, i, tables)?;
             coder
                 .encode_symbol(usize::from(x[i]), &model)
                 .map_err(encode_failed)?;
@@ -439,13 +485,21 @@ fn encode_block(
     };
     // p(z_{l−1}|z_l) for l ≥ 2
     let push_below = |coder: &mut DefaultAnsCoder, l: usize, below: &[usize], above: &[usize]| {
-        let (mu, logvar) = vae.prior_below(l, &centres(vae, above))?;
-        push_latent(coder, vae, below, (&mu, &logvar), CodecError::Internal)
+        let (mu, logvar) = vae.prior_below(l, &centres(vae, l, above))?;
+        push_latent(
+            coder,
+            vae,
+            l - 1,
+            below,
+            (&mu, &logvar),
+            CodecError::Internal,
+        )
     };
     let (mu, logvar) = vae.encode(x)?;
     let mut z = vec![pop_latent(
         coder,
         vae,
+        1,
         (&mu, &logvar),
         CodecError::Internal,
     )?];
@@ -454,10 +508,11 @@ fn encode_block(
         push_pixels(coder, &z[0])?;
     }
     for l in 2..=layers {
-        let (mu, logvar) = vae.encode_latent(l, &centres(vae, &z[l - 2]))?;
+        let (mu, logvar) = vae.encode_latent(l, &centres(vae, l - 1, &z[l - 2]))?;
         z.push(pop_latent(
             coder,
             vae,
+            l,
             (&mu, &logvar),
             CodecError::Internal,
         )?);
@@ -493,15 +548,15 @@ pub fn initial_bits(vae: &Vae, x: &[u8], order: Order) -> Result<usize> {
         .map_err(|_| CodecError::Internal("a supply of bits".into()))?;
     let start = coder.num_valid_bits();
     let mut lowest = start;
-    encode_block(&mut coder, vae, x, order, &mut |c| {
+    encode_block(&mut coder, vae, x, (order, BinnedStart::Exact), &mut |c| {
         lowest = lowest.min(c.num_valid_bits())
     })?;
     Ok(start - lowest)
 }
 
-/// Pops one image pushed by [`push_block`]: the exact reverse of Bit-Swap's order (see the
-/// module docs).
-pub fn pop_block(coder: &mut DefaultAnsCoder, vae: &Vae) -> Result<Vec<u8>> {
+/// Pops one image pushed by [`push_block`] with the same `tables`: the exact reverse of
+/// Bit-Swap's order (see the module docs).
+pub fn pop_block(coder: &mut DefaultAnsCoder, vae: &Vae, tables: BinnedStart) -> Result<Vec<u8>> {
     let config = vae.config();
     let dims = config.dims();
     let layers = config.layers();
@@ -511,22 +566,29 @@ pub fn pop_block(coder: &mut DefaultAnsCoder, vae: &Vae) -> Result<Vec<u8>> {
         .map(|_| coder.decode_symbol(prior).map_err(decode_failed))
         .collect::<Result<Vec<usize>>>()?;
     for l in (2..=layers).rev() {
-        let (mu, logvar) = vae.prior_below(l, &centres(vae, &above))?;
-        let below = pop_latent(coder, vae, (&mu, &logvar), CodecError::CorruptPayload)?;
-        let (mu, logvar) = vae.encode_latent(l, &centres(vae, &below))?;
+        let (mu, logvar) = vae.prior_below(l, &centres(vae, l, &above))?;
+        let below = pop_latent(
+            coder,
+            vae,
+            l - 1,
+            (&mu, &logvar),
+            CodecError::CorruptPayload,
+        )?;
+        let (mu, logvar) = vae.encode_latent(l, &centres(vae, l - 1, &below))?;
         push_latent(
             coder,
             vae,
+            l,
             &above,
             (&mu, &logvar),
             CodecError::CorruptPayload,
         )?;
         above = below;
     }
-    let raw = vae.decode_raw(&centres(vae, &above))?;
+    let raw = vae.decode_raw(&centres(vae, 1, &above))?;
     let x = (0..dims)
         .map(|i| {
-            let model = pixel_model(&raw, config.mixtures, dims, i)?;
+            let model = pixel_model(&raw, config.mixtures, dims, i, tables)?;
             let v = coder.decode_symbol(&model).map_err(decode_failed)?;
             u8::try_from(v).map_err(|_| CodecError::CorruptPayload("pixel out of range".into()))
         })
@@ -535,6 +597,7 @@ pub fn pop_block(coder: &mut DefaultAnsCoder, vae: &Vae) -> Result<Vec<u8>> {
     push_latent(
         coder,
         vae,
+        1,
         &above,
         (&mu, &logvar),
         CodecError::CorruptPayload,
@@ -579,13 +642,13 @@ fn block_of(
 }
 
 /// Pushes a tile (`C×height×width`, CHW, sides multiples of the image size) as its blocks in
-/// raster order.
+/// raster order, the pixel tables started as `tables` says.
 pub fn push_image(
     coder: &mut DefaultAnsCoder,
     vae: &Vae,
     planes: &[u8],
-    height: usize,
-    width: usize,
+    (height, width): (usize, usize),
+    tables: BinnedStart,
 ) -> Result<()> {
     check_tile(vae, Some(planes.len()), height, width)?;
     let (c, s) = (vae.config().in_channels, vae.config().image_size);
@@ -595,25 +658,27 @@ pub fn push_image(
                 coder,
                 vae,
                 &block_of(planes, (c, height, width), s, (by, bx)),
+                tables,
             )?;
         }
     }
     Ok(())
 }
 
-/// Pops a tile pushed by [`push_image`] (blocks in reverse raster order).
+/// Pops a tile pushed by [`push_image`] with the same `tables` (blocks in reverse raster
+/// order).
 pub fn pop_image(
     coder: &mut DefaultAnsCoder,
     vae: &Vae,
-    height: usize,
-    width: usize,
+    (height, width): (usize, usize),
+    tables: BinnedStart,
 ) -> Result<Vec<u8>> {
     check_tile(vae, None, height, width)?;
     let (c, s) = (vae.config().in_channels, vae.config().image_size);
     let mut planes = vec![0u8; c * height * width];
     for by in (0..height / s).rev() {
         for bx in (0..width / s).rev() {
-            let block = pop_block(coder, vae)?;
+            let block = pop_block(coder, vae, tables)?;
             for ch in 0..c {
                 for y in 0..s {
                     let row = ch * height * width + (by * s + y) * width + bx * s;

@@ -12,16 +12,28 @@ pub mod coding;
 mod resnet;
 mod weights;
 
-pub use arch::VaeConfig;
+pub use arch::{LatentGrids, VaeConfig};
 pub use coding::{
-    initial_bits, pop_image, push_image, terms_at_mean, BucketGaussian, Buckets, Order, Posterior,
+    initial_bits, pop_block, pop_image, push_block, push_image, terms_at_mean, BucketGaussian,
+    Buckets, Order, Posterior,
 };
-pub use weights::Vae;
+pub use weights::{Grid, Vae};
 
 use constriction::stream::stack::DefaultAnsCoder;
 
 use super::planes::PlaneModel;
+use crate::entropy::BinnedStart;
+use crate::format::Version;
 use crate::Result;
+
+/// How a file of `version` computes the pixel tables: exactly from version 6 on; versions 4
+/// and 5 with the clamped start they were written with ([`BinnedStart`]).
+pub fn pixel_tables(version: Version) -> BinnedStart {
+    match version > Version::V5 {
+        true => BinnedStart::Exact,
+        false => BinnedStart::Clamped,
+    }
+}
 
 impl PlaneModel for Vae {
     fn planes(&self) -> usize {
@@ -45,20 +57,20 @@ impl PlaneModel for Vae {
         &self,
         coder: &mut DefaultAnsCoder,
         planes: &[u8],
-        height: usize,
-        width: usize,
+        size: (usize, usize),
+        version: Version,
     ) -> Result<()> {
-        push_image(coder, self, planes, height, width)
+        push_image(coder, self, planes, size, pixel_tables(version))
     }
 
     /// Ignores `floor`: see the module docs of [`coding`] ("Tiles and the initial bits").
     fn pop(
         &self,
         coder: &mut DefaultAnsCoder,
-        height: usize,
-        width: usize,
+        size: (usize, usize),
+        version: Version,
         _floor: u64,
     ) -> Result<Vec<u8>> {
-        pop_image(coder, self, height, width)
+        pop_image(coder, self, size, pixel_tables(version))
     }
 }

@@ -6,7 +6,7 @@
 //! A VAE's [`Vae::id`] is the 64-bit FNV-1a hash over the canonical arch JSON and, in
 //! `tensor_specs` order, every tensor's name and little-endian `f32` bytes (as the IDF's).
 
-use super::arch::{VaeArch, VaeConfig, LOGVAR_RANGE};
+use super::arch::{VaeArch, VaeConfig, GRID_MEAN_MAX, GRID_SCALE_RANGE, LOGVAR_RANGE};
 use super::coding::Buckets;
 use super::resnet::{self, Layer, ResnetDecoder, ResnetEncoder};
 use crate::engine::{relu_in_place, Dense, FloatTensor, Shape};
@@ -37,7 +37,32 @@ pub struct Vae {
     /// For each upper layer `l = 2..=L` (index `l − 2`): `encoder{l}` and `decoder{l}`.
     upper: Vec<(Vec<Dense>, Vec<Dense>)>,
     pub(super) buckets: Buckets,
+    /// With fitted grids, for each layer `l < L` (index `l − 1`): its grid; else empty.
+    grids: Vec<Grid>,
     id: u64,
+}
+
+/// A fitted grid of one latent layer: dimension `j`'s buckets are the standard ones moved to
+/// `mean[j]` and scaled by `scale[j]` (see [`crate::model::vae::arch`], "Fitted grids").
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grid {
+    pub mean: Vec<f32>,
+    pub scale: Vec<f32>,
+}
+
+impl Grid {
+    /// Checks the values' ranges (see [`crate::model::vae::arch`]).
+    fn validate(&self, l: usize) -> Result<()> {
+        let means_ok = (self.mean.iter()).all(|m| m.is_finite() && m.abs() <= GRID_MEAN_MAX);
+        let scales_ok = (self.scale.iter())
+            .all(|s| s.is_finite() && (GRID_SCALE_RANGE.0..=GRID_SCALE_RANGE.1).contains(s));
+        match means_ok && scales_ok {
+            true => Ok(()),
+            false => Err(invalid(format!(
+                "grid{l}: a mean beyond ±{GRID_MEAN_MAX} or a scale outside {GRID_SCALE_RANGE:?}"
+            ))),
+        }
+    }
 }
 
 impl Vae {
@@ -66,6 +91,10 @@ impl Vae {
             .iter()
             .map(|spec| {
                 let n: usize = spec.shape.iter().product();
+                if spec.name.ends_with(".scale") {
+                    // a fitted grid's scales: positive, 1/2 to 2
+                    return (0..n).map(|_| libm::exp2f(rng.symmetric())).collect();
+                }
                 let bound = match spec.shape.as_slice() {
                     [_, fan_in] => (3.0 / *fan_in as f32).sqrt(),
                     [_, fan_in, kh, kw] => (3.0 / (fan_in * kh * kw) as f32).sqrt(),
@@ -124,6 +153,15 @@ impl Vae {
         let upper = (1..config.layers())
             .map(|_| pair().ok_or_else(|| invalid("too few networks")))
             .collect::<Result<Vec<_>>>()?;
+        let grids = (config.fitted_layers().into_iter())
+            .map(|(l, _)| {
+                let mean = values.next().ok_or_else(|| invalid("too few tensors"))?;
+                let scale = values.next().ok_or_else(|| invalid("too few tensors"))?;
+                let grid = Grid { mean, scale };
+                grid.validate(l)?;
+                Ok(grid)
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Vae {
             buckets: Buckets::new(config.bucket_bits),
             config,
@@ -131,8 +169,15 @@ impl Vae {
             encoder,
             decoder,
             upper,
+            grids,
             id,
         })
+    }
+
+    /// The fitted grid of layer `l` (`1..L`), `None` on the standard grid (the top layer
+    /// always).
+    pub fn grid(&self, l: usize) -> Option<&Grid> {
+        l.checked_sub(1).and_then(|i| self.grids.get(i))
     }
 
     /// Serialises the model with `card` (a JSON object) as its card.
@@ -151,6 +196,7 @@ impl Vae {
                 .flat_map(|(e, d)| e.iter().chain(d))
                 .flat_map(Dense::tensors),
         );
+        values.extend((self.grids.iter()).flat_map(|g| [g.mean.as_slice(), g.scale.as_slice()]));
         let tensors: Vec<_> = (self.config.tensor_specs().into_iter())
             .zip(values)
             .map(|(spec, v)| (spec.name, spec.shape, v))
