@@ -13,7 +13,7 @@
 //! of front-coding it, so a numbered set's entries cost one byte each besides their tiles.
 //!
 //! Version 6 adds **runs** to chained archives: a maximal group of `k ≥ 2` consecutive entries
-//! that are each [like the previous one](ArchiveEntry) (same geometry, name counted on, no
+//! that are each like the previous one (same geometry, name counted on, no
 //! extension block) is written as its first entry with a run flag and the count `k − 1`; the
 //! others take no bytes, so a numbered set of equal-size images costs a few bytes in all.
 
