@@ -1,6 +1,8 @@
 //! Reading never allocates more than a small multiple of the input, whatever the header claims,
 //! even with every limit switched off. Measured with a global allocator that records the largest
-//! single request and the total requested on the current thread.
+//! single request and the total requested on the current thread. The one exception is a valid
+//! run of a version-6 chained archive, whose entries take no bytes (bounded by `--max-entries`,
+//! FORMAT.md "Limits"); a run longer than the entries claimed is refused before it is expanded.
 
 use idfcodec_codec::format::{self, Limits};
 use std::alloc::{GlobalAlloc, Layout, System};
