@@ -144,7 +144,7 @@ fn stdin_and_stdout() {
         Some(&fs::read(&png).unwrap()),
     );
     assert!(compressed.status.success(), "{compressed:?}");
-    assert_eq!(&compressed.stdout[..2], b"\x69\xd5");
+    assert_eq!(&compressed.stdout[..2], b"\x69\xd6");
     assert!(String::from_utf8_lossy(&compressed.stderr).contains("bpd"));
     let decompressed = run_with_stdin(&["decompress", "-", "--model", m], Some(&compressed.stdout));
     assert!(decompressed.status.success(), "{decompressed:?}");

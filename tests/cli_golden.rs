@@ -1,8 +1,8 @@
 //! Golden files: `fixtures/*.png` (real MNIST / Fashion-MNIST test images) and their encodings
 //! made with the fixed `fixtures/test-model.safetensors`: `fixtures/*.png.idf` in format
 //! version 1 (made before version 2 existed), `fixtures/v2/` (version 2) and `fixtures/v3/`
-//! (version 3), `fixtures/v4/` and `fixtures/v5/` (versions 4 and 5, also the chained archive
-//! `goldens-chained.idfa`), each with the archive `goldens.idfa`; `fixtures/v3/` to `v5/` also hold PngSuite
+//! (version 3), `fixtures/v4/` to `fixtures/v6/` (versions 4 to 6, also the chained archive
+//! `goldens-chained.idfa`), each with the archive `goldens.idfa`; `fixtures/v3/` to `v6/` also hold PngSuite
 //! images with palettes, transparency and colour chunks, coded without a model. Every future
 //! build must decode all of them to exactly these pixels (and colour chunks), and encode the
 //! PNGs to exactly the bytes of the newest version: a change here is a format change (a version
@@ -60,9 +60,9 @@ fn idf_v1(g: &Golden) -> PathBuf {
 }
 
 /// The folder of the newest version's goldens.
-const NEWEST: &str = "v5";
+const NEWEST: &str = "v6";
 
-/// The golden of `version` (a folder under `fixtures/`: "v2" to "v5").
+/// The golden of `version` (a folder under `fixtures/`: "v2" to "v6").
 fn idf_in(version: &str, g: &Golden) -> PathBuf {
     fixtures().join(version).join(format!("{}.png.idf", g.stem))
 }
@@ -88,7 +88,7 @@ fn chained_archive() -> PathBuf {
 }
 
 /// PngSuite images with a palette, transparency or colour chunks, coded without a model
-/// (`--effort 1`) into `fixtures/v5/NAME.idf` (`fixtures/v3/`, `v4/`: their older twins).
+/// (`--effort 1`) into `fixtures/v6/NAME.idf` (`fixtures/v3/` to `v5/`: their older twins).
 const COLOUR_GOLDEN: [&str; 5] = [
     "basn3p08-trns.png",
     "basn6a08.png",
@@ -183,6 +183,7 @@ fn golden_files_decode_and_encode_exactly() {
             ("v3", idf_in("v3", g)),
             ("v4", idf_in("v4", g)),
             ("v5", idf_in("v5", g)),
+            ("v6", idf_in("v6", g)),
         ] {
             let decoded = dir.path().join(format!("{}.{version}.png", g.stem));
             decompress(&file, &decoded);
@@ -208,9 +209,10 @@ fn the_golden_archive_decodes_and_encodes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let chained = [
         ("v4", fixtures().join("v4/goldens-chained.idfa")),
+        ("v5", fixtures().join("v5/goldens-chained.idfa")),
         (NEWEST, chained_archive()),
     ];
-    let archives = ["v2", "v3", "v4", "v5"].map(|v| (v, archive_in(v)));
+    let archives = ["v2", "v3", "v4", "v5", "v6"].map(|v| (v, archive_in(v)));
     for (version, file) in archives.into_iter().chain(chained) {
         let restored = dir
             .path()
@@ -242,6 +244,7 @@ fn colour_goldens_decode_and_encode_exactly() {
         for (version, file) in [
             ("v3", colour_idf_in("v3", name)),
             ("v4", colour_idf_in("v4", name)),
+            ("v5", colour_idf_in("v5", name)),
             (NEWEST, colour_idf(name)),
         ] {
             let decoded = dir.path().join(format!("{version}-{name}"));
@@ -272,9 +275,16 @@ fn info_shows_the_version() {
         (archive_in("v3"), "format version 3"),
         (idf_in("v4", &GOLDEN[0]), "format version 4"),
         (archive_in("v4"), "format version 4"),
-        (idf(&GOLDEN[0]), "format version 5"),
-        (archive(), "format version 5"),
+        (idf_in("v5", &GOLDEN[0]), "format version 5"),
+        (archive_in("v5"), "format version 5"),
+        (idf(&GOLDEN[0]), "format version 6"),
+        (archive(), "format version 6"),
         (chained_archive(), "chained"),
+        // a run: four entries, three of them stored as one flags byte and a count
+        (
+            fixtures().join("v6/vae/run-chained.idfa"),
+            "format version 6, 1368 bytes, 4 entries",
+        ),
     ] {
         let text = ok(&["info".as_ref(), file.as_os_str()]);
         assert!(text.contains(version), "{}: {text}", file.display());

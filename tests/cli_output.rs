@@ -385,6 +385,8 @@ fn info_states_what_the_integrity_check_covers() {
         ("4", "v4/goldens.idfa"),
         ("5", "v5/mnist-test-0.png.idf"),
         ("5", "v5/goldens.idfa"),
+        ("6", "v6/mnist-test-0.png.idf"),
+        ("6", "v6/goldens.idfa"),
     ] {
         let info = ok(&["info".as_ref(), fixtures.join(file).as_os_str()]);
         assert!(
@@ -400,7 +402,7 @@ fn info_states_what_the_integrity_check_covers() {
             "{info}"
         );
     }
-    let chained = fixtures.join("v5/goldens-chained.idfa");
+    let chained = fixtures.join("v6/goldens-chained.idfa");
     let info = ok(&["info".as_ref(), chained.as_os_str()]);
     assert!(
         info.contains("check:    CRC-32 of every entry's samples together with everything")

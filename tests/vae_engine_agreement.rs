@@ -197,6 +197,13 @@ fn a_trained_vae_codes_its_test_images_at_its_elbo() {
         .unwrap()
         .chain
         .unwrap();
+    // the rest of the file is O(1) (format version 6): magic, model flags, external model id,
+    // entry count, the first entry ("0.png" front-coded, 28×28) and one run ("1.png" to
+    // "39.png": flags and r = 38), whatever the number of images
+    assert_eq!(
+        bytes.len() - chain.len(),
+        2 + 1 + 8 + 1 + (1 + 3 + 5 + 3) + 2
+    );
     let coded_bits = chain.len() as f64 * 8.0;
     let dims = (n * 784) as f64;
     println!(

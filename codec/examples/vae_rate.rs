@@ -3,11 +3,14 @@
 //! bits-back chain), as an archive of independent entries, and each alone; encode and decode on
 //! one thread, bit-exact checks, rates in bits per dimension (everything in the files counted:
 //! container, names, checksums, the chain's initial bits and final flush), with the share of
-//! the coded streams alone (what the model's likelihood is compared with); for a VAE, the mean
+//! the coded streams alone (what the model's likelihood is compared with) and of the entries
+//! (flags, names, geometry, runs, section lengths: what the archive pays per image besides its
+//! streams, the magic, model id and entry count); for a VAE, the mean
 //! initial bits a block needs in Bit-Swap's order and in the naive one (a hierarchical model:
 //! `upper_latents`).
 //!
-//! `cargo run --release -p idfcodec-codec --example vae_rate -- MODEL.safetensors DIR [N]`
+//! `cargo run --release -p idfcodec-codec --example vae_rate -- MODEL.safetensors DIR [N]
+//! [chained]` (`chained`: the chained archive only)
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,10 +22,21 @@ use idfcodec_codec::{
     EncodeOptions, Model, ModelStorage, NamedImage, NamedModel,
 };
 
+/// Bytes of `value` as a varint (LEB128).
+fn varint_len(mut value: u64) -> usize {
+    let mut len = 1;
+    while value >= 0x80 {
+        value >>= 7;
+        len += 1;
+    }
+    len
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (model_path, dir) = (PathBuf::from(&args[0]), PathBuf::from(&args[1]));
     let n: usize = args.get(2).map_or(1000, |v| v.parse().expect("N"));
+    let chained_only = args.get(3).is_some_and(|a| a == "chained");
     let model = Model::from_safetensors(&std::fs::read(&model_path).unwrap()).unwrap();
     println!("model: {} ({})", model_path.display(), model.summary());
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -53,7 +67,11 @@ fn main() {
         threads: 1,
         ..DecodeOptions::default()
     };
-    for layout in [ArchiveLayout::Chained, ArchiveLayout::Independent] {
+    let layouts = match chained_only {
+        true => &[ArchiveLayout::Chained][..],
+        false => &[ArchiveLayout::Chained, ArchiveLayout::Independent],
+    };
+    for &layout in layouts {
         let options = EncodeOptions {
             threads: 1,
             tile_side: 128,
@@ -76,17 +94,27 @@ fn main() {
                 .flat_map(|e| e.image.tiles.iter().map(|t| t.len()))
                 .sum(),
         };
+        // magic, model flags, model id, entry count
+        let head = 2 + 1 + if read.model.is_external() { 8 } else { 4 } + varint_len(n as u64);
+        let entry_bytes = archive.len() - streams - head;
         println!(
-            "{layout:?} archive of {n} images ({dims} dims): {} bytes = {:.4} bpd (bit-exact), \
-             of which coded streams {streams} bytes = {:.4} bpd, container and names {} bytes; \
-             one thread: encode {:.1} images/s, decode {:.1} images/s",
+            "{layout:?} archive of {n} images ({dims} dims), format version {}: {} bytes = \
+             {:.4} bpd (bit-exact), of which coded streams {streams} bytes = {:.4} bpd, \
+             container and names {} bytes (entries {entry_bytes} bytes = {:.4} bpd, {:.3} per \
+             image); one thread: encode {:.1} images/s, decode {:.1} images/s",
+            read.version,
             archive.len(),
             bpd(archive.len()),
             bpd(streams),
             archive.len() - streams,
+            bpd(entry_bytes),
+            entry_bytes as f64 / n as f64,
             n as f64 / encode_s,
             n as f64 / decode_s
         );
+    }
+    if chained_only {
+        return;
     }
     let options = EncodeOptions {
         threads: 1,

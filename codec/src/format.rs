@@ -76,7 +76,7 @@ pub enum FormatError {
     /// The file does not start with an idfcodec magic.
     #[error(
         "not an idfcodec file: it starts with [{found}], idfcodec files start with \
-         [69 d1]..[69 d3] (image) or [69 a1]..[69 a3] (archive)"
+         [69 d1]..[69 d6] (image) or [69 a1]..[69 a6] (archive)"
     )]
     BadMagic {
         /// The first bytes, in hex.

@@ -1,6 +1,8 @@
 //! Reading never allocates more than a small multiple of the input, whatever the header claims,
 //! even with every limit switched off. Measured with a global allocator that records the largest
-//! single request and the total requested on the current thread.
+//! single request and the total requested on the current thread. The one exception is a valid
+//! run of a version-6 chained archive, whose entries take no bytes (bounded by `--max-entries`,
+//! FORMAT.md "Limits"); a run longer than the entries claimed is refused before it is expanded.
 
 use idfcodec_codec::format::{self, Limits};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -74,6 +76,16 @@ fn archive(count: u64, tail: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// A version-6 chained archive claiming `count` entries: a first entry named "n1" (1×1), then
+/// `tail`.
+fn chained_v6(count: u64, tail: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0x69, 0xa6, 0x02, 0, 0, 0, 0];
+    varint(count, &mut bytes);
+    bytes.extend_from_slice(&[0, 0, 0, 2, b'n', b'1', 1, 1, 0]);
+    bytes.extend_from_slice(tail);
+    bytes
+}
+
 #[test]
 fn hostile_headers_allocate_in_proportion_to_the_input() {
     let max = u64::from(u32::MAX);
@@ -92,6 +104,20 @@ fn hostile_headers_allocate_in_proportion_to_the_input() {
         ),
         ("2^63 entries", archive(1 << 63, &[0; 64])),
         ("2^20 entries in 4 KiB", archive(1 << 20, &[0; 4096])),
+        // runs take no bytes, but one is checked against the entries left before it is made
+        (
+            "chained v6, 2^62 entries, a run of 2^62",
+            chained_v6(1 << 62, &{
+                let mut run = vec![0x07];
+                varint(1 << 62, &mut run);
+                run.push(1);
+                run
+            }),
+        ),
+        (
+            "chained v6, 2^62 entries in 4 KiB",
+            chained_v6(1 << 62, &[0x03; 4096]),
+        ),
         (
             "huge entry name",
             archive(1, &[0xff, 0xff, 0xff, 0xff, 0x0f, b'a']),

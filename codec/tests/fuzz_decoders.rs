@@ -1,6 +1,6 @@
 //! Fuzz-style decoder test: random bytes and seeded random mutations (bit flips, byte inserts,
 //! deletes and overwrites, truncations, splices) of the version-1 and version-2 goldens and of
-//! the version-2 golden archive, and of the bits-back goldens (`fixtures/v5/vae/`, a chained archive
+//! the version-2 golden archive, and of the bits-back goldens (`fixtures/v6/vae/`, a chained archive
 //! among them), fed to the image and archive decoders. Whatever comes in, the
 //! decoder returns an error or exactly the original pixels; it never panics and never makes a huge
 //! allocation (a global allocator records the largest request). Bounded by a case count, not by
@@ -185,8 +185,8 @@ fn mutated_and_random_inputs_never_give_wrong_pixels() {
     mutate_and_decode(&named, &sources, 0x1df_2024);
 }
 
-/// The same for the bits-back goldens (`fixtures/v5/vae/`: lone files, a chained archive and one
-/// with counted-on names) with their random hierarchical VAE: a damaged chain or block never gives other pixels.
+/// The same for the bits-back goldens (`fixtures/v6/vae/`: lone files, a chained archive, one
+/// with counted-on names and one with a run) with their random hierarchical VAE: a damaged chain or block never gives other pixels.
 #[test]
 fn mutated_vae_files_never_give_wrong_pixels() {
     let bytes = std::fs::read(fixtures().join("test-vae.safetensors")).unwrap();
@@ -195,8 +195,8 @@ fn mutated_vae_files_never_give_wrong_pixels() {
         name: "test-vae",
         model: &model,
     };
-    let sources = sources(&named, &[fixtures().join("v5/vae")]);
-    assert_eq!(sources.len(), 5);
+    let sources = sources(&named, &[fixtures().join("v6/vae")]);
+    assert_eq!(sources.len(), 6);
     mutate_and_decode(&named, &sources, 0xbb_a25);
 }
 
@@ -219,8 +219,10 @@ fn mutate_and_decode(named: &NamedModel<'_>, sources: &[Source], seed: u64) {
                     [0x69, 0xa2],
                     [0x69, 0xd5],
                     [0x69, 0xa5],
+                    [0x69, 0xd6],
+                    [0x69, 0xa6],
                 ];
-                random[..2].copy_from_slice(&magics[rng.range(0, 5) as usize]);
+                random[..2].copy_from_slice(&magics[rng.range(0, 7) as usize]);
             }
             match decode(&random, named) {
                 Decoded::Refused => refused += 1,

@@ -1,7 +1,7 @@
 //! The golden files of `fixtures/` through the library alone (no PNG, no libtorch): every
 //! `.idf` decodes with the committed test model (the pixel checksums make that bit-exact); the
-//! version-5 ones (`fixtures/v5/`, with a chained archive) re-encode to the same bytes, and the
-//! version-1 to 4 ones decode to the same pixels as their newer twins. `tests/cli_golden.rs` also compares
+//! version-6 ones (`fixtures/v6/`, with a chained archive) re-encode to the same bytes, and the
+//! version-1 to 5 ones decode to the same pixels as their newer twins. `tests/cli_golden.rs` also compares
 //! the pixels with the PNGs.
 
 use std::path::{Path, PathBuf};
@@ -105,13 +105,13 @@ fn golden_files_round_trip_through_the_library() {
         name: "test-model",
         model: &model,
     };
-    let files = golden_files(&fixtures().join("v5"));
+    let files = golden_files(&fixtures().join("v6"));
     assert!(files.len() >= 3, "{files:?}");
     for path in files {
         let golden = std::fs::read(&path).unwrap();
         let file = ImageFile::read(&golden, &Limits::default()).unwrap();
-        assert_eq!(file.version, Version::V5);
-        for older in ["v3", "v4"] {
+        assert_eq!(file.version, Version::V6);
+        for older in ["v3", "v4", "v5"] {
             let twin = std::fs::read(fixtures().join(older).join(path.file_name().unwrap()));
             assert_eq!(
                 decompress(&twin.unwrap(), &named, &DecodeOptions::default()).ok(),
@@ -157,9 +157,9 @@ fn the_golden_archive_round_trips_through_the_library() {
         name: "test-model",
         model: &model,
     };
-    let golden = std::fs::read(fixtures().join("v5/goldens.idfa")).unwrap();
+    let golden = std::fs::read(fixtures().join("v6/goldens.idfa")).unwrap();
     let archive = Archive::read(&golden, &Limits::default()).unwrap();
-    assert_eq!(archive.version, Version::V5);
+    assert_eq!(archive.version, Version::V6);
     assert_eq!(archive.entries.len(), 3);
     let images = decompress_archive(&golden, &named, &DecodeOptions::default()).unwrap();
     for older in [
@@ -167,7 +167,9 @@ fn the_golden_archive_round_trips_through_the_library() {
         "v3/goldens.idfa",
         "v4/goldens.idfa",
         "v4/goldens-chained.idfa",
+        "v5/goldens.idfa",
         "v5/goldens-chained.idfa",
+        "v6/goldens-chained.idfa",
     ] {
         let bytes = std::fs::read(fixtures().join(older)).unwrap();
         assert_eq!(
@@ -177,7 +179,7 @@ fn the_golden_archive_round_trips_through_the_library() {
         );
     }
     for image in &images {
-        let single = std::fs::read(fixtures().join("v5").join(format!("{}.idf", image.name)));
+        let single = std::fs::read(fixtures().join("v6").join(format!("{}.idf", image.name)));
         let single = decompress(&single.unwrap(), &named, &DecodeOptions::default()).unwrap();
         assert_eq!(image.image, single, "{}", image.name);
     }
@@ -197,7 +199,7 @@ fn the_golden_archive_round_trips_through_the_library() {
     };
     assert!(
         compress_archive(&images, &model, &chained).unwrap()
-            == std::fs::read(fixtures().join("v5/goldens-chained.idfa")).unwrap(),
+            == std::fs::read(fixtures().join("v6/goldens-chained.idfa")).unwrap(),
         "re-encoding the chained archive changed the bytes"
     );
 }

@@ -1,9 +1,11 @@
-//! Golden files of the `vae` family (`fixtures/v5/vae/`): the real grayscale PNGs of `fixtures/`
+//! Golden files of the `vae` family (`fixtures/v6/vae/`): the real grayscale PNGs of `fixtures/`
 //! coded by bits-back ANS with the committed random hierarchical VAE
 //! `fixtures/test-vae.safetensors` (two stochastic layers, so both BB-ANS and Bit-Swap's order
-//! are pinned) — each image alone, the three as one chained archive, and the three again under
-//! numbered names (`digit-08.png` …, so the archive's names count on). Their version-4 twins
-//! (`fixtures/v4/vae/`) must decode to the same pixels. Every build must decode
+//! are pinned) — each image alone, the three as one chained archive, the three again under
+//! numbered names (`digit-08.png` …, so the archive's names count on), and four 28×28 images
+//! under numbered names (`digit-08.png` … `digit-11.png`: the last three one run, format
+//! version 6). Their version-4 and version-5 twins (`fixtures/v4/vae/`, `fixtures/v5/vae/`)
+//! must decode to the same pixels. Every build must decode
 //! them to exactly the PNGs' pixels and encode the PNGs to exactly these bytes, on one thread or
 //! two: a difference is a change of the VAE coding (the bucket tables, the networks' arithmetic,
 //! the order of the latents) and needs a format version (FORMAT.md), never new goldens.
@@ -32,12 +34,12 @@ fn fixtures() -> PathBuf {
 }
 
 fn golden_dir() -> PathBuf {
-    fixtures().join("v5/vae")
+    fixtures().join("v6/vae")
 }
 
-/// The version-4 twins of the goldens (read-compat only).
-fn v4_dir() -> PathBuf {
-    fixtures().join("v4/vae")
+/// The version-4 and version-5 twins of the goldens (read-compat only).
+fn older_dirs() -> [PathBuf; 2] {
+    [fixtures().join("v4/vae"), fixtures().join("v5/vae")]
 }
 
 /// The names of the numbered archive: each counts on from the one before.
@@ -90,6 +92,39 @@ fn entries() -> Vec<NamedImage> {
         .collect()
 }
 
+/// Four 28×28 images named `digit-08.png` … `digit-11.png`, so that the last three are like
+/// the entry before them (one run in version 6): the two 28×28 goldens and the mosaic's two
+/// whole top-left digits (MNIST test images 1 and 2).
+fn run_entries() -> Vec<NamedImage> {
+    let mosaic = image("mnist-mosaic-83x53.png");
+    let crop = |x0: usize| {
+        let width = mosaic.width() as usize;
+        let samples = (0..28)
+            .flat_map(|y| mosaic.samples()[y * width + x0..y * width + x0 + 28].to_vec())
+            .collect();
+        Image::gray8(28, 28, samples).unwrap()
+    };
+    let images = [
+        image("mnist-test-0.png"),
+        image("fashion-mnist-test-0.png"),
+        crop(0),
+        crop(28),
+    ];
+    images
+        .into_iter()
+        .zip([
+            "digit-08.png",
+            "digit-09.png",
+            "digit-10.png",
+            "digit-11.png",
+        ])
+        .map(|(image, name)| NamedImage {
+            name: EntryName::new(name).unwrap(),
+            image,
+        })
+        .collect()
+}
+
 /// The goldens' images under the [`NUMBERED`] names.
 fn numbered_entries() -> Vec<NamedImage> {
     entries()
@@ -124,11 +159,14 @@ fn vae_goldens_decode_and_re_encode_to_the_same_bytes() {
             Version::NEWEST
         );
         let original = image(name);
-        let v4 = std::fs::read(v4_dir().join(format!("{name}.idf"))).unwrap();
-        assert!(
-            decompress(&v4, &named, &DecodeOptions::default()).unwrap() == original,
-            "{name}: the version-4 twin decodes alike"
-        );
+        for dir in older_dirs() {
+            let twin = std::fs::read(dir.join(format!("{name}.idf"))).unwrap();
+            assert!(
+                decompress(&twin, &named, &DecodeOptions::default()).unwrap() == original,
+                "{name}: the twin in {} decodes alike",
+                dir.display()
+            );
+        }
         for threads in [1, 2] {
             let decoded = decompress(
                 &golden,
@@ -162,10 +200,10 @@ fn the_chained_vae_golden_archive_round_trips() {
         name: "test-vae",
         model: &model,
     };
-    let v4 = std::fs::read(v4_dir().join("goldens-chained.idfa")).unwrap();
     for (file, entries) in [
         ("goldens-chained.idfa", entries()),
         ("numbered-chained.idfa", numbered_entries()),
+        ("run-chained.idfa", run_entries()),
     ] {
         let golden = std::fs::read(golden_dir().join(file)).unwrap();
         let archive = Archive::read(&golden, &Limits::default()).unwrap();
@@ -184,14 +222,32 @@ fn the_chained_vae_golden_archive_round_trips() {
         }
     }
     let golden = std::fs::read(golden_dir().join("goldens-chained.idfa")).unwrap();
-    assert!(
-        decompress_archive(&v4, &named, &DecodeOptions::default()).unwrap()
-            == decompress_archive(&golden, &named, &DecodeOptions::default()).unwrap(),
-        "the version-4 twin decodes alike"
-    );
-    // the numbered archive spells its first name only (the others count on)
     let numbered = std::fs::read(golden_dir().join("numbered-chained.idfa")).unwrap();
+    let decoded = |bytes: &[u8]| decompress_archive(bytes, &named, &DecodeOptions::default());
+    for (dir, file) in [
+        ("v4", "goldens-chained.idfa"),
+        ("v5", "goldens-chained.idfa"),
+        ("v5", "numbered-chained.idfa"),
+    ] {
+        let twin = std::fs::read(fixtures().join(dir).join("vae").join(file)).unwrap();
+        let this = std::fs::read(golden_dir().join(file)).unwrap();
+        assert!(
+            decoded(&twin).unwrap() == decoded(&this).unwrap(),
+            "the {dir} twin of {file} decodes alike"
+        );
+    }
+    // the numbered archive spells its first name only (the others count on)
     assert!(numbered.len() < golden.len());
+    // the run archive stores its first entry and one run: flags 07 and r = 2
+    let run = std::fs::read(golden_dir().join("run-chained.idfa")).unwrap();
+    let first = 1 + 3 + "digit-08.png".len() + 3;
+    let entries_at = 2 + 1 + 8 + 1; // magic, model flags, external model id, entry count
+    assert_eq!(
+        run[entries_at + first..entries_at + first + 2],
+        [0x07, 0x02]
+    );
+    let read = Archive::read(&run, &Limits::default()).unwrap();
+    assert_eq!(read.entries.len(), 4);
     // the model is part of the check: another VAE cannot decode it
     let other = random_vae_with_seed(1);
     let other_named = NamedModel {
@@ -237,5 +293,9 @@ fn regenerate() {
     write(
         golden_dir().join("numbered-chained.idfa"),
         compress_archive(&numbered_entries(), &model, &options(1, ARCHIVE_TILE)).unwrap(),
+    );
+    write(
+        golden_dir().join("run-chained.idfa"),
+        compress_archive(&run_entries(), &model, &options(1, ARCHIVE_TILE)).unwrap(),
     );
 }

@@ -153,7 +153,7 @@ fn integrity_check(version: Version) -> &'static str {
             "CRC-32 of each tile's pixel samples only (not colour records, pixel format, tile \
              placement or names; re-compress to get the newest version's check)"
         }
-        Version::V3 | Version::V4 | Version::V5 => {
+        Version::V3 | Version::V4 | Version::V5 | Version::V6 => {
             "CRC-32 of each tile's samples together with everything decoded beside them: pixel \
              format, size, colour records, tile position, and in archives the entry's name and \
              position"

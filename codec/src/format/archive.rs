@@ -11,6 +11,11 @@
 //! Version 5 adds **sequential names**: an entry whose name counts on from the previous entry's
 //! (`mnist-test-00042.png` after `mnist-test-00041.png`, see [`next_name`]) sets a flag instead
 //! of front-coding it, so a numbered set's entries cost one byte each besides their tiles.
+//!
+//! Version 6 adds **runs** to chained archives: a maximal group of `k ≥ 2` consecutive entries
+//! that are each like the previous one (same geometry, name counted on, no
+//! extension block) is written as its first entry with a run flag and the count `k − 1`; the
+//! others take no bytes, so a numbered set of equal-size images costs a few bytes in all.
 
 use super::cursor::Cursor;
 use super::header::{Geometry, ModelBit};
@@ -45,18 +50,37 @@ pub struct ArchiveEntry<T = Vec<u8>> {
 const EXTERNAL_MODEL: u8 = 0x01;
 const CHAINED: u8 = 0x02;
 
-/// The entry flags byte (versions 2 to 5): bit 0 the entry has the previous entry's geometry;
+/// The entry flags byte (versions 2 to 6): bit 0 the entry has the previous entry's geometry;
 /// bit 1 (version 5) its name is [`next_name`] of the previous entry's, and no name bytes follow;
-/// other bits reserved (zero).
+/// bit 2 (version 6, chained archives only, with bits 0 and 1) a run: a varint `r ≥ 1` follows,
+/// and `r` more entries like this one follow that take no bytes; other bits reserved (zero).
 const SAME_GEOMETRY: u8 = 0x01;
 const SEQUENTIAL_NAME: u8 = 0x02;
+const RUN: u8 = 0x04;
+/// The flags of an entry like the previous one (see [`is_like`]).
+const LIKE: u8 = SAME_GEOMETRY | SEQUENTIAL_NAME;
 
-/// The entry flags a reader of `version` knows.
-fn known_entry_flags(version: Version) -> u8 {
-    match version >= Version::V5 {
-        true => SAME_GEOMETRY | SEQUENTIAL_NAME,
-        false => SAME_GEOMETRY,
+/// The entry flags a reader of `version` knows in an archive laid out as `sections`.
+fn known_entry_flags(version: Version, sections: Sections) -> u8 {
+    match version {
+        Version::V1 | Version::V2 | Version::V3 | Version::V4 => SAME_GEOMETRY,
+        Version::V5 => LIKE,
+        Version::V6 if sections == Sections::Chained => LIKE | RUN,
+        Version::V6 => LIKE,
     }
+}
+
+/// Whether runs may be written: version 6 and later, chained archives only (an entry with its
+/// own tile section always takes bytes).
+fn runs_allowed(version: Version, sections: Sections) -> bool {
+    version >= Version::V6 && sections == Sections::Chained
+}
+
+/// Whether an entry whose flags are `flags` and whose image has (`extensions`) an extension block
+/// is **like the previous entry**: same geometry, name counted on, and nothing else to store (an
+/// extension block is never inherited). Only such entries make up runs.
+fn is_like(flags: u8, extensions: bool) -> bool {
+    flags & LIKE == LIKE && !extensions
 }
 
 /// The name that counts on from `previous`: its last run of ASCII digits read as a decimal number
@@ -95,12 +119,16 @@ pub fn next_name(previous: &str) -> Option<String> {
 /// Fewest bytes an entry can take. Version 1: name length and one name byte, width, height,
 /// descriptor, checksum (4), section length. Versions 2 to 4: flags, shared prefix and suffix
 /// lengths, middle length (a name can be the previous one shortened), section length (none in a
-/// chained archive). Version 5: flags (a sequential name), section length (none when chained).
-fn min_entry_bytes(version: Version, chained: bool) -> usize {
+/// chained archive). Versions 5 and 6: flags (a sequential name), section length (none when
+/// chained). `None`: a version-6 chained archive, where the entries of a run take no bytes at all.
+fn min_entry_bytes(version: Version, sections: Sections) -> Option<usize> {
+    let chained = sections == Sections::Chained;
     match version {
-        Version::V1 => 1 + 1 + 1 + 1 + 1 + 4 + 1,
-        Version::V2 | Version::V3 | Version::V4 => 1 + 1 + 1 + 1 + usize::from(!chained),
-        Version::V5 => 1 + usize::from(!chained),
+        Version::V1 => Some(1 + 1 + 1 + 1 + 1 + 4 + 1),
+        Version::V2 | Version::V3 | Version::V4 => Some(1 + 1 + 1 + 1 + usize::from(!chained)),
+        Version::V5 => Some(1 + usize::from(!chained)),
+        Version::V6 if chained => None,
+        Version::V6 => Some(1 + 1),
     }
 }
 
@@ -124,16 +152,57 @@ impl<T: AsRef<[u8]>> Archive<T> {
             Some(_) => Sections::Chained,
             None => Sections::PerEntry,
         };
-        for entry in &self.entries {
+        let runs = self.runs(sections)?;
+        let mut index = 0;
+        while index < self.entries.len() {
+            let entry = &self.entries[index];
+            let run = runs.get(index).copied().unwrap_or(0);
             match self.version {
                 Version::V1 => entry.write_v1(out)?,
-                version => entry.write_front_coded(out, &mut previous, version, sections)?,
+                version => entry.write_front_coded(out, &mut previous, version, sections, run)?,
+            }
+            index += 1 + run as usize;
+            if run > 0 {
+                // the run's entries are written; the next entry is coded against its last one
+                previous.name = self.entries[index - 1].name.as_str().to_string();
             }
         }
         if let Some(chain) = &self.chain {
             out.write_all(chain.as_ref())?;
         }
         Ok(())
+    }
+
+    /// For each entry, the run it starts (0: none; `r`: the `r` entries after it are like it).
+    /// Canonical: every maximal group of `k ≥ 2` consecutive entries that are each like the
+    /// previous one is one run of `k − 1` started by the group's first entry. Empty where runs
+    /// are not allowed.
+    fn runs(&self, sections: Sections) -> Result<Vec<u64>, FormatError> {
+        if !runs_allowed(self.version, sections) {
+            return Ok(Vec::new());
+        }
+        let mut like = Vec::with_capacity(self.entries.len());
+        let mut previous: Option<(Vec<u8>, &str)> = None;
+        for entry in &self.entries {
+            let mut geometry = Vec::new();
+            entry.image.write_geometry(&mut geometry, false)?;
+            like.push(previous.as_ref().is_some_and(|(g, name)| {
+                *g == geometry
+                    && next_name(name).as_deref() == Some(entry.name.as_str())
+                    && entry.image.extensions.is_empty()
+            }));
+            previous = Some((geometry, entry.name.as_str()));
+        }
+        let mut runs = vec![0; self.entries.len()];
+        let mut start = 0;
+        while start < like.len() {
+            let len = like[start..].iter().take_while(|&&l| l).count();
+            if len >= 2 {
+                runs[start] = len as u64 - 1;
+            }
+            start += len.max(1);
+        }
+        Ok(runs)
     }
 
     /// The archive as bytes.
@@ -204,15 +273,17 @@ impl<T: AsRef<[u8]>> ArchiveEntry<T> {
         self.write_rest(out, Version::V1)
     }
 
-    /// Versions 2 to 5: flags, front-coded name (unless sequential, version 5), geometry (unless
-    /// the previous entry's), extension block (if any), section length and section (not in a
-    /// chained archive).
+    /// Versions 2 to 6: flags, run length (a run, version 6), front-coded name (unless
+    /// sequential, version 5), geometry (unless the previous entry's), extension block (if any),
+    /// section length and section (not in a chained archive). `run`: the entries after this one
+    /// that the run covers (0: no run; see [`Archive::runs`]).
     fn write_front_coded(
         &self,
         out: &mut impl Write,
         previous: &mut Previous,
         version: Version,
         sections: Sections,
+        run: u64,
     ) -> Result<(), FormatError> {
         let mut geometry = Vec::new();
         self.image.write_geometry(&mut geometry, false)?;
@@ -226,7 +297,13 @@ impl<T: AsRef<[u8]>> ArchiveEntry<T> {
         if sequential {
             flags |= SEQUENTIAL_NAME;
         }
+        if run > 0 {
+            flags |= RUN;
+        }
         out.write_u8(flags)?;
+        if run > 0 {
+            varint::write(out, run)?;
+        }
         if !sequential {
             let name = self.name.as_str().as_bytes();
             let (prefix, suffix) = shared(previous.name.as_bytes(), name);
@@ -328,31 +405,63 @@ impl<'a> Archive<&'a [u8]> {
             limits.max_entries,
             "--max-entries",
         )?;
-        let chained = sections == Sections::Chained;
-        if count > (cur.remaining() / min_entry_bytes(version, chained)) as u64 {
-            return Err(FormatError::Truncated {
-                what: "archive entries",
-            });
-        }
-        let mut entries: Vec<ArchiveEntry<&'a [u8]>> = Vec::with_capacity(count as usize);
+        // every stored entry takes at least one byte, so this bounds the first allocation; only
+        // a version-6 run makes entries that take none (bounded by `count`, checked above, and
+        // each run by the entries left, checked before it is expanded)
+        let capacity = match min_entry_bytes(version, sections) {
+            Some(min) if count > (cur.remaining() / min) as u64 => {
+                return Err(FormatError::Truncated {
+                    what: "archive entries",
+                })
+            }
+            Some(_) => count,
+            // what the bytes could hold without runs, about half of it (runs grow the vector)
+            None => count.min(cur.remaining() as u64 / 2),
+        };
+        let mut entries: Vec<ArchiveEntry<&'a [u8]>> = Vec::with_capacity(capacity as usize);
         let mut budget = NameBudget {
             used: 0,
             limit: limits.max_name_bytes,
         };
         let mut previous_geometry = None;
-        for _ in 0..count {
+        // whether the last entry read is like the one before it (version 6 chained: then the
+        // next one must not be, or it would have been in the same run)
+        let mut previous_like = false;
+        while (entries.len() as u64) < count {
             let entry = match version {
                 Version::V1 => ArchiveEntry::read_v1(&mut cur, limits, &mut budget)?,
                 version => {
                     let previous_name = entries.last().map_or("", |e| e.name.as_str());
-                    ArchiveEntry::read_front_coded(
+                    let left = count - entries.len() as u64 - 1;
+                    let read = ArchiveEntry::read_front_coded(
                         &mut cur,
                         limits,
                         &mut budget,
                         (previous_name, &mut previous_geometry),
                         version,
-                        sections,
-                    )?
+                        (sections, left),
+                    )?;
+                    if runs_allowed(version, sections) {
+                        if read.like && previous_like {
+                            return Err(FormatError::NonCanonical {
+                                what: "consecutive archive entries like the previous one (same \
+                                       geometry, name counted on) must be written as one run",
+                            });
+                        }
+                        previous_like = read.like;
+                    }
+                    let header = read.entry.image.header;
+                    entries.push(read.entry);
+                    for _ in 0..read.run {
+                        let entry = ArchiveEntry::counted_on(
+                            entries.last().expect("the run's first entry"),
+                            header,
+                            limits,
+                            &mut budget,
+                        )?;
+                        entries.push(entry);
+                    }
+                    continue;
                 }
             };
             entries.push(entry);
@@ -391,7 +500,34 @@ fn check_unique<T>(entries: &[ArchiveEntry<T>]) -> Result<(), FormatError> {
     }
 }
 
+/// An entry read by [`ArchiveEntry::read_front_coded`], and the run it starts.
+struct ReadEntry<'a> {
+    entry: ArchiveEntry<&'a [u8]>,
+    /// Whether it is like the previous entry ([`is_like`]).
+    like: bool,
+    /// The entries after it that its run covers (0: no run).
+    run: u64,
+}
+
 impl<'a> ArchiveEntry<&'a [u8]> {
+    /// An entry of a run: the previous entry's name counted on, the run's `header`, no extension
+    /// records and no bytes of its own (version 6).
+    fn counted_on(
+        previous: &Self,
+        header: ImageHeader,
+        limits: &Limits,
+        budget: &mut NameBudget,
+    ) -> Result<Self, FormatError> {
+        // the run's first entry counted on, so every name in the run has a number
+        let name = next_name(previous.name.as_str()).expect("a counted-on name has a number");
+        check_name_len(name.len() as u64)?;
+        budget.take(name.len() as u64)?;
+        Ok(ArchiveEntry {
+            name: EntryName::new(name)?,
+            image: CodedImage::chained(header, Vec::new(), limits)?,
+        })
+    }
+
     fn read_v1(
         cur: &mut Cursor<'a>,
         limits: &Limits,
@@ -406,22 +542,43 @@ impl<'a> ArchiveEntry<&'a [u8]> {
         Ok(ArchiveEntry { name, image })
     }
 
-    /// Versions 2 to 5 (see [`ArchiveEntry::write_front_coded`]).
+    /// Versions 2 to 6 (see [`ArchiveEntry::write_front_coded`]); `left`: the entries after
+    /// this one, which bound its run.
     fn read_front_coded(
         cur: &mut Cursor<'a>,
         limits: &Limits,
         budget: &mut NameBudget,
         (previous_name, previous_geometry): (&str, &mut Option<&'a [u8]>),
         version: Version,
-        sections: Sections,
-    ) -> Result<Self, FormatError> {
+        (sections, left): (Sections, u64),
+    ) -> Result<ReadEntry<'a>, FormatError> {
         let flags = cur.u8("entry flags byte")?;
-        if flags & !known_entry_flags(version) != 0 {
+        if flags & !known_entry_flags(version, sections) != 0 {
             return Err(FormatError::ReservedBits {
                 field: "entry flags byte",
                 value: flags,
             });
         }
+        let run = match flags & RUN != 0 {
+            false => 0,
+            true if flags & LIKE != LIKE => {
+                return Err(FormatError::NonCanonical {
+                    what: "a run of archive entries must start with an entry like the previous \
+                           one (the same-geometry and sequential-name flags set)",
+                })
+            }
+            true => {
+                let run = cur.varint("archive entry run length")?;
+                if run == 0 || run > left {
+                    return Err(FormatError::FieldOutOfRange {
+                        field: "archive entry run length",
+                        value: run,
+                        range: "1..=the entries after the run's first entry",
+                    });
+                }
+                run
+            }
+        };
         let next = match version >= Version::V5 {
             true => next_name(previous_name),
             false => None,
@@ -470,6 +627,13 @@ impl<'a> ArchiveEntry<&'a [u8]> {
             *previous_geometry = Some(bytes);
             geometry
         };
+        if run > 0 && geometry.extensions {
+            return Err(FormatError::NonCanonical {
+                what: "a run of archive entries cannot repeat an image with an extension block \
+                       (the records are never inherited)",
+            });
+        }
+        let extensions = geometry.extensions;
         let image = match sections {
             Sections::PerEntry => read_rest(cur, geometry, version, limits)?,
             Sections::Chained => {
@@ -477,7 +641,11 @@ impl<'a> ArchiveEntry<&'a [u8]> {
                 CodedImage::chained(header, extensions, limits)?
             }
         };
-        Ok(ArchiveEntry { name, image })
+        Ok(ReadEntry {
+            entry: ArchiveEntry { name, image },
+            like: is_like(flags, extensions),
+            run,
+        })
     }
 }
 

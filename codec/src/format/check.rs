@@ -56,7 +56,7 @@ impl TileCheck {
         let kind = match version {
             Version::V1 => CheckKind::None,
             Version::V2 => CheckKind::Samples,
-            Version::V3 | Version::V4 | Version::V5 => {
+            Version::V3 | Version::V4 | Version::V5 | Version::V6 => {
                 let mut bytes = Vec::new();
                 write_binding(&mut bytes, version, model, header, extensions, entry)?;
                 let mut hasher = crc32fast::Hasher::new();

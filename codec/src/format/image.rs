@@ -85,14 +85,14 @@ impl<T: AsRef<[u8]>> CodedImage<T> {
                 not_in("an image without a pixel checksum in its header")
             }
             Version::V1 if !self.extensions.is_empty() => not_in("extension records"),
-            Version::V2 | Version::V3 | Version::V4 | Version::V5
+            Version::V2 | Version::V3 | Version::V4 | Version::V5 | Version::V6
                 if self.header.pixel_crc.is_some() =>
             {
                 not_in("a pixel checksum in the header (it is carried in the tile streams)")
             }
             Version::V2 if !self.extensions.is_empty() => extension::validate(&self.extensions),
             Version::V2 => Ok(()),
-            Version::V3 | Version::V4 | Version::V5 => {
+            Version::V3 | Version::V4 | Version::V5 | Version::V6 => {
                 if !self.extensions.is_empty() {
                     extension::validate(&self.extensions)?;
                 }
@@ -122,7 +122,7 @@ impl<T: AsRef<[u8]>> CodedImage<T> {
         match version {
             Version::V1 => self.header.write_crc(out),
             _ if self.extensions.is_empty() => Ok(()),
-            Version::V2 | Version::V3 | Version::V4 | Version::V5 => {
+            Version::V2 | Version::V3 | Version::V4 | Version::V5 | Version::V6 => {
                 extension::write_block(out, &self.extensions)
             }
         }
@@ -174,7 +174,7 @@ impl<'a> CodedImage<&'a [u8]> {
             }
             Version::V2 if geometry.extensions => extension::read_block(cur)?,
             Version::V2 => Vec::new(),
-            Version::V3 | Version::V4 | Version::V5 => {
+            Version::V3 | Version::V4 | Version::V5 | Version::V6 => {
                 let records = match geometry.extensions {
                     true => extension::read_block(cur)?,
                     false => Vec::new(),

@@ -11,7 +11,8 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Most tiles in one image (`--max-tiles`).
     pub max_tiles: u64,
-    /// Most entries in one archive (`--max-entries`).
+    /// Most entries in one archive (`--max-entries`). In a version-6 chained archive the entries
+    /// of a run take no bytes, so there this is what bounds the entries a reader makes.
     pub max_entries: u64,
     /// Most bytes of entry names in one archive, all names together (`--max-name-bytes`): a
     /// front-coded name (version 2) costs a few bytes of the file however long it is.
@@ -19,7 +20,9 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Accepts everything the format can express (still never allocates beyond the input size).
+    /// Accepts everything the format can express (still never allocates beyond the input size,
+    /// except for the entries of a version-6 chained archive's runs, which take no bytes: with no
+    /// entry limit, use it on trusted files only).
     pub const UNLIMITED: Limits = Limits {
         max_width: u32::MAX,
         max_height: u32::MAX,

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 /// The format version this build writes (the newest it reads). Any change to the layout bumps
 /// it; decoders for older versions are kept (see "Version policy" in `FORMAT.md`).
-pub const VERSION: u8 = 5;
+pub const VERSION: u8 = 6;
 
 /// A format version this build reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,19 +28,24 @@ pub enum Version {
     /// Version 5: version 4, plus **sequential names** (archive entry flags bit 1): an entry
     /// named by counting on from the previous entry's name takes no name bytes.
     V5,
+    /// Version 6: version 5, plus **runs** in chained archives (archive entry flags bit 2): a
+    /// run of entries each with the previous entry's geometry and the previous name counted on
+    /// is one entry and a count; the run's other entries take no bytes.
+    V6,
 }
 
 impl Version {
     /// The version this build writes.
-    pub const NEWEST: Version = Version::V5;
+    pub const NEWEST: Version = Version::V6;
 
     /// Every version this build reads, oldest first.
-    pub const ALL: [Version; 5] = [
+    pub const ALL: [Version; 6] = [
         Version::V1,
         Version::V2,
         Version::V3,
         Version::V4,
         Version::V5,
+        Version::V6,
     ];
 
     /// The number in the magic's low nibble.
@@ -51,6 +56,7 @@ impl Version {
             Version::V3 => 3,
             Version::V4 => 4,
             Version::V5 => 5,
+            Version::V6 => 6,
         }
     }
 
@@ -65,7 +71,7 @@ impl fmt::Display for Version {
     }
 }
 
-const _: () = assert!(VERSION == 5 && matches!(Version::NEWEST, Version::V5));
+const _: () = assert!(VERSION == 6 && matches!(Version::NEWEST, Version::V6));
 
 /// First byte of every idfcodec file.
 const MAGIC: u8 = b'i';
@@ -73,9 +79,9 @@ const MAGIC: u8 = b'i';
 /// What a file holds, from the high nibble of its second byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileKind {
-    /// One coded image (`69 d5` for version 5; `69 d4` … `69 d1` for older versions).
+    /// One coded image (`69 d6` for version 6; `69 d5` … `69 d1` for older versions).
     Image,
-    /// Many named coded images sharing one model (`69 a5` for version 5; `69 a4` … `69 a1` for
+    /// Many named coded images sharing one model (`69 a6` for version 6; `69 a5` … `69 a1` for
     /// older versions).
     Archive,
 }
@@ -174,13 +180,13 @@ mod tests {
         assert!(matches!(detect(b"iX"), Err(FormatError::BadMagic { .. })));
         assert!(matches!(detect(b"i"), Err(FormatError::Truncated { .. })));
         assert!(matches!(detect(b""), Err(FormatError::Truncated { .. })));
-        for found in [0, 6, 15] {
+        for found in [0, 7, 15] {
             let err = detect(&[b'i', 0xd0 | found]).unwrap_err();
             assert!(matches!(
                 err,
-                FormatError::UnsupportedVersion { found: f, newest: 5, .. } if f == found
+                FormatError::UnsupportedVersion { found: f, newest: 6, .. } if f == found
             ));
-            assert!(err.to_string().contains("reads versions 1 to 5"), "{err}");
+            assert!(err.to_string().contains("reads versions 1 to 6"), "{err}");
         }
     }
 }
