@@ -29,7 +29,7 @@ use crate::Result;
 /// How a file of `version` computes the pixel tables: exactly from version 6 on; versions 4
 /// and 5 with the clamped start they were written with ([`BinnedStart`]).
 pub fn pixel_tables(version: Version) -> BinnedStart {
-    match version > Version::V5 {
+    match version >= Version::V6 {
         true => BinnedStart::Exact,
         false => BinnedStart::Clamped,
     }
