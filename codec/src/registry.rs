@@ -48,6 +48,7 @@ const EMBEDDED: &[EmbeddedSpec] = &[
     embedded_model!("photos", [Rgb8], "models/photos.safetensors"),
     embedded_model!("vae-fashion-mnist", [Gray8], "models/vae-fashion-mnist.safetensors"),
     embedded_model!("vae-mnist", [Gray8], "models/vae-mnist.safetensors"),
+    embedded_model!("hvae-mnist", [Gray8], "models/hvae-mnist.safetensors"),
     // superseded models: kept so that every file coded with them still decodes
     embedded_model!("vae-mnist-v1", [Gray8], "models/legacy/vae-mnist-v1.safetensors"),
     embedded_model!("fashion-mnist-v5", [Gray8], "models/legacy/fashion-mnist-v5.safetensors"),
