@@ -299,3 +299,50 @@ fn regenerate() {
         compress_archive(&run_entries(), &model, &options(1, ARCHIVE_TILE)).unwrap(),
     );
 }
+
+/// The embedded `vae-mnist` (three logistic components) on MNIST test image 188
+/// (`fixtures/mnist-test-188.png`), whose white strokes get a component sharp enough and far
+/// enough above the first bin boundary (more than 700 scales) that the two pixel-table rules
+/// differ: `fixtures/v5/vae-mnist/` holds the file the version-5 writer made (commit d534614,
+/// `idfcodec compress fixtures/mnist-test-188.png --model vae-mnist`), coded with the clamped
+/// start, `fixtures/v6/vae-mnist/` the version-6 file, coded with the exact one. Both decode to
+/// the PNG's pixels; the newest writer makes exactly the version-6 bytes; and each payload pops
+/// the PNG's pixels only under its own rule (so the goldens pin both).
+#[test]
+fn vae_mnist_goldens_pin_both_pixel_table_rules() {
+    use idfcodec_codec::entropy::{open_stream, BinnedStart};
+    use idfcodec_codec::model::vae::pop_image;
+    use idfcodec_codec::Registry;
+    let image = image("mnist-test-188.png");
+    let entry = Registry::embedded().by_name("vae-mnist").unwrap();
+    let model = entry.model().unwrap();
+    let vae = model.vae().unwrap();
+    let read = |version: &str| {
+        std::fs::read(fixtures().join(version).join("vae-mnist/mnist-test-188.png.idf")).unwrap()
+    };
+    let (v5, v6) = (read("v5"), read("v6"));
+    for (bytes, version) in [(&v5, Version::V5), (&v6, Version::V6)] {
+        let file = ImageFile::read(bytes, &Limits::default()).unwrap();
+        assert_eq!(file.version, version);
+        let back = decompress(bytes, Registry::embedded(), &DecodeOptions::default()).unwrap();
+        assert_eq!(back, image, "{version:?}");
+        let pops = |tables: BinnedStart| -> Option<Vec<u8>> {
+            let mut coder = open_stream(&file.image.tiles[0]).ok()?;
+            pop_image(&mut coder, vae, (28, 28), tables).ok()
+        };
+        let (own, other) = match version {
+            Version::V6 => (BinnedStart::Exact, BinnedStart::Clamped),
+            _ => (BinnedStart::Clamped, BinnedStart::Exact),
+        };
+        assert_eq!(pops(own).as_deref(), Some(image.samples()), "{version:?}");
+        assert_ne!(pops(other).as_deref(), Some(image.samples()), "{version:?}");
+    }
+    let options = EncodeOptions {
+        threads: 1,
+        tile_side: 128,
+        model_storage: ModelStorage::Embedded,
+        archive_layout: ArchiveLayout::Auto,
+    };
+    assert_eq!(compress(&image, model, &options).unwrap(), v6);
+    assert!(v6.len() < v5.len(), "{} vs {}", v6.len(), v5.len());
+}
