@@ -318,7 +318,12 @@ fn vae_mnist_goldens_pin_both_pixel_table_rules() {
     let model = entry.model().unwrap();
     let vae = model.vae().unwrap();
     let read = |version: &str| {
-        std::fs::read(fixtures().join(version).join("vae-mnist/mnist-test-188.png.idf")).unwrap()
+        std::fs::read(
+            fixtures()
+                .join(version)
+                .join("vae-mnist/mnist-test-188.png.idf"),
+        )
+        .unwrap()
     };
     let (v5, v6) = (read("v5"), read("v6"));
     for (bytes, version) in [(&v5, Version::V5), (&v6, Version::V6)] {
