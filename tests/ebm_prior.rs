@@ -1,6 +1,7 @@
 //! The energy-based prior (`family = "ebm-prior"`): its numerics against closed forms — the
 //! log Z estimator recovers a Gaussian integral and its spread shrinks as 1/√samples, MALA
-//! keeps a 2-D Gaussian invariant —, the tilted prior with λ = 0 is the plain VAE's NLL, a
+//! keeps a 2-D Gaussian invariant, the KL from the tilted prior is the Gaussian KL for a
+//! quadratic energy —, the tilted prior with λ = 0 is the plain VAE's NLL and KL, a
 //! critic trained a few steps gives data lower energy than noise, configs are checked, resume
 //! is bit-identical, and `sample --sampler mala`, `metrics nll` and `metrics logz` run through
 //! the binary.
@@ -10,7 +11,10 @@ mod common;
 mod generative_common;
 
 use generative_common::{assert_resume_is_bit_identical, config, job, lock, small_data};
-use idfcodec::nn::ebm_prior::math::{log_partition, mala, LogMeanExp, LogZOptions, MalaOptions};
+use idfcodec::nn::dist::kl_standard_normal;
+use idfcodec::nn::ebm_prior::math::{
+    log_partition, mala, tilted_kl, LogMeanExp, LogZOptions, MalaOptions,
+};
 use idfcodec::nn::ebm_prior::{self, EbmPrior};
 use idfcodec::nn::vae::Vae;
 use idfcodec::train::{self, checkpoint, config::TrainConfig};
@@ -234,6 +238,54 @@ fn mala_keeps_a_2d_gaussian_invariant_and_reaches_it() {
     assert!(small > 0.95 && large < 0.2, "{small} {large}");
 }
 
+#[test]
+fn kl_from_a_quadratically_tilted_prior_matches_the_gaussian_kl() {
+    let _rng = lock();
+    // t(z) = offset − a‖z‖²/2: p(z) ∝ N(z; 0, I)·exp(t) is N(0, s² I), s² = 1/(1 + a),
+    // log Z = offset − (d/2) log(1 + a)
+    let (a, d) = (0.5f64, 3);
+    let s2 = 1.0 / (1.0 + a);
+    let mu = Tensor::from_slice(&[0.3f32, -1.0, 2.0, 0.0, 0.5, -0.2]).reshape([2, 3]);
+    let logvar = Tensor::from_slice(&[0.0f32, -1.0, 0.5, -3.0, 1.0, 0.2]).reshape([2, 3]);
+    // KL(N(μ, σ²) ‖ N(0, s²)) = Σ ½ (log(s²/σ²) + (σ² + μ²)/s² − 1)
+    let exact: Vec<f64> = (0..2)
+        .map(|row| {
+            (0..d)
+                .map(|i| {
+                    let m = mu.double_value(&[row, i]);
+                    let lv = logvar.double_value(&[row, i]);
+                    0.5 * (s2.ln() - lv + (lv.exp() + m * m) / s2 - 1.0)
+                })
+                .sum()
+        })
+        .collect();
+    for offset in [0.0, 50.0] {
+        let log_z = offset - d as f64 / 2.0 * (1.0 + a).ln();
+        tch::manual_seed(4);
+        let kl = tilted_kl(&mu, &logvar, &quadratic(a, offset), 20_000, log_z);
+        let closed = kl_standard_normal(&mu, &logvar);
+        assert!((&kl.standard - &closed).abs().max().double_value(&[]) < 1e-6);
+        for (row, want) in exact.iter().enumerate() {
+            let got = kl.kl.double_value(&[row as i64]);
+            // E_q[t] from 20 000 draws: its error is about 0.01 nats here
+            assert!(
+                (got - want).abs() < 0.05,
+                "offset {offset}, row {row}: {got} vs {want}"
+            );
+            let parts = kl.standard.double_value(&[row as i64])
+                - kl.mean_tilt.double_value(&[row as i64])
+                + log_z;
+            assert!((got - parts).abs() < 1e-3 * (1.0 + offset));
+        }
+    }
+    // no tilt: the KL from N(0, I), exactly
+    let kl = tilted_kl(&mu, &logvar, &quadratic(0.0, 0.0), 3, 0.0);
+    assert_eq!(
+        kl.kl.to_kind(Kind::Double).double_value(&[0]),
+        kl_standard_normal(&mu, &logvar).double_value(&[0])
+    );
+}
+
 /// Trains `c` on `train` fixed MNIST images; returns the run folder.
 fn trained(c: &TrainConfig, images: i64) -> tempfile::TempDir {
     let data = small_data(c, images, 16);
@@ -272,6 +324,12 @@ fn with_lambda_zero_the_nll_is_the_plain_vaes() {
     let plain = tch::no_grad(|| vae.iwae(&x, 16));
     let diff = (&tilted - &plain).abs().max().double_value(&[]);
     assert!(diff < 1e-4, "λ = 0 differs from the VAE by {diff} nats");
+    // and its KL from the tilted prior is the VAE's KL from N(0, I)
+    let kl = tch::no_grad(|| ebm.tilted_kl(&x, 4, est.mean()));
+    let (mu, logvar) = tch::no_grad(|| vae.encode(&x));
+    let plain_kl = kl_standard_normal(&mu, &logvar);
+    assert!((&kl.kl - &plain_kl).abs().max().double_value(&[]) < 1e-5);
+    assert_eq!(kl.mean_tilt.abs().max().double_value(&[]), 0.0);
     // with λ ≠ 0 the tilt and log Z move it
     let (ebm, _) = ebm_prior::load_run(run.path(), Some(3.0), Device::Cpu).unwrap();
     let est = logz(&ebm);
@@ -422,6 +480,7 @@ fn the_cli_samples_with_mala_and_reports_nll_and_log_z() {
         said.contains("nats/image") && said.contains("bits/dim"),
         "{said}"
     );
+    assert!(said.contains("KL(q ‖ p_λ)"), "{said}");
 
     // a run of another family is refused with a reason
     let vae = {

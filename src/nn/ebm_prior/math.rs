@@ -1,7 +1,8 @@
 //! The energy-based prior's numerics, free of any model: a streaming log-mean-exp
 //! ([`LogMeanExp`]), the Monte Carlo estimate of a log partition function
 //! `log E_{N(z;0,I)}[exp(log_weight(z))]` repeated for its spread ([`log_partition`]), and the
-//! Metropolis-adjusted Langevin kernel ([`mala`]) on any differentiable log density.
+//! Metropolis-adjusted Langevin kernel ([`mala`]) on any differentiable log density, and the KL
+//! divergence of a Gaussian posterior from the tilted prior ([`tilted_kl`]).
 //! `tests/ebm_prior.rs` checks them on targets whose answers are known in closed form.
 
 use tch::{Device, Kind, Tensor};
@@ -235,5 +236,47 @@ pub fn mala(
         } else {
             f64::NAN
         },
+    }
+}
+
+/// `KL(q ‖ p)` of Gaussians `q = N(μ, diag σ²)` (one per row) from the tilted prior
+/// `p(z) = N(z; 0, I) · exp(t(z)) / Z`, `Z = E_{N(0, I)}[exp t]`, per row (nats):
+///
+/// `KL(q ‖ p) = E_q[log q(z) − log N(z; 0, I) − t(z) + log Z] = KL(q ‖ N(0, I)) − E_q[t(z)] + log Z`,
+///
+/// the first term in closed form, `E_q[t]` from `samples` draws of `q` per row (libtorch's
+/// generator), `log Z` given. For the energy-based prior `t(z) = −λ E(G(z))`, so the KL is
+/// `KL(q ‖ N(0, I)) + λ E_q[E(G(z))] + log Z`.
+pub struct TiltedKl {
+    /// `KL(q ‖ N(0, I))` in closed form (`N`).
+    pub standard: Tensor,
+    /// The sample mean of `t(z)`, `z ~ q` (`N`).
+    pub mean_tilt: Tensor,
+    /// `standard − mean_tilt + log Z` (`N`).
+    pub kl: Tensor,
+}
+
+/// [`TiltedKl`] of the rows of `mu`, `logvar` (`N×D`), `log_tilt` mapping latents (`M×D`) to
+/// `t` (`M`), with `samples ≥ 1` draws per row and the given `log Z`.
+pub fn tilted_kl(
+    mu: &Tensor,
+    logvar: &Tensor,
+    log_tilt: &dyn Fn(&Tensor) -> Tensor,
+    samples: i64,
+    log_z: f64,
+) -> TiltedKl {
+    assert!(samples >= 1, "the tilted KL needs at least one sample");
+    let (n, d) = (mu.size()[0], mu.size()[1]);
+    let eps = Tensor::randn([samples, n, d], (mu.kind(), mu.device()));
+    let z = &mu.unsqueeze(0) + (logvar * 0.5).exp().unsqueeze(0) * eps;
+    let mean_tilt = log_tilt(&z.reshape([samples * n, d]))
+        .reshape([samples, n])
+        .mean_dim([0i64].as_slice(), false, Kind::Float);
+    let standard = super::super::dist::kl_standard_normal(mu, logvar);
+    let kl = &standard - &mean_tilt + log_z;
+    TiltedKl {
+        standard,
+        mean_tilt,
+        kl,
     }
 }

@@ -108,6 +108,74 @@ impl EbmPrior {
         });
         total / n.max(1) as f64
     }
+
+    /// `KL(q(z|x) ‖ p_λ(z))` per image of pixels `x` (nats, shape `N`, with its parts), the
+    /// posterior's expectation of the energy from `samples` draws per image, the given `log Z`.
+    pub fn tilted_kl(&self, x: &Tensor, samples: i64, log_z: f64) -> math::TiltedKl {
+        let (mu, logvar) = self.vae.encode(x);
+        math::tilted_kl(&mu, &logvar, &|z| self.log_tilt(z), samples, log_z)
+    }
+
+    /// The means of the ELBO's terms under the tilted prior over `images` (`u8`): the
+    /// reconstruction (one posterior draw per image), `KL(q ‖ N(0, I))`, `λ E_q[E(G(z))]` and
+    /// `KL(q ‖ p_λ)` (`samples` draws per image), in batches of about `batch / samples` images;
+    /// `progress(done)` after each batch.
+    pub fn dataset_tilted_elbo(
+        &self,
+        images: &Tensor,
+        samples: i64,
+        log_z: f64,
+        batch: i64,
+        device: Device,
+        progress: &mut dyn FnMut(i64),
+    ) -> TiltedElbo {
+        let sum = |t: &Tensor| t.sum(Kind::Double).double_value(&[]);
+        let n = images.size()[0];
+        let mut total = [0.0; 4];
+        let mut done = 0;
+        crate::metrics::bpd::for_each_batch(images, (batch / samples).max(1), device, |x| {
+            let reconstruction = self.vae.elbo(x).reconstruction;
+            let kl = self.tilted_kl(x, samples, log_z);
+            for (t, v) in
+                total
+                    .iter_mut()
+                    .zip([&reconstruction, &kl.standard, &-&kl.mean_tilt, &kl.kl])
+            {
+                *t += sum(v);
+            }
+            done += x.size()[0];
+            progress(done);
+        });
+        let m = |v: f64| v / n.max(1) as f64;
+        TiltedElbo {
+            reconstruction: m(total[0]),
+            kl_standard: m(total[1]),
+            energy: m(total[2]),
+            kl: m(total[3]),
+        }
+    }
+}
+
+/// The means over a data set of the ELBO's terms under the tilted prior (nats per image), from
+/// [`EbmPrior::dataset_tilted_elbo`]: `−ELBO_λ = reconstruction + kl`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TiltedElbo {
+    /// `E_q[−log p(x|z)]`, one draw of `q(z|x)` per image (the VAE's own term).
+    pub reconstruction: f64,
+    /// `KL(q(z|x) ‖ N(0, I))`, closed form.
+    pub kl_standard: f64,
+    /// `λ · E_q[E(G(z))]`, from the KL's draws.
+    pub energy: f64,
+    /// `KL(q(z|x) ‖ p_λ(z)) = kl_standard + energy + log Z` ([`math::tilted_kl`]).
+    pub kl: f64,
+}
+
+impl TiltedElbo {
+    /// `−ELBO_λ = reconstruction + KL(q ‖ p_λ)`, an upper bound on the NLL under the tilted prior
+    /// (for the exact `log Z`).
+    pub fn neg_elbo(&self) -> f64 {
+        self.reconstruction + self.kl
+    }
 }
 
 /// The ebm-prior model of the run in `run` (its checkpoint's weights) and the run's state;
