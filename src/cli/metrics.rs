@@ -381,17 +381,17 @@ mod with_tch {
         let images = crate::nn::generative::images_for(&state, &a.data, a.n as i64, a.run.seed)?;
         let est = log_z(&model, &a.run, a.logz_samples, a.logz_repeats, device)?;
         let log_z = est.mean();
-        let bar = crate::cli::progress::bar(a.n as u64, "images (NLL)");
         tch::manual_seed(a.run.seed as i64);
-        let nats = model.dataset_nll(
-            &images,
-            a.k as i64,
-            log_z,
-            a.run.batch as i64,
-            device,
-            &mut |done| bar.set_position(done as u64),
-        );
-        bar.finish_and_clear();
+        let nats = crate::cli::progress::with_bar(a.n as u64, "images (NLL)", |progress| {
+            model.dataset_nll(
+                &images,
+                a.k as i64,
+                log_z,
+                a.run.batch as i64,
+                device,
+                progress,
+            )
+        });
         let dims: i64 = images.size()[1..].iter().product();
         println!(
             "NLL {nats:.4} nats/image, {:.5} bits/dim  ({} images of {}, K = {}, λ = {}, \
@@ -408,16 +408,17 @@ mod with_tch {
             a.run.run.display()
         );
         if a.kl_samples > 0 {
-            let bar = crate::cli::progress::bar(a.n as u64, "images (ELBO under p_λ)");
-            let t = model.dataset_tilted_elbo(
-                &images,
-                a.kl_samples as i64,
-                log_z,
-                a.run.batch as i64,
-                device,
-                &mut |done| bar.set_position(done as u64),
-            );
-            bar.finish_and_clear();
+            let what = "images (ELBO under p_λ)";
+            let t = crate::cli::progress::with_bar(a.n as u64, what, |progress| {
+                model.dataset_tilted_elbo(
+                    &images,
+                    a.kl_samples as i64,
+                    log_z,
+                    a.run.batch as i64,
+                    device,
+                    progress,
+                )
+            });
             println!(
                 "−ELBO_λ {:.4} nats/image = reconstruction {:.4} + KL(q ‖ p_λ) {:.4}; \
                  KL(q ‖ N(0,I)) {:.4}, λ·E_q[E(G(z))] {:.4}, log Z {:.6}  ({} draws of q per image \

@@ -15,3 +15,12 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     );
     bar
 }
+
+/// Runs `work` under a bar of `len` steps labelled `what`: `work` reports how many steps are done
+/// through the callback it is given; the bar is cleared afterwards.
+pub fn with_bar<T>(len: u64, what: &str, work: impl FnOnce(&mut dyn FnMut(i64)) -> T) -> T {
+    let bar = bar(len, what);
+    let out = work(&mut |done| bar.set_position(done.max(0) as u64));
+    bar.finish_and_clear();
+    out
+}
