@@ -344,6 +344,11 @@ fn model_files_and_the_pipeline() {
     // with fitted grids: another model, its grids kept by the file
     let grids = Vae::new_random(fitted(config(&[8, 4], 24, 1, 10)), 11).unwrap();
     assert_ne!(grids.id(), vae.id());
+    let summary = Model::from(grids.clone()).summary();
+    assert!(
+        summary.contains("2 latent layers 8/4 (fitted grids below the top)"),
+        "{summary}"
+    );
     let reloaded = Model::from_safetensors(
         &Model::from(grids.clone())
             .to_safetensors(&serde_json::json!({}))

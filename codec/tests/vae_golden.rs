@@ -332,7 +332,7 @@ fn vae_mnist_goldens_pin_both_pixel_table_rules() {
         let back = decompress(bytes, Registry::embedded(), &DecodeOptions::default()).unwrap();
         assert_eq!(back, image, "{version:?}");
         let pops = |tables: BinnedStart| -> Option<Vec<u8>> {
-            let mut coder = open_stream(&file.image.tiles[0]).ok()?;
+            let mut coder = open_stream(file.image.tiles[0]).ok()?;
             pop_image(&mut coder, vae, (28, 28), tables).ok()
         };
         let (own, other) = match version {

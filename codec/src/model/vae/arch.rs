@@ -447,7 +447,11 @@ impl VaeConfig {
             format!("latent {}", self.latent)
         } else {
             let sizes: Vec<String> = latents.iter().map(usize::to_string).collect();
-            format!("{} latent layers {}", latents.len(), sizes.join("/"))
+            let grids = match self.latent_grids {
+                LatentGrids::Standard => "",
+                LatentGrids::Fitted => " (fitted grids below the top)",
+            };
+            format!("{} latent layers {}{grids}", latents.len(), sizes.join("/"))
         };
         let nets = match self.arch {
             VaeArch::Mlp => format!("mlp {}→{}→{}", self.dims(), self.hidden, self.hidden),
