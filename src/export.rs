@@ -179,12 +179,10 @@ impl CodableVae for Hvae {
                 let batch = x.narrow(0, start, 500.min(n - start)).to_kind(Kind::Float);
                 let (mut mu, mut logvar) = self.encode(&batch);
                 for l in 1..=below_top {
+                    let mu64 = mu.to_kind(Kind::Double);
                     let parts = [
-                        mu.to_kind(Kind::Double)
-                            .sum_dim_intlist(0, false, Kind::Double),
-                        mu.to_kind(Kind::Double)
-                            .square()
-                            .sum_dim_intlist(0, false, Kind::Double),
+                        mu64.sum_dim_intlist(0, false, Kind::Double),
+                        mu64.square().sum_dim_intlist(0, false, Kind::Double),
                         logvar
                             .to_kind(Kind::Double)
                             .exp()
@@ -231,18 +229,18 @@ pub fn vae_engine_check<M: CodableVae>(
         let (rec, kl) = float.terms_at_mean(&subset.to_kind(Kind::Float));
         Vec::<f64>::try_from(&(rec + kl).to_kind(Kind::Double)).expect("1-d")
     });
-    let pixels = |i: usize| -> Vec<u8> {
-        Vec::try_from(&subset.get(i as i64).flatten(0, -1)).expect("u8 image")
-    };
+    let pixels: Vec<Vec<u8>> = (0..n)
+        .map(|i| Vec::try_from(&subset.get(i as i64).flatten(0, -1)).expect("u8 image"))
+        .collect();
     let engine_error = |e: idfcodec_codec::CodecError| TrainError::Other(e.to_string());
     let mut check = compare(&float_nats, dims as usize, |i| {
         let (rec, kl) =
-            idfcodec_codec::model::vae::terms_at_mean(engine, &pixels(i)).map_err(engine_error)?;
+            idfcodec_codec::model::vae::terms_at_mean(engine, &pixels[i]).map_err(engine_error)?;
         Ok(rec + kl)
     })?;
     let mut coder = start_stream(StreamStart::Checksum(0));
-    for i in 0..n {
-        push_block(&mut coder, engine, &pixels(i), BinnedStart::Exact).map_err(engine_error)?;
+    for x in &pixels {
+        push_block(&mut coder, engine, x, BinnedStart::Exact).map_err(engine_error)?;
     }
     let bytes = finish_stream(coder).map_err(engine_error)?.len();
     check.coded_bpd = Some((8 * bytes) as f64 / (n as f64 * dims as f64));

@@ -153,6 +153,16 @@ pub struct Evaluation {
     pub parts: Vec<(String, f64)>,
 }
 
+impl Evaluation {
+    /// A figure that is the sum of its named shares (`names` and `shares` in the same order).
+    pub fn of_shares(names: impl IntoIterator<Item = String>, shares: Vec<f64>) -> Self {
+        Evaluation {
+            total: shares.iter().sum(),
+            parts: names.into_iter().zip(shares).collect(),
+        }
+    }
+}
+
 /// What one training step reports: the train figure and the values of the family's extra log
 /// columns ([`LogColumns::extras`], in that order).
 #[derive(Clone, Debug, PartialEq)]

@@ -92,14 +92,7 @@ impl<F: FlowFamily> Trainable for FlowModel<F> {
     /// Test bits/dim and its parts: prior, log-det and dequantization (they sum to it).
     fn evaluate(&self, images: &Tensor, batch: i64, device: Device) -> Evaluation {
         let shares = bpd::dataset_bpd_by_term(self, images, batch, device);
-        Evaluation {
-            total: shares.iter().sum(),
-            parts: TERM_NAMES
-                .iter()
-                .map(|s| s.to_string())
-                .zip(shares)
-                .collect(),
-        }
+        Evaluation::of_shares(TERM_NAMES.iter().map(|s| s.to_string()), shares)
     }
 
     fn lr_scale(_: &F::Config, _: &str, param: &Tensor) -> Tensor {

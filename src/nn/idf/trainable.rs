@@ -114,15 +114,7 @@ impl Trainable for Idf {
     /// Test bits/dim, with each prior's share named as in [`IdfConfig::prior_names`].
     fn evaluate(&self, images: &Tensor, batch: i64, device: Device) -> Evaluation {
         let shares = bpd::dataset_bpd_by_term(self, images, batch, device);
-        Evaluation {
-            total: shares.iter().sum(),
-            parts: self
-                .config()
-                .prior_names()
-                .into_iter()
-                .zip(shares)
-                .collect(),
-        }
+        Evaluation::of_shares(self.config().prior_names(), shares)
     }
 
     fn lr_scale(config: &IdfModelConfig, name: &str, param: &Tensor) -> Tensor {
